@@ -1,0 +1,7 @@
+"""`python -m aidepy`."""
+
+import sys
+
+from aidepy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,174 @@
+"""The attribute catalogue: every attribute aidepy knows, in AIDE's canonical order.
+
+One table says, for each attribute, its config name (as written in `aide.conf` and printed by
+`aide -p`), the label used in reports, its kind (how the scanner collects it and how reports
+compare and print it) and, for hashes, how to compute it. Adding a hash is one entry here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import xxhash
+
+
+class Hasher(Protocol):
+    """The part of `hashlib`'s interface the scanner uses."""
+
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+class Kind(Enum):
+    """How an attribute is collected, compared and printed."""
+
+    STAT = "stat"  # an integer from lstat (perm, uid, size, times, ...)
+    LINKNAME = "linkname"  # a symlink's target (bytes)
+    FTYPE = "ftype"  # the file type letter
+    HASH = "hash"  # a digest of the file's content (bytes)
+    META = "meta"  # extended metadata collected by the scanner (acl, xattrs, caps, ...)
+    FLAG = "flag"  # changes how others are compared (S, I, ANF, ARF, growing); never stored
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One row of the catalogue."""
+
+    name: str  # config name: "p", "sha256", "growing"
+    label: str  # report label: "Perm", "SHA256"
+    kind: Kind
+    stat_field: str | None = None  # os.stat_result field for Kind.STAT
+    new_hash: Callable[[], Hasher] | None = None  # None for a hash aidepy cannot compute
+    adversarial: bool = True  # False for fast non-cryptographic hashes (xxhash, crc)
+
+
+class _Crc32:
+    """zlib CRC-32 with the hashlib interface (AIDE's `crc32b`)."""
+
+    def __init__(self) -> None:
+        self._crc = 0
+
+    def update(self, data: bytes, /) -> None:
+        self._crc = zlib.crc32(data, self._crc)
+
+    def digest(self) -> bytes:
+        return self._crc.to_bytes(4, "big")
+
+
+class _Crc32Mhash(_Crc32):
+    """CRC-32 as libmhash computes it for AIDE's `crc32`: the same sum, bytes reversed."""
+
+    def digest(self) -> bytes:
+        return self._crc.to_bytes(4, "little")
+
+
+def _openssl(name: str) -> Callable[[], Hasher] | None:
+    """A constructor for an OpenSSL digest, or None where this OpenSSL does not offer it."""
+    try:
+        hashlib.new(name)
+    except ValueError:
+        return None
+    return lambda: hashlib.new(name)
+
+
+def _stat(name: str, label: str, field: str) -> Attribute:
+    return Attribute(name, label, Kind.STAT, stat_field=field)
+
+
+def _hash(name: str, label: str, new: Callable[[], Hasher] | None, adversarial: bool = True) -> Attribute:
+    return Attribute(name, label, Kind.HASH, new_hash=new, adversarial=adversarial)
+
+
+# AIDE's order first (it fixes how `aide -p` and reports list attributes), aidepy's own after.
+CATALOGUE: tuple[Attribute, ...] = (
+    Attribute("l", "Lname", Kind.LINKNAME),
+    _stat("p", "Perm", "st_mode"),
+    _stat("u", "Uid", "st_uid"),
+    _stat("g", "Gid", "st_gid"),
+    _stat("s", "Size", "st_size"),
+    _stat("a", "Atime", "st_atime_ns"),
+    _stat("c", "Ctime", "st_ctime_ns"),
+    _stat("m", "Mtime", "st_mtime_ns"),
+    _stat("i", "Inode", "st_ino"),
+    _stat("b", "Bcount", "st_blocks"),
+    _stat("n", "Linkcount", "st_nlink"),
+    _hash("md5", "MD5", _openssl("md5")),
+    _hash("sha1", "SHA1", _openssl("sha1")),
+    _hash("rmd160", "RMD160", _openssl("ripemd160")),
+    _hash("tiger", "TIGER", None),
+    _hash("crc32", "CRC32", _Crc32Mhash, adversarial=False),
+    _hash("haval", "HAVAL", None),
+    _hash("gost", "GOST", None),
+    _hash("crc32b", "CRC32B", _Crc32, adversarial=False),
+    Attribute("acl", "ACL", Kind.META),
+    Attribute("S", "Size (>)", Kind.FLAG),
+    Attribute("I", "I", Kind.FLAG),
+    Attribute("ANF", "ANF", Kind.FLAG),
+    Attribute("ARF", "ARF", Kind.FLAG),
+    _hash("sha256", "SHA256", _openssl("sha256")),
+    _hash("sha512", "SHA512", _openssl("sha512")),
+    Attribute("selinux", "SELinux", Kind.META),
+    Attribute("xattrs", "XAttrs", Kind.META),
+    _hash("whirlpool", "WHIRLPOOL", _openssl("whirlpool")),
+    Attribute("ftype", "File type", Kind.FTYPE),
+    Attribute("e2fsattrs", "E2FSAttrs", Kind.META),
+    Attribute("caps", "Caps", Kind.META),
+    _hash("stribog256", "STRIBOG256", None),
+    _hash("stribog512", "STRIBOG512", None),
+    Attribute("growing", "growing", Kind.FLAG),
+    # aidepy's own hashes. xxhash is fast but NOT collision resistant: use it only where an
+    # adversary cannot choose file contents (caches, large media), never for system binaries.
+    _hash("sha3_256", "SHA3-256", _openssl("sha3_256")),
+    _hash("blake2b", "BLAKE2b", lambda: hashlib.blake2b()),
+    _hash("xxh64", "XXH64", xxhash.xxh64, adversarial=False),
+    _hash("xxh128", "XXH128", xxhash.xxh128, adversarial=False),
+)
+
+BY_NAME: dict[str, Attribute] = {a.name: a for a in CATALOGUE}
+ORDER: dict[str, int] = {a.name: i for i, a in enumerate(CATALOGUE)}
+
+AttrSet = frozenset[str]
+"""A set of attribute config names, e.g. frozenset({"p", "i", "sha256"})."""
+
+HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.kind is Kind.HASH)
+SUPPORTED_HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.new_hash is not None)
+AIDE_HASHES: AttrSet = frozenset(
+    {"md5", "sha1", "rmd160", "tiger", "crc32", "haval", "gost", "crc32b", "sha256", "sha512",
+     "whirlpool"}
+)
+
+
+def attrset(expr: str) -> AttrSet:
+    """Names joined with '+' (no groups, no '-'): `attrset("p+u+sha256")`."""
+    names = frozenset(n for n in expr.split("+") if n)
+    unknown = names - BY_NAME.keys()
+    if unknown:
+        raise ValueError(f"unknown attribute(s): {'+'.join(sorted(unknown))}")
+    return names
+
+
+# AIDE 0.18's predefined groups (`aide -v` prints them). `H` holds every hash AIDE knows;
+# the config layer drops the ones aidepy cannot compute, with a warning.
+DEFAULT_GROUPS: dict[str, AttrSet] = {
+    "R": attrset("l+p+u+g+s+c+m+i+n+md5+acl+selinux+xattrs+ftype+e2fsattrs+caps"),
+    "L": attrset("l+p+u+g+i+n+acl+selinux+xattrs+ftype+e2fsattrs+caps"),
+    ">": attrset("l+p+u+g+s+i+n+acl+selinux+xattrs+ftype+e2fsattrs+caps+growing"),
+    "H": AIDE_HASHES,
+    "X": attrset("acl+selinux+xattrs+e2fsattrs+caps"),
+    "E": frozenset(),
+}
+
+
+def ordered(attrs: Iterable[str]) -> list[str]:
+    """Attribute names in catalogue order."""
+    return sorted(attrs, key=ORDER.__getitem__)
+
+
+def format_attrs(attrs: Iterable[str]) -> str:
+    """The `+`-joined form `aide -p` and `aide -D` print, in catalogue order."""
+    return "+".join(ordered(attrs))

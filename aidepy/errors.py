@@ -1,0 +1,82 @@
+"""Failures an admin can act on, each with the exit code the CLI returns for it.
+
+Exit codes follow AIDE: bits 1/2/4 report added/removed/changed entries; 14-19 are AIDE's
+error codes. Codes 20 and up are aidepy's own and documented in the README.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (AIDE's where AIDE has one)."""
+
+    OK = 0
+    ADDED = 1
+    REMOVED = 2
+    CHANGED = 4
+    WRITE_ERROR = 14
+    INVALID_ARGUMENT = 15
+    UNIMPLEMENTED = 16
+    INVALID_CONFIG = 17
+    IO_ERROR = 18
+    VERSION_MISMATCH = 19
+    VERIFICATION_FAILED = 20
+    VAULT_ERROR = 21
+    BUSY = 22
+    INTERRUPTED = 130
+
+
+class AidepyError(Exception):
+    """Base of every expected failure; the CLI prints it as one line and exits with `exit_code`."""
+
+    exit_code: ExitCode = ExitCode.IO_ERROR
+
+
+class ConfigError(AidepyError):
+    """A rules/config line that cannot be accepted; names the file and line like `aide`."""
+
+    exit_code = ExitCode.INVALID_CONFIG
+
+    def __init__(self, file: str, line: int, reason: str) -> None:
+        super().__init__(f"{file}:{line}: {reason}")
+        self.file = file
+        self.line = line
+        self.reason = reason
+
+
+class UsageError(AidepyError):
+    """A bad command-line argument."""
+
+    exit_code = ExitCode.INVALID_ARGUMENT
+
+
+class DatabaseWriteError(AidepyError):
+    """A database or vault file could not be written; the previous one is intact."""
+
+    exit_code = ExitCode.WRITE_ERROR
+
+
+class DatabaseReadError(AidepyError):
+    """A database could not be read (missing, unreadable)."""
+
+    exit_code = ExitCode.IO_ERROR
+
+
+class VerificationError(AidepyError):
+    """A database (or anchor) whose signature, digest or structure does not verify."""
+
+    exit_code = ExitCode.VERIFICATION_FAILED
+
+
+class VaultError(AidepyError):
+    """The vault medium is missing, unusable, or write-protected when a write was needed."""
+
+    exit_code = ExitCode.VAULT_ERROR
+
+
+class BusyError(AidepyError):
+    """Another aidepy run holds the lock."""
+
+    exit_code = ExitCode.BUSY
