@@ -121,6 +121,7 @@ CATALOGUE: tuple[Attribute, ...] = (
     _hash("stribog256", "STRIBOG256", None),
     _hash("stribog512", "STRIBOG512", None),
     Attribute("growing", "growing", Kind.FLAG),
+    Attribute("compressed", "compressed", Kind.FLAG),  # AIDE 0.18: gzip-rotated logs
     # aidepy's own hashes. xxhash is fast but NOT collision resistant: use it only where an
     # adversary cannot choose file contents (caches, large media), never for system binaries.
     _hash("sha3_256", "SHA3-256", _openssl("sha3_256")),
