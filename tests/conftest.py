@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import email.message
+import email.policy
+import mailbox
 import os
 import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,3 +22,113 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed (./setup.sh installs it)")
     return path
+
+
+# --- root's mailbox through Debian's exim4 (owner: operations) ---------------------------------
+# Stock Debian exim4 never delivers as root (FIXED_NEVER_USERS) and its `mail4root` router puts
+# root's mail into /var/mail/mail unless /etc/aliases redirects root. `root: root` loops back to
+# mail4root, and `root: real-root` is refused as user 0; what works is an alias to the file
+# /var/mail/root, which needs a file transport and a non-root user on the `system_aliases`
+# router (Debian's SYSTEM_ALIASES_* macros, set in exim4.conf.localmacros). Every line the
+# fixture adds sits in a marked block, so teardown (and a later run after a crash) removes exactly them.
+
+MAIL_MARKER = "# aidepy-test-fixture"
+ALIASES = "/etc/aliases"
+LOCALMACROS = "/etc/exim4/exim4.conf.localmacros"
+ROOT_MBOX = "/var/mail/root"
+
+
+def _strip_marked(path: str) -> None:
+    """Remove the fixture's block from `path` and re-enable lines it disabled (or drop a file it made)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.read().splitlines(keepends=True)
+    if lines and lines[0] == f"{MAIL_MARKER} created\n":
+        os.unlink(path)
+        return
+    kept, inside = [], False
+    for line in lines:
+        if line == f"{MAIL_MARKER} begin\n":
+            inside = True
+        elif line == f"{MAIL_MARKER} end\n":
+            inside = False
+        elif line.startswith(f"{MAIL_MARKER} disabled: "):
+            kept.append(line[len(f"{MAIL_MARKER} disabled: "):])
+        elif not inside:
+            kept.append(line)
+    with open(path, "w") as f:
+        f.writelines(kept)
+
+
+def _add_marked(path: str, new_lines: list[str], disable_prefix: str | None = None) -> None:
+    """Append `new_lines` to `path` in a marked block; lines starting with `disable_prefix` are disabled."""
+    lines = [f"{MAIL_MARKER} created\n"]
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = f.read().splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    if disable_prefix is not None:
+        lines = [f"{MAIL_MARKER} disabled: {ln}" if ln.replace(" ", "").startswith(disable_prefix) else ln
+                 for ln in lines]
+    lines += [f"{MAIL_MARKER} begin\n", *(ln + "\n" for ln in new_lines), f"{MAIL_MARKER} end\n"]
+    with open(path, "w") as f:
+        f.writelines(lines)
+
+
+class RootMailbox:
+    """Root's mbox as the local MTA delivers it."""
+
+    path = ROOT_MBOX
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        """Every message in the mailbox, oldest first."""
+        if not os.path.exists(self.path):
+            return []
+        box = mailbox.mbox(self.path, create=False)
+        try:
+            return [email.message_from_bytes(box.get_bytes(key), _class=email.message.EmailMessage,
+                                             policy=email.policy.default) for key in box.iterkeys()]
+        finally:
+            box.close()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[email.message.EmailMessage]:
+        """Wait (bounded) until the mailbox holds `count` messages; returns them all."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.messages()) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(found) >= count, f"{self.path}: {len(found)} messages, expected {count} (exim4 mainlog?)"
+        return found
+
+
+@pytest.fixture
+def root_mailbox() -> Iterator[RootMailbox]:
+    """Arrange that exim4 delivers root's mail to an empty /var/mail/root; undo it afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to configure exim4 (runs as root in CI)")
+    exim = require_tool("exim4")
+    update = require_tool("update-exim4.conf")
+    saved_mbox = None
+    if os.path.exists(ROOT_MBOX):
+        saved_mbox = ROOT_MBOX + ".aidepy-test-saved"
+        os.replace(ROOT_MBOX, saved_mbox)
+    try:
+        for path in (ALIASES, LOCALMACROS):
+            _strip_marked(path)
+        _add_marked(LOCALMACROS, ["SYSTEM_ALIASES_FILE_TRANSPORT = address_file",
+                                  "SYSTEM_ALIASES_USER = mail", "SYSTEM_ALIASES_GROUP = mail"])
+        _add_marked(ALIASES, [f"root: {ROOT_MBOX}"], disable_prefix="root:")
+        subprocess.run([update], check=True)
+        route = subprocess.run([exim, "-bt", "root"], capture_output=True, text=True).stdout
+        if ROOT_MBOX not in route:
+            pytest.skip(f"exim4 does not route root to {ROOT_MBOX} on this machine: {route.strip()}")
+        yield RootMailbox()
+    finally:
+        for path in (ALIASES, LOCALMACROS):
+            _strip_marked(path)
+        subprocess.run([update], check=False)
+        if os.path.exists(ROOT_MBOX):
+            os.unlink(ROOT_MBOX)
+        if saved_mbox is not None:
+            os.replace(saved_mbox, ROOT_MBOX)

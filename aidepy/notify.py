@@ -1,0 +1,98 @@
+"""Deliver the daily report: a mail to the admin through the local MTA's `sendmail`, and syslog.
+
+The mail is built with `email.message.EmailMessage`, whose headers refuse line breaks; file
+names only ever go into the body, so no file name can add a header. The subject names the host
+and the verdict, and a baseline that fails verification gets a subject nobody can overlook.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import syslog
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import sh
+
+from aidepy.errors import AidepyError
+
+DEFAULT_LIMIT = 512 * 1024
+"""Largest report body mailed in full, in characters (the rest is cut with a note)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the daily run found: counts of differences, or why the baseline was not usable."""
+
+    host: str
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    failure: str | None = None
+    """Why the baseline failed verification (None: it verified and the check ran)."""
+
+
+def subject(verdict: Verdict) -> str:
+    """`aidepy: HOST: 3 changed, 1 added`, `aidepy: HOST: no changes`, or the verification alarm."""
+    if verdict.failure is not None:
+        return f"aidepy: {verdict.host}: ALERT: BASELINE FAILED VERIFICATION, NO CHECK DONE"
+    counts = [(verdict.changed, "changed"), (verdict.added, "added"), (verdict.removed, "removed")]
+    parts = [f"{n} {label}" for n, label in counts if n]
+    return f"aidepy: {verdict.host}: {', '.join(parts) if parts else 'no changes'}"
+
+
+def summary_line(verdict: Verdict) -> str:
+    """The one line that goes to syslog."""
+    if verdict.failure is not None:
+        return f"baseline failed verification: {verdict.failure}"
+    return (f"check done: {verdict.added} added, {verdict.removed} removed, "
+            f"{verdict.changed} changed")
+
+
+def cut_report(text: str, limit: int = DEFAULT_LIMIT, full_report: str | None = None) -> str:
+    """`text` if it fits in `limit` characters, else its first whole lines and a note on what was cut."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if "\n" in head:
+        head = head[: head.rindex("\n") + 1]
+    left_lines = text.count("\n", len(head)) + (0 if text.endswith("\n") else 1)
+    where = f"the full report is in {full_report}" if full_report else "`aidepy check` prints it in full"
+    return (f"{head}\n[aidepy: report cut here: {left_lines} more lines "
+            f"({len(text) - len(head)} characters) left out; {where}]\n")
+
+
+def build_message(to: str, verdict: Verdict, body: str) -> EmailMessage:
+    """The report mail: headers from the verdict and address only, the report in the body."""
+    message = EmailMessage()
+    message["To"] = to
+    message["Subject"] = subject(verdict)
+    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Auto-Submitted"] = "auto-generated"
+    if verdict.failure is not None:
+        message["Importance"] = "high"
+        message["X-Priority"] = "1"
+    # Undecodable file-name bytes reach us as surrogates; show them escaped rather than fail.
+    message.set_content(body.encode("utf-8", "backslashreplace").decode("utf-8"))
+    return message
+
+
+def send(message: EmailMessage, sendmail: str = "/usr/sbin/sendmail") -> None:
+    """Hand `message` to the local MTA with `sendmail -t -oi` (recipients from the To header)."""
+    try:
+        sh.Command(sendmail)("-t", "-oi", _in=message.as_bytes())
+    except sh.CommandNotFound as exc:
+        raise AidepyError(f"cannot mail the report: {sendmail} not found (setting `sendmail`)") from exc
+    except sh.ErrorReturnCode as exc:
+        err = exc.stderr.decode(errors="replace").strip()
+        raise AidepyError(f"cannot mail the report: {sendmail} exited with {exc.exit_code}: {err}") from exc
+
+
+def log_summary(verdict: Verdict) -> None:
+    """Send the summary line to syslog (facility daemon; an alert when verification failed)."""
+    priority = syslog.LOG_ALERT if verdict.failure is not None else syslog.LOG_NOTICE
+    syslog.openlog("aidepy", syslog.LOG_PID, syslog.LOG_DAEMON)
+    try:
+        syslog.syslog(priority, summary_line(verdict))
+    finally:
+        syslog.closelog()
