@@ -1,0 +1,505 @@
+"""Render the changes of one run as AIDE 0.18's plain-text report or as aidepy's JSON report.
+
+Pure: a `Report` value in, a `str` out. The text layout is AIDE 0.18.3's (start line, outline,
+summary with totals, "Added/Removed/Changed entries" with the per-entry summary string such as
+`f = ... mc..H.. . `, "Detailed information about changes" in old | new columns, the database
+attributes, end line) and keeps AIDE's sentences ("AIDE found differences between database and
+filesystem!!") so tools that read AIDE reports keep working. aidepy adds the baseline's
+signature status as the first line, and warnings about files it could not read.
+
+Paths in text reports: bytes 0x01-0x1f and 0x7f are written as a backslash and three octal
+digits (`\\012` for a newline), as AIDE does (AIDE leaves 0x1f alone; aidepy escapes it too);
+other bytes are written unchanged, also when they are not UTF-8.
+
+Paths in JSON reports are lossless: a name that is valid UTF-8 appears as itself (JSON escapes
+control characters, `"a\\nb"`); each byte that is not part of valid UTF-8 appears as the lone
+surrogate U+DC80..U+DCFF (`"\\udcff"` for byte 0xff), Python's `surrogateescape` convention:
+`json.loads(text)["path"].encode("utf-8", "surrogateescape")` gives the raw bytes back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from typing import Any
+
+from aidepy import __version__
+from aidepy.attributes import BY_NAME, HASHES, ORDER, AttrSet, Kind, format_attrs
+from aidepy.compare import Change, ChangeKind, Summary
+from aidepy.entry import Entry, Value
+
+
+class Mode(Enum):
+    """The command that produced the report (AIDE's action)."""
+
+    INIT = "init"
+    CHECK = "check"
+    UPDATE = "update"
+    COMPARE = "compare"
+
+
+class Level(IntEnum):
+    """AIDE's `report_level` values, least to most verbose."""
+
+    MINIMAL = 1
+    SUMMARY = 2
+    DATABASE_ATTRIBUTES = 3
+    LIST_ENTRIES = 4
+    CHANGED_ATTRIBUTES = 5
+    ADDED_REMOVED_ATTRIBUTES = 6
+    ADDED_REMOVED_ENTRIES = 7
+
+    @classmethod
+    def parse(cls, name: str) -> Level:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            raise ValueError(f"unknown report_level '{name}'") from None
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """The `report_*` settings that shape a report."""
+
+    level: Level = Level.CHANGED_ATTRIBUTES
+    ignore_added: AttrSet = frozenset()
+    ignore_removed: AttrSet = frozenset()
+    ignore_changed: AttrSet = frozenset()
+    force: AttrSet = frozenset()
+    base16: bool = False
+    summarize_changes: bool = True
+    grouped: bool = True
+    detailed_init: bool = False
+
+
+@dataclass(frozen=True)
+class DatabaseSummary:
+    """What the report says about a database it read or wrote."""
+
+    path: str
+    sha256: bytes
+    signed: bool
+    key_fingerprint: str | None = None
+    created: int | None = None
+    generation: int | None = None
+    entries: int | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one report shows."""
+
+    mode: Mode
+    changes: Sequence[Change]
+    summary: Summary
+    start_time: float
+    end_time: float
+    options: ReportOptions = ReportOptions()
+    databases: Sequence[DatabaseSummary] = ()
+    new_database: str | None = None
+    limit: str | None = None
+    root_prefix: bytes = b""
+    notices: Sequence[str] = ()  # shown first: the baseline's signature status
+    warnings: Sequence[str] = ()  # files that could not be read, vanished, changed while read
+    version: str = __version__
+
+
+FILE_TYPE_NAMES = {
+    "f": "File", "d": "Directory", "l": "Link", "c": "Character device", "b": "Block device",
+    "p": "FIFO", "s": "Socket", "D": "Door",
+}
+
+# The column of the per-entry summary string each attribute group occupies, and its letter.
+SUMMARY_COLUMNS: tuple[tuple[str, AttrSet], ...] = (
+    ("l", frozenset({"l"})), (">", frozenset({"s", "S"})), ("b", frozenset({"b"})),
+    ("p", frozenset({"p"})), ("u", frozenset({"u"})), ("g", frozenset({"g"})),
+    ("a", frozenset({"a"})), ("m", frozenset({"m"})), ("c", frozenset({"c"})),
+    ("i", frozenset({"i"})), ("n", frozenset({"n"})), ("H", HASHES),
+    ("A", frozenset({"acl"})), ("X", frozenset({"xattrs"})), ("S", frozenset({"selinux"})),
+    ("E", frozenset({"e2fsattrs"})), ("C", frozenset({"caps"})),
+)
+
+# Order of attributes in details (AIDE's report order; hashes in AIDE's hash order, ours after).
+_HASH_ORDER = (
+    "md5", "sha1", "sha256", "sha512", "rmd160", "tiger", "crc32", "crc32b", "haval",
+    "whirlpool", "gost", "stribog256", "stribog512",
+)
+DETAIL_ORDER: tuple[str, ...] = (
+    "ftype", "l", "s", "S", "b", "p", "u", "g", "a", "m", "c", "i", "n",
+    *_HASH_ORDER, *sorted(HASHES - set(_HASH_ORDER), key=ORDER.__getitem__),
+    "acl", "xattrs", "selinux", "e2fsattrs", "caps",
+)
+
+_RULE = "---------------------------------------------------"
+_NAME_WIDTH = 10  # AIDE's widest detail label ("Size (>)", "Linkcount", "WHIRLPOOL")
+_COLUMN = 33  # (80 - (4 + _NAME_WIDTH)) // 2
+_CHUNK = _COLUMN - 1
+
+
+def escape_path(path: bytes) -> str:
+    """A path for a text report: control bytes as `\\ooo`, everything else unchanged."""
+    out = bytearray()
+    for byte in path:
+        if byte < 0x20 or byte == 0x7F:
+            out += b"\\%03o" % byte
+        else:
+            out.append(byte)
+    return out.decode("utf-8", "surrogateescape")
+
+
+def json_path(path: bytes) -> str:
+    """A path for a JSON report, lossless (see the module docstring)."""
+    return path.decode("utf-8", "surrogateescape")
+
+
+def format_time(seconds: float) -> str:
+    """AIDE's time format, in local time: `2026-11-25 04:50:03 +0000`."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
+
+
+def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> str:
+    """The per-entry string of the entry lists: `f = ... mc..H.. . `, `f+++++++++++++++++`."""
+    if change.kind is ChangeKind.ADDED:
+        return change.ftype + "+" * len(SUMMARY_COLUMNS)
+    if change.kind is ChangeKind.REMOVED:
+        return change.ftype + "-" * len(SUMMARY_COLUMNS)
+    assert change.old is not None and change.new is not None
+    old_attrs, new_attrs = change.old.attrs, change.new.attrs
+    changed = frozenset(change.changed) | frozenset(change.ignored)
+    o = options
+    out = [change.ftype]
+    for letter, group in SUMMARY_COLUMNS:
+        unchanged = "."
+        if letter == ">":
+            unchanged = "="
+            osize, nsize = change.old.values.get("s"), change.new.values.get("s")
+            if (group & changed - o.ignore_removed and isinstance(osize, int)
+                    and isinstance(nsize, int) and osize > nsize):
+                letter = "<"
+        removed, added, both = old_attrs - new_attrs, new_attrs - old_attrs, old_attrs & new_attrs
+        if group & changed & (o.force | (group - o.ignore_changed)):
+            out.append(letter)
+        elif group & removed & (o.force | (group - o.ignore_removed)):
+            out.append("-")
+        elif group & added & (o.force | (group - o.ignore_added)):
+            out.append("+")
+        elif group & ((removed & o.ignore_removed) | (added & o.ignore_added) | (both & o.ignore_changed)):
+            out.append(":")
+        elif group & both:
+            out.append(unchanged)
+        else:
+            out.append(" ")
+    return "".join(out)
+
+
+def value_lines(name: str, entry: Entry | None, base16: bool = False) -> list[str]:
+    """An attribute's value as report lines (several for ACLs); [] if the entry lacks it."""
+    if entry is None or name not in entry.attrs:
+        return []
+    if name == "ftype":
+        return [FILE_TYPE_NAMES.get(entry.ftype, "Unknown file type")]
+    value = entry.values.get("s" if name == "S" else name)
+    if value is None:
+        return ["(not collected)"]
+    kind = BY_NAME[name].kind
+    if isinstance(value, int):
+        if name == "p":
+            return [stat.filemode(value)]
+        if name in ("a", "m", "c"):
+            return [format_time(value / 1e9)]
+        return [str(value)]
+    if kind is Kind.HASH:
+        return [value.hex() if base16 else base64.b64encode(value).decode("ascii")]
+    if kind is Kind.LINKNAME:
+        return [escape_path(value)]
+    return _meta_lines(value)
+
+
+def _meta_lines(value: bytes) -> list[str]:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return [base64.b64encode(value).decode("ascii")]
+    lines = [escape_path(line.encode()) for line in text.split("\n") if line]
+    return lines or [""]
+
+
+def _chunks(text: str) -> list[str]:
+    return [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+
+
+def detail_lines(label: str, old: list[str], new: list[str], *, two_columns: bool = True) -> Iterator[str]:
+    """AIDE's old | new columns: values wrapped at 32 characters, the label on the first line."""
+    first = True
+    for i in range(max(len(old), len(new))):
+        ochunks = _chunks(old[i]) if i < len(old) else []
+        nchunks = _chunks(new[i]) if i < len(new) else []
+        for k in range(max(len(ochunks), len(nchunks))):
+            head = f" {(label if first else ''):<{_NAME_WIDTH}}{':' if first else ' '} "
+            first = False
+            ov = ochunks[k] if k < len(ochunks) else ""
+            nv = nchunks[k] if k < len(nchunks) else ""
+            if not old:
+                yield f"{head}{'':<{_COLUMN}}  {nv}" if two_columns else f"{head}{nv}"
+            elif not new:
+                yield f"{head}{ov}"
+            else:
+                yield f"{head}{ov:<{_COLUMN}}| {nv}"
+
+
+def report_attributes(change: Change, options: ReportOptions) -> list[str]:
+    """The attributes the details section shows for one change, in report order."""
+    o = options
+    if change.kind is ChangeKind.ADDED:
+        assert change.new is not None
+        names = set(change.new.attrs - o.ignore_added)
+    elif change.kind is ChangeKind.REMOVED:
+        assert change.old is not None
+        names = set(change.old.attrs - o.ignore_removed)
+    else:
+        assert change.old is not None and change.new is not None
+        names = set(change.changed)
+        if o.level >= Level.ADDED_REMOVED_ATTRIBUTES:
+            names |= (change.new.attrs - change.old.attrs) - o.ignore_added
+            names |= (change.old.attrs - change.new.attrs) - o.ignore_removed
+        if names:
+            names |= o.force
+    return [n for n in DETAIL_ORDER if n in names]
+
+
+def different_attributes(change: Change, options: ReportOptions) -> str | None:
+    """AIDE's `-x+y` string when the two entries record different attribute sets, else None."""
+    if change.old is None or change.new is None:
+        return None
+    old = change.old.attrs - options.ignore_removed
+    new = change.new.attrs - options.ignore_added
+    if not ((old ^ new) & (change.old.attrs ^ change.new.attrs)):
+        return None
+    parts = []
+    for name in sorted(old ^ new, key=ORDER.__getitem__):
+        parts.append(("+" if name in new else "-") + name)
+    text = "".join(parts)
+    return text if old else text.lstrip("+")
+
+
+def outline(report: Report) -> str:
+    """The verdict sentence, AIDE's wording."""
+    if report.mode is Mode.INIT:
+        return "AIDE successfully initialized database."
+    where = "the two databases" if report.mode is Mode.COMPARE else "database and filesystem"
+    if report.summary.differences:
+        return f"AIDE found differences between {where}!!"
+    return f"AIDE found NO differences between {where}. Looks okay!!"
+
+
+def _headline(title: str) -> str:
+    return f"\n\n{_RULE}\n{title}:\n{_RULE}\n"
+
+
+def _listed(report: Report) -> list[Change]:
+    return [c for c in report.changes if c.kind is not ChangeKind.ATTRIBUTES]
+
+
+def _list_title(s: Summary) -> str:
+    parts = [n for n, v in (("added", s.added), ("removed", s.removed), ("changed", s.changed)) if v]
+    if len(parts) == 3:
+        return "Added, removed and changed entries"
+    return " and ".join(parts).capitalize() + " entries"
+
+
+def _entry_line(change: Change, options: ReportOptions) -> str:
+    path = escape_path(change.path)
+    if options.summarize_changes:
+        return f"\n{summary_string(change, options)}: {path}"
+    return f"\n{change.kind.value}: {path}"
+
+
+def _details_block(change: Change, options: ReportOptions) -> str:
+    names = report_attributes(change, options)
+    if not names:
+        return ""
+    lines = [f"\n{FILE_TYPE_NAMES.get(change.ftype, 'Unknown file type')}: {escape_path(change.path)}"]
+    for name in names:
+        label = "Size (>)" if name == "S" else BY_NAME[name].label
+        old = value_lines(name, change.old, options.base16)
+        new = value_lines(name, change.new, options.base16)
+        lines.extend(detail_lines(label, old, new))
+    return "\n".join(lines) + "\n"
+
+
+def _database_block(db: DatabaseSummary) -> str:
+    digest = _chunks(base64.b64encode(db.sha256).decode("ascii"))
+    rows = [("SHA256", "\n".join(digest))]
+    rows.append(("Signed", f"yes, key {db.key_fingerprint}" if db.signed else "NO"))
+    if db.created is not None:
+        rows.append(("Created", format_time(db.created)))
+    if db.generation is not None:
+        rows.append(("Generation", str(db.generation)))
+    if db.entries is not None:
+        rows.append(("Entries", str(db.entries)))
+    lines = [f"\n{db.path}"]
+    for label, value in rows:
+        lines.extend(detail_lines(label, value.split("\n"), [], two_columns=False))
+    return "\n".join(lines) + "\n"
+
+
+def render_text(report: Report) -> str:
+    """The AIDE 0.18 plain-text report."""
+    r, o, s = report, report.options, report.summary
+    out: list[str] = [f"{line}\n" for line in r.notices]
+    if o.level >= Level.LIST_ENTRIES:
+        for change in r.changes:
+            diff = different_attributes(change, o)
+            if diff:
+                path = escape_path(change.path)
+                out.append(f"Entry {path} in databases has different attributes: {diff}\n")
+    if o.level >= Level.SUMMARY:
+        out.append(f"Start timestamp: {format_time(r.start_time)} (aidepy {r.version})\n")
+    out.append(outline(r) + "\n")
+    if o.level >= Level.SUMMARY:
+        if r.new_database is not None:
+            out.append(f"New AIDE database written to {r.new_database}\n")
+        options = _config_options(r)
+        if options:
+            out.append(" | ".join(f"{k}: {v}" for k, v in options) + "\n")
+    if o.level >= Level.LIST_ENTRIES:
+        out.extend(f"{k}: {v}\n" for k, v in _report_options(o))
+    if o.level >= Level.SUMMARY:
+        if r.mode is not Mode.INIT and s.differences:
+            out.append(
+                f"\nSummary:\n  Total number of entries:\t{s.total}\n  Added entries:\t\t{s.added}\n"
+                f"  Removed entries:\t\t{s.removed}\n  Changed entries:\t\t{s.changed}"
+            )
+        else:
+            out.append(f"\nNumber of entries:\t{s.total}")
+    listed = _listed(r)
+    if r.mode is not Mode.INIT or o.detailed_init:
+        if o.level >= Level.LIST_ENTRIES and listed:
+            if o.grouped:
+                for kind in (ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED):
+                    title = f"{kind.value.capitalize()} entries"
+                    group = [c for c in listed if c.kind is kind]
+                    if group:
+                        out.append(_headline(title))
+                        out.extend(_entry_line(c, o) for c in group)
+            else:
+                out.append(_headline(_list_title(s)))
+                out.extend(_entry_line(c, o) for c in listed)
+        if ((s.changed and o.level >= Level.CHANGED_ATTRIBUTES)
+                or ((s.added or s.removed) and o.level >= Level.ADDED_REMOVED_ENTRIES)):
+            out.append(_headline("Detailed information about changes"))
+            for change in listed:
+                if change.kind is ChangeKind.CHANGED or o.level >= Level.ADDED_REMOVED_ENTRIES:
+                    out.append(_details_block(change, o))
+    if r.warnings and o.level >= Level.SUMMARY:
+        out.append(_headline("Warnings (files aidepy could not examine)"))
+        out.extend(f"\n{w}" for w in r.warnings)
+        out.append("\n")
+    if o.level >= Level.DATABASE_ATTRIBUTES and r.databases:
+        out.append(_headline("The attributes of the (uncompressed) database(s)"))
+        out.extend(_database_block(db) for db in r.databases)
+    if o.level >= Level.SUMMARY:
+        run = int(r.end_time - r.start_time)
+        out.append(f"\n\nEnd timestamp: {format_time(r.end_time)} (run time: {run // 60}m {run % 60}s)\n")
+    return "".join(out)
+
+
+def _config_options(r: Report) -> list[tuple[str, str]]:
+    options = []
+    if r.limit is not None:
+        options.append(("Limit", r.limit))
+    if r.mode in (Mode.INIT, Mode.CHECK) and r.root_prefix:
+        options.append(("Root prefix", escape_path(r.root_prefix)))
+    if r.options.level != Level.CHANGED_ATTRIBUTES:
+        options.append(("Report level", r.options.level.name.lower()))
+    return options
+
+
+def _report_options(o: ReportOptions) -> Iterable[tuple[str, str]]:
+    for label, attrs in (("Ignored added attributes", o.ignore_added),
+                         ("Ignored removed attributes", o.ignore_removed),
+                         ("Ignored changed attributes", o.ignore_changed)):
+        if attrs:
+            yield label, format_attrs(attrs)
+    if o.force and o.level >= Level.CHANGED_ATTRIBUTES:
+        yield "Forced attributes", format_attrs(o.force)
+
+
+def json_value(name: str, entry: Entry) -> Value | str | list[str]:
+    """An attribute value for JSON: ints as numbers (times in ns), digests in hex, text as text."""
+    if name == "ftype":
+        return entry.ftype
+    value = entry.values.get("s" if name == "S" else name)
+    if value is None or isinstance(value, int):
+        return value
+    if BY_NAME[name].kind is Kind.HASH:
+        return value.hex()
+    return json_path(value)
+
+
+def render_json(report: Report) -> str:
+    """aidepy's JSON report (see the module docstring for how paths are written)."""
+    r, o = report, report.options
+    listed = _listed(r)
+
+    def entry(change: Change) -> dict[str, Any]:
+        return {"path": json_path(change.path), "type": change.ftype}
+
+    def attributes(change: Change) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in report_attributes(change, o):
+            pair: dict[str, Any] = {}
+            if change.old is not None and name in change.old.attrs:
+                pair["old"] = json_value(name, change.old)
+            if change.new is not None and name in change.new.attrs:
+                pair["new"] = json_value(name, change.new)
+            out[name] = pair
+        return out
+
+    doc: dict[str, Any] = {
+        "aidepy_version": r.version,
+        "mode": r.mode.value,
+        "notices": list(r.notices),
+        "start_time": format_time(r.start_time),
+        "end_time": format_time(r.end_time),
+        "outline": outline(r),
+        "summary": {
+            "total": r.summary.total, "added": r.summary.added, "removed": r.summary.removed,
+            "changed": r.summary.changed, "exit_code": r.summary.exit_code,
+        },
+        "added": [entry(c) for c in listed if c.kind is ChangeKind.ADDED],
+        "removed": [entry(c) for c in listed if c.kind is ChangeKind.REMOVED],
+        "changed": [
+            {**entry(c), "summary": summary_string(c, o), "attributes": attributes(c)}
+            for c in listed if c.kind is ChangeKind.CHANGED
+        ],
+        "different_attributes": {
+            json_path(c.path): d for c in r.changes if (d := different_attributes(c, o))
+        },
+        "warnings": list(r.warnings),
+        "databases": [_json_database(db) for db in r.databases],
+    }
+    if r.mode is Mode.INIT and not o.detailed_init:
+        doc["added"] = []
+    if r.new_database is not None:
+        doc["new_database"] = r.new_database
+    if r.databases:
+        doc["database"] = doc["databases"][0]
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _json_database(db: DatabaseSummary) -> dict[str, Any]:
+    return {
+        "path": db.path,
+        "sha256": db.sha256.hex(),
+        "signature": "verified" if db.signed else "unsigned",
+        "key_fingerprint": db.key_fingerprint,
+        "created": format_time(db.created) if db.created is not None else None,
+        "generation": db.generation,
+        "entries": db.entries,
+    }
