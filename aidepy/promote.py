@@ -1,0 +1,374 @@
+"""Promote: make a fresh scan the vault's new signed baseline, at the console, step by step.
+
+Scan afresh (never `aidepy.db.new`), show the differences against the vault's baseline, ask,
+unlock the signing key, wait until the admin has really removed the medium's write protection,
+write and verify the baseline and the rules copy, wait until the protection is really back,
+remount read-only, print a summary. Until the new baseline is written, an interrupt leaves the
+old one in place; the admin is told which baseline the vault holds whenever promote stops.
+The console is a parameter (`Console`), so tests drive promote without a terminal.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import pyudev
+
+from aidepy import db, keys, report
+from aidepy.compare import Summary, compare
+from aidepy.entry import Entry
+from aidepy.errors import AidepyError, ExitCode, VaultError, VerificationError
+from aidepy.vault import Vault, VaultFullError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from aidepy.config import Config
+
+ANCHORED_DATABASE = "aidepy.db"
+"""Name of the signed baseline under `state_dir` when it is too large for the vault (anchored)."""
+PASSPHRASE_TRIES = 3
+
+
+def run_pager(text: str) -> None:
+    """Show `text` through `$PAGER` (else `pager`, `less` or `more`) on the terminal."""
+    command = shlex.split(os.environ.get("PAGER", ""))
+    if not command:
+        command = [next((p for p in ("pager", "less") if shutil.which(p)), "more")]
+    subprocess.run(command, input=text, text=True, check=False)
+
+
+@dataclass
+class Console:
+    """Where promote talks to the admin: streams, a secret reader and a pager, all parameters."""
+
+    input: TextIO
+    output: TextIO
+    read_secret: Callable[[str], str] | None = None
+    """Reads a passphrase after a prompt without echo; None reads a plain line from `input`."""
+    pager: Callable[[str], None] | None = None
+    """Shows text with more than `page_lines` lines; None prints everything."""
+    page_lines: int = 0
+
+    @classmethod
+    def terminal(cls) -> Console:
+        """stdin/stdout; hidden passphrase input and a pager when they are a terminal."""
+        tty = sys.stdin.isatty() and sys.stdout.isatty()
+        return cls(sys.stdin, sys.stdout, read_secret=getpass.getpass if tty else None,
+                   pager=run_pager if tty else None,
+                   page_lines=shutil.get_terminal_size().lines - 2 if tty else 0)
+
+    def say(self, text: str = "") -> None:
+        self.output.write(text + "\n")
+        self.output.flush()
+
+    def show(self, text: str) -> None:
+        """Text that may be long: paged when it does not fit on the screen."""
+        if self.pager is not None and 0 < self.page_lines < text.count("\n"):
+            self.pager(text)
+        else:
+            self.output.write(text if text.endswith("\n") else text + "\n")
+            self.output.flush()
+
+    def _line(self, prompt: str) -> str:
+        self.output.write(prompt)
+        self.output.flush()
+        line = self.input.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    def confirm(self, question: str) -> bool:
+        """A yes/no question; only `y`/`yes` is yes, end of input is no."""
+        try:
+            return self._line(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        except EOFError:
+            self.say()
+            return False
+
+    def secret(self, prompt: str) -> str:
+        """A passphrase; end of input gives an empty one."""
+        try:
+            return self.read_secret(prompt) if self.read_secret is not None else self._line(prompt)
+        except EOFError:
+            self.say()
+            return ""
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """The baseline promote wrote (the summary it prints)."""
+
+    path: str
+    """Where the signed database lives: on the vault, or under state_dir when anchored."""
+    sha256: str
+    size: int
+    generation: int
+    entries: int
+    key_fingerprint: str
+    summary: Summary
+
+
+class Declined(AidepyError):
+    """The admin did not accept the differences; nothing was written (not a failure)."""
+
+    exit_code = ExitCode.OK
+
+
+class _MediumEvents:
+    """Wakes a waiting loop early when udev reports a block device event (a medium removed or
+    inserted); without udev it just sleeps, and the loop's polling does the work."""
+
+    def __init__(self) -> None:
+        self._monitor: pyudev.Monitor | None = None
+        with suppress(OSError, ValueError):
+            monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+            monitor.filter_by("block")
+            monitor.start()
+            self._monitor = monitor
+
+    def wait(self, seconds: float) -> None:
+        if self._monitor is None:
+            time.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        # Drain a burst of events (remove, add, change) without waiting the full time for each.
+        while (left := deadline - time.monotonic()) > 0 and self._monitor.poll(timeout=left) is not None:
+            deadline = min(deadline, time.monotonic() + 0.2)
+
+
+class Promotion:
+    """One promote run. `run()` does every step; the attributes are what the steps found."""
+
+    def __init__(
+        self, config: Config, console: Console, *, assume_yes: bool = False, device: str | None = None,
+        poll: float = 0.5, entries: Callable[[], Iterable[Entry]] | None = None,
+    ) -> None:
+        self.config = config
+        self.console = console
+        self.assume_yes = assume_yes
+        self.poll = poll
+        self.vault = Vault.open(config, device=device, warn=lambda m: console.say(f"aidepy: {m}"))
+        self._entries = entries or self._scan
+        self.state_dir = Path(config.state_dir)
+        self.old_generation = 0
+        self.new_generation: int | None = None
+        """Set once the new baseline is on the vault."""
+        self._vault_key = b""
+
+    # -- the steps --------------------------------------------------------------------------------
+
+    def run(self) -> Promoted:
+        """Every step in order; an interrupt says which baseline the vault holds, then propagates."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="promote-", dir=self.state_dir) as work:
+            try:
+                return self._run(Path(work))
+            except Declined:
+                raise
+            except (KeyboardInterrupt, AidepyError) as exc:
+                self._stopped(exc)
+                raise
+
+    def _run(self, work: Path) -> Promoted:
+        candidate = work / "candidate.db"
+        self.console.say("Scanning the file system (the new baseline is built from this scan only)...")
+        db.write_database(candidate, self._entries(), host=socket.gethostname(),
+                          rules_digest=self.config.digest, generation=0, signing_key=None)
+        summary, text = self._differences(candidate)
+        self.console.show(text)
+        if not self.assume_yes and not self.console.confirm(
+                "Accept these differences: make this scan the vault's new baseline?"):
+            raise Declined("not accepted: nothing was written; the vault keeps its baseline")
+        key = self._signing_key()
+        signed = work / "aidepy.db"
+        with db.open_database(candidate, None) as fresh:
+            info = db.write_database(signed, fresh.entries(), host=fresh.header.host,
+                                     rules_digest=fresh.header.rules_digest,
+                                     generation=self.old_generation + 1, signing_key=key)
+        self._await_writable()
+        path = self._install(signed, info, key)
+        self._await_protected()
+        self.vault.mount(rw=False)
+        return self._verified(path, summary)
+
+    def _scan(self) -> Iterator[Entry]:
+        from aidepy.scan import scan
+
+        yield from scan(self.config.ruleset, root_prefix=self.config.root_prefix,
+                        workers=self.config.num_workers,
+                        on_warning=lambda w: self.console.say(
+                            f"warning: {w.path.decode(errors='backslashreplace')}: {w.message}"))
+
+    def _differences(self, candidate: Path) -> tuple[Summary, str]:
+        """Compare the vault's baseline with the scan; returns the summary and the report text."""
+        start = time.time()
+        with self.vault.mounted():
+            key = self.vault.public_key()
+            self._vault_key = key.public_bytes_raw()
+            notice = "the vault holds no baseline yet: everything below is new"
+            old: Iterable[Entry] = ()
+            with ExitStack() as stack:
+                try:
+                    baseline = stack.enter_context(db.open_database(self.vault.baseline_path(), key))
+                    self.old_generation = baseline.header.generation
+                    old = baseline.entries()
+                    notice = (f"baseline on the vault: generation {self.old_generation}, signed with "
+                              f"{keys.fingerprint(key)}, verified")
+                except VerificationError as exc:
+                    notice = f"WARNING: the vault's baseline FAILED VERIFICATION ({exc}); promote replaces it"
+                    self.old_generation = self._seen_generation()
+                except VaultError as exc:
+                    if self.vault.database_path.exists() or self.vault.anchor_path.exists():
+                        raise
+                    notice = f"{exc}: this will be the first baseline"
+                with db.open_database(candidate, None) as fresh:
+                    comparison = compare(old, fresh.entries(),
+                                         ignore_changed=self.config.report_ignore_changed_attrs)
+                    changes = list(comparison)
+        text = report.render_text(report.Report(
+            mode=report.Mode.COMPARE, changes=changes, summary=comparison.summary,
+            start_time=start, end_time=time.time(), notices=[notice],
+        ))
+        return comparison.summary, text
+
+    def _seen_generation(self) -> int:
+        """The newest generation a check has seen, so a replacement never looks like a rollback."""
+        return 0
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        path = Path(self.config.signing_key)
+        try:
+            key = keys.load_private_key(path, None)
+        except keys.PassphraseError:
+            if self.assume_yes:
+                raise keys.PassphraseError(f"{path} is encrypted: --yes needs a signing key without "
+                                           "a passphrase (or run promote at the console)") from None
+            key = self._ask_passphrase(path)
+        if key.public_key().public_bytes_raw() != self._vault_key:
+            raise VaultError(f"the signing key {path} does not belong to the vault's public key")
+        return key
+
+    def _ask_passphrase(self, path: Path) -> Ed25519PrivateKey:
+        for attempt in range(1, PASSPHRASE_TRIES + 1):
+            passphrase = self.console.secret(f"Passphrase for the signing key {path}: ")
+            try:
+                return keys.load_private_key(path, passphrase.encode())
+            except keys.PassphraseError as exc:
+                if attempt == PASSPHRASE_TRIES:
+                    raise
+                self.console.say(f"{exc}; try again")
+        raise AssertionError("unreachable")
+
+    def _protection(self) -> tuple[bool, str | None]:
+        """(present, why it is write-protected or None), asked afresh: the medium may have been
+        removed and come back under another device name."""
+        fresh = Vault(self.vault.settings, warn=lambda m: None)
+        try:
+            return True, fresh.write_protection()
+        except (VaultError, OSError) as exc:
+            return False, str(exc)
+
+    def _wait(self, done: Callable[[bool, str | None], bool], first: str) -> None:
+        """Poll the medium until `done(present, reason)`; say when its state changes."""
+        self.console.say(first)
+        events = _MediumEvents()
+        last: tuple[bool, str | None] | None = None
+        while not done(*(state := self._protection())):
+            if last is not None and state != last:
+                present, reason = state
+                self.console.say("  the medium is there, still write-protected: " + str(reason) if present
+                                 else "  the medium is gone; waiting for it to come back")
+            last = state
+            events.wait(self.poll)
+
+    def _await_writable(self) -> None:
+        present, reason = self._protection()
+        if present and reason is None:
+            return
+        if self.assume_yes:
+            raise VaultError(f"the vault is write-protected ({reason}); --yes does not wait: turn the "
+                             "write protection off, then run promote again; nothing was written")
+        self.vault.umount()  # so the medium can be taken out, and is mounted afresh afterwards
+        self._wait(lambda present, reason: present and reason is None,
+                   f"Remove the write protection from the vault now ({reason}): flip the lock switch "
+                   "(take the medium out first if it needs that, then put it back). Waiting until it "
+                   "is writable; Ctrl-C stops and keeps the old baseline.")
+        self.console.say("The vault is writable.")
+
+    def _install(self, signed: Path, info: db.DatabaseInfo, key: Ed25519PrivateKey) -> str:
+        """Write the signed baseline and the rules onto the vault (anchored if it does not fit)."""
+        with self.vault.mounted(rw=True):
+            try:
+                written = str(self.vault.write_database(_chunks(signed), size=info.size).path)
+            except VaultFullError as exc:
+                self.console.say(f"{exc}: keeping the database under {self.state_dir} and a signed "
+                                 "anchor on the vault")
+                anchored = self.state_dir / ANCHORED_DATABASE
+                os.replace(signed, anchored)
+                self.vault.write_anchor(anchored, info, key)
+                written = str(anchored)
+            self.new_generation = info.header.generation
+            self.vault.write_rules(self.config.sources)
+        self.console.say(f"New baseline (generation {info.header.generation}) and rules written and "
+                         "verified.")
+        return written
+
+    def _await_protected(self) -> None:
+        if self.assume_yes:
+            if not self._protection()[1]:
+                self.console.say("The vault's write protection is OFF: turn it back on.")
+            return
+        self._wait(lambda present, reason: present and reason is not None,
+                   "Now restore the vault's write protection (flip the lock switch back). "
+                   "Waiting until the medium really is read-only...")
+        self.console.say("The vault is write-protected again.")
+
+    def _verified(self, path: str, summary: Summary) -> Promoted:
+        """Read the new baseline back from the read-only vault and print the summary."""
+        with db.open_database(self.vault.baseline_path(), self.vault.public_key()) as new:
+            promoted = Promoted(path, new.sha256.hex(), Path(new.path).stat().st_size,
+                                new.header.generation, new.header.entry_count, new.key_fingerprint or "",
+                                summary)
+        self.console.say(
+            f"Promoted: {promoted.path}\n"
+            f"  generation   {promoted.generation} (was {self.old_generation})\n"
+            f"  entries      {promoted.entries} ({summary.added} added, {summary.removed} removed, "
+            f"{summary.changed} changed)\n"
+            f"  sha256       {promoted.sha256}\n"
+            f"  size         {promoted.size} bytes\n"
+            f"  signed by    {promoted.key_fingerprint}"
+        )
+        return promoted
+
+    def _stopped(self, exc: BaseException) -> None:
+        """Tell the admin which baseline the vault holds after an interrupt or failure."""
+        with suppress(AidepyError, OSError):
+            if self.vault.current_mount() is not None:
+                self.vault.mount(rw=False)
+        how = "Interrupted" if isinstance(exc, KeyboardInterrupt) else "Stopped"
+        if self.new_generation is None:
+            self.console.say(f"\n{how}: nothing was written; the vault keeps its old baseline"
+                             f"{f' (generation {self.old_generation})' if self.old_generation else ''}.")
+        else:
+            self.console.say(f"\n{how}: the new baseline (generation {self.new_generation}) is already "
+                             "written and verified. Make sure the vault's write protection is ON again.")
+
+
+def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
