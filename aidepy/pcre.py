@@ -1,0 +1,120 @@
+"""AIDE's regular-expression engine: the system's libpcre2-8, called through ctypes.
+
+AIDE compiles every rule with PCRE2 (anchored at the start, byte semantics: Debian's 0.18.3
+dropped UTF mode) and matches with soft partial matching, so that a directory whose path is a
+prefix of something a rule could match is still entered. Python's `re` has neither partial
+matching nor POSIX classes like `[[:digit:]]`; using the very library AIDE uses makes every
+regex oddity behave as it does in `aide`.
+
+    >>> rx = Regex(rb"/home/[^/]+/\\.ssh$")
+    >>> rx.match(b"/home/al/.ssh"), rx.match(b"/home/al"), rx.match(b"/etc")
+    (<Match.FULL: 2>, <Match.PARTIAL: 1>, <Match.NONE: 0>)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from enum import IntEnum
+from typing import Any
+
+# Constants from pcre2.h (stable ABI since PCRE2 10.00).
+_ANCHORED = 0x80000000
+_PARTIAL_SOFT = 0x00000010
+_JIT_PARTIAL_SOFT = 0x00000002
+_ERROR_PARTIAL = -2
+
+
+class RegexError(ValueError):
+    """A pattern PCRE2 refuses; `offset` is the byte offset PCRE2 names, `message` its reason."""
+
+    def __init__(self, pattern: bytes, offset: int, message: str) -> None:
+        super().__init__(f"{message} at offset {offset}")
+        self.pattern = pattern
+        self.offset = offset
+        self.message = message
+
+
+class Match(IntEnum):
+    """Outcome of matching a path against an anchored pattern with soft partial matching."""
+
+    NONE = 0
+    PARTIAL = 1  # the path ended while the pattern still needed more: a prefix of a match
+    FULL = 2
+
+
+def _load() -> Any:
+    name = ctypes.util.find_library("pcre2-8") or "libpcre2-8.so.0"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError as exc:  # pragma: no cover - every Debian system has it (grep needs it)
+        raise ImportError(f"aidepy needs libpcre2-8 (Debian package libpcre2-8-0): {exc}") from exc
+    vp, sz, u32 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32
+    lib.pcre2_compile_8.argtypes = [ctypes.c_char_p, sz, u32, ctypes.POINTER(ctypes.c_int),
+                                    ctypes.POINTER(sz), vp]
+    lib.pcre2_compile_8.restype = vp
+    lib.pcre2_jit_compile_8.argtypes = [vp, u32]
+    lib.pcre2_jit_compile_8.restype = ctypes.c_int
+    lib.pcre2_match_8.argtypes = [vp, ctypes.c_char_p, sz, sz, u32, vp, vp]
+    lib.pcre2_match_8.restype = ctypes.c_int
+    lib.pcre2_match_data_create_8.argtypes = [u32, vp]
+    lib.pcre2_match_data_create_8.restype = vp
+    lib.pcre2_match_data_free_8.argtypes = [vp]
+    lib.pcre2_match_data_free_8.restype = None
+    lib.pcre2_code_free_8.argtypes = [vp]
+    lib.pcre2_code_free_8.restype = None
+    lib.pcre2_get_error_message_8.argtypes = [ctypes.c_int, ctypes.c_char_p, sz]
+    lib.pcre2_get_error_message_8.restype = ctypes.c_int
+    return lib
+
+
+_lib = _load()
+_match = _lib.pcre2_match_8
+
+
+class _MatchData(threading.local):
+    """One ovector per thread: ctypes releases the GIL, so threads must not share it."""
+
+    def __init__(self) -> None:
+        self.ptr: int = _lib.pcre2_match_data_create_8(1, None)
+
+    def __del__(self) -> None:
+        _lib.pcre2_match_data_free_8(self.ptr)
+
+
+_match_data = _MatchData()
+
+
+class Regex:
+    """A pattern compiled the way AIDE compiles rules: anchored at the start, bytes, JIT."""
+
+    __slots__ = ("_code", "pattern")
+
+    def __init__(self, pattern: bytes) -> None:
+        self.pattern = pattern
+        err = ctypes.c_int()
+        offset = ctypes.c_size_t()
+        code = _lib.pcre2_compile_8(pattern, len(pattern), _ANCHORED, ctypes.byref(err),
+                                    ctypes.byref(offset), None)
+        if not code:
+            buf = ctypes.create_string_buffer(256)
+            _lib.pcre2_get_error_message_8(err.value, buf, len(buf))
+            raise RegexError(pattern, offset.value, buf.value.decode("ascii", "replace"))
+        self._code: int = code
+        _lib.pcre2_jit_compile_8(code, _JIT_PARTIAL_SOFT)  # interpreted matching if JIT fails
+
+    def __del__(self) -> None:
+        code = getattr(self, "_code", None)
+        if code:
+            _lib.pcre2_code_free_8(code)
+
+    def __repr__(self) -> str:
+        return f"Regex({self.pattern!r})"
+
+    def match(self, subject: bytes) -> Match:
+        """Match `subject` from its start: FULL, PARTIAL (a prefix of a possible match) or NONE."""
+        rc = _match(self._code, subject, len(subject), 0, _PARTIAL_SOFT, _match_data.ptr, None)
+        if rc >= 0:
+            return Match.FULL
+        return Match.PARTIAL if rc == _ERROR_PARTIAL else Match.NONE
