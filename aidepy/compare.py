@@ -32,7 +32,7 @@ or None when the file cannot be read. Only `check` (a live file system) can offe
 FLAGS: AttrSet = frozenset(a.name for a in BY_NAME.values() if a.kind is Kind.FLAG)
 GROWING_FIELDS: AttrSet = frozenset({"s", "b", "a", "m", "c"})
 # Attribute-set differences that do not prevent a rename match (AIDE's move_ignored_attr).
-_MOVE_IGNORED: AttrSet = frozenset({"ANF", "ARF", "I", "growing"})
+_MOVE_IGNORED: AttrSet = frozenset({"ANF", "ARF", "I", "growing", "compressed"})
 
 
 class ChangeKind(Enum):

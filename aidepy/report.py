@@ -157,9 +157,12 @@ def json_path(path: bytes) -> str:
     return path.decode("utf-8", "surrogateescape")
 
 
-def format_time(seconds: float) -> str:
-    """AIDE's time format, in local time: `2026-11-25 04:50:03 +0000`."""
-    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
+def format_time(seconds: float, nanoseconds: int | None = None) -> str:
+    """AIDE's time format, in local time: `2026-11-25 04:50:03 +0000`; with `nanoseconds`,
+    `2026-11-25 04:50:03.123456789` (no zone, so it fits AIDE's 32-character column)."""
+    if nanoseconds is None:
+        return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
+    return time.strftime(f"%Y-%m-%d %H:%M:%S.{nanoseconds:09d}", time.localtime(seconds))
 
 
 def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> str:
@@ -197,8 +200,9 @@ def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> 
     return "".join(out)
 
 
-def value_lines(name: str, entry: Entry | None, base16: bool = False) -> list[str]:
-    """An attribute's value as report lines (several for ACLs); [] if the entry lacks it."""
+def value_lines(name: str, entry: Entry | None, base16: bool = False, precise: bool = False) -> list[str]:
+    """An attribute's value as report lines (several for ACLs); [] if the entry lacks it.
+    `precise` shows times to the nanosecond (aidepy compares them so; AIDE to the second)."""
     if entry is None or name not in entry.attrs:
         return []
     if name == "ftype":
@@ -211,7 +215,8 @@ def value_lines(name: str, entry: Entry | None, base16: bool = False) -> list[st
         if name == "p":
             return [stat.filemode(value)]
         if name in ("a", "m", "c"):
-            return [format_time(value / 1e9)]
+            seconds, nanoseconds = divmod(value, 10**9)
+            return [format_time(seconds, nanoseconds if precise else None)]
         return [str(value)]
     if kind is Kind.HASH:
         return [value.hex() if base16 else base64.b64encode(value).decode("ascii")]
@@ -328,6 +333,9 @@ def _details_block(change: Change, options: ReportOptions) -> str:
         label = "Size (>)" if name == "S" else BY_NAME[name].label
         old = value_lines(name, change.old, options.base16)
         new = value_lines(name, change.new, options.base16)
+        if old == new and old and name in change.changed:  # differs below the second
+            old = value_lines(name, change.old, options.base16, precise=True)
+            new = value_lines(name, change.new, options.base16, precise=True)
         lines.extend(detail_lines(label, old, new))
     return "\n".join(lines) + "\n"
 

@@ -178,3 +178,10 @@ def test_json_report_is_lossless_for_odd_names_and_lists_changed_attributes() ->
     assert changed["attributes"]["m"] == {"old": T0, "new": T_OLD}
     assert doc["database"]["signature"] == "unsigned"
     assert render_json(check_report([Change(odd, "f", None, added)], Summary())).isascii()
+
+
+def test_times_differing_below_the_second_are_shown_to_the_nanosecond() -> None:
+    old = make_entry(b"/f", attrs="m", m=T0)
+    new = make_entry(b"/f", attrs="m", m=T0 + 5)
+    text = render_text(check_report([Change(b"/f", "f", old, new, ("m",))], Summary(total=1, changed=1)))
+    assert " Mtime     : 2026-11-25 04:50:01.000000000    | 2026-11-25 04:50:01.000000005\n" in text
