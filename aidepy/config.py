@@ -1,0 +1,546 @@
+"""Stage two of reading an aide.conf: evaluate the syntax into rules, groups and options.
+
+`load(path)` reads a config file (plus AIDE's `--before`/`--after` lines), `parse_text` a
+string. Evaluation follows AIDE 0.18 (`src/conf_eval.c`): statements run in order, so macros,
+groups and `@@x_include_setenv` apply to what follows; `@@if` picks a branch; includes are
+parsed and evaluated where they stand (nested at most 16 deep). Every problem is a
+`ConfigError(file, line, reason)`. Executable snippets of one `@@x_include DIR` run in
+parallel while the plain files around them are parsed; their output is still evaluated in
+order, as AIDE does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from aidepy import config_options as opt
+from aidepy.attributes import BY_NAME, DEFAULT_GROUPS, HASHES, SUPPORTED_HASHES, AttrSet, format_attrs
+from aidepy.config_syntax import (
+    AttrExpr,
+    Condition,
+    DefineStmt,
+    GroupStmt,
+    IfStmt,
+    IncludeStmt,
+    OptionStmt,
+    RuleStmt,
+    SetenvStmt,
+    Statement,
+    StrExpr,
+    Syntax,
+    UndefStmt,
+    Var,
+    parse,
+)
+from aidepy.errors import AidepyError, ConfigError
+from aidepy.pcre import Match, Regex, RegexError
+from aidepy.selection import Rule, RuleSet, rule_error
+
+MAX_INCLUDE_DEPTH = 16
+FILE_TYPES = frozenset("fdlcbps")  # AIDE on Linux: no Solaris doors (D) or event ports (P)
+UNSUPPORTED_HASHES: AttrSet = HASHES - SUPPORTED_HASHES
+_Fail = Callable[[str], ConfigError]
+
+
+class ConfigReadError(AidepyError):
+    """The main config file cannot be read (AIDE's I/O error, exit 18)."""
+
+
+def _text(raw: str) -> str:
+    """Latin-1 lexer text (one char per byte) to a normal str (UTF-8, undecodable bytes escaped)."""
+    return raw if raw.isascii() else raw.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def _os_path(raw: str) -> bytes:
+    return raw.encode("latin-1")
+
+
+@dataclass
+class Config:
+    """An evaluated configuration: rules in config order, groups, options and what was noticed."""
+
+    rules: list[Rule] = field(default_factory=list)
+    groups: dict[str, AttrSet] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    ignored_options: list[str] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)
+    defined_groups: list[str] = field(default_factory=list)  # names the config itself defined
+    attr_options: dict[str, AttrSet] = field(default_factory=dict)
+    report_urls: list[str] = field(default_factory=list)
+
+    @cached_property
+    def ruleset(self) -> RuleSet:
+        """The rules ready for selection (built once)."""
+        return RuleSet(self.rules)
+
+    @cached_property
+    def digest(self) -> bytes:
+        """sha256 of the evaluated rules and options: the "rules digest" of database headers."""
+        doc = {
+            "rules": [[r.kind.value, r.regex, sorted(r.file_types) if r.file_types else None,
+                       format_attrs(r.attrs)] for r in self.rules],
+            "options": sorted(self.options.items()),
+            "attr_options": sorted((k, format_attrs(v)) for k, v in self.attr_options.items()),
+            "report_urls": self.report_urls,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode("utf-8", "surrogateescape")).digest()
+
+    def _bool(self, name: str, default: bool) -> bool:
+        value = self.options.get(name)
+        return default if value is None else opt.BOOLEANS[value]
+
+    def _database(self, name: str) -> str | None:
+        value = self.options.get(name)
+        return None if value is None else opt.check_url(name, value, None if "//" not in value else
+                                                        socket.gethostname())
+
+    @property
+    def database_in(self) -> str | None:
+        return self._database("database_in")
+
+    @property
+    def database_out(self) -> str | None:
+        return self._database("database_out")
+
+    @property
+    def database_new(self) -> str | None:
+        return self._database("database_new")
+
+    @property
+    def root_prefix(self) -> bytes:
+        return os.fsencode(self.options.get("root_prefix", ""))
+
+    @property
+    def report_level(self) -> str:
+        return self.options.get("report_level", "changed_attributes")
+
+    @property
+    def report_format(self) -> str:
+        return self.options.get("report_format", "plain")
+
+    @property
+    def report_ignore_changed_attrs(self) -> AttrSet:
+        return self.attr_options.get("report_ignore_changed_attrs", frozenset())
+
+    @property
+    def report_force_attrs(self) -> AttrSet:
+        return self.attr_options.get("report_force_attrs", frozenset())
+
+    @property
+    def report_ignore_added_attrs(self) -> AttrSet:
+        return self.attr_options.get("report_ignore_added_attrs", frozenset())
+
+    @property
+    def report_ignore_removed_attrs(self) -> AttrSet:
+        return self.attr_options.get("report_ignore_removed_attrs", frozenset())
+
+    @property
+    def report_ignore_e2fsattrs(self) -> str:
+        value = self.options.get("report_ignore_e2fsattrs", "0")
+        return "" if value == "0" else value
+
+    @property
+    def report_detailed_init(self) -> bool:
+        return self._bool("report_detailed_init", False)
+
+    @property
+    def report_base16(self) -> bool:
+        return self._bool("report_base16", False)
+
+    @property
+    def report_quiet(self) -> bool:
+        return self._bool("report_quiet", False)
+
+    @property
+    def report_summarize_changes(self) -> bool:
+        return self._bool("report_summarize_changes", True)
+
+    @property
+    def report_grouped(self) -> bool:
+        return self._bool("report_grouped", True)
+
+    @property
+    def report_append(self) -> bool:
+        return self._bool("report_append", False)
+
+    @property
+    def num_workers(self) -> int | None:
+        value = self.options.get("num_workers")
+        return None if value is None else opt.num_workers(value)
+
+    @property
+    def vault_device(self) -> str | None:
+        return self.options.get("vault_device")
+
+    @property
+    def vault_label(self) -> str:
+        return self.options.get("vault_label", "AIDEPY")
+
+    @property
+    def vault_mountpoint(self) -> str:
+        return self.options.get("vault_mountpoint", "/var/lib/aidepy/vault")
+
+    @property
+    def signing_key(self) -> str:
+        return self.options.get("signing_key", "/etc/aidepy/signing.key")
+
+    @property
+    def public_key(self) -> str | None:
+        return self.options.get("public_key")
+
+    @property
+    def report_email(self) -> str:
+        return self.options.get("report_email", "root")
+
+    @property
+    def sendmail(self) -> str:
+        return self.options.get("sendmail", "/usr/sbin/sendmail")
+
+    @property
+    def state_dir(self) -> str:
+        return self.options.get("state_dir", "/var/lib/aidepy")
+
+
+@dataclass
+class _Snippet:
+    """One file of an included directory, prepared ahead of evaluation."""
+
+    path: bytes
+    syntax: Syntax | None = None
+    error: ConfigError | None = None
+    process: subprocess.Popen[bytes] | None = None
+    environ: dict[str, str] | None = None
+
+
+class _Evaluator:
+    def __init__(self, config: Config, hostname: str | None) -> None:
+        self.config = config
+        self.hostname = hostname
+        self.defines: dict[str, str] = {}
+        self.setenv: dict[str, str] = {}
+        self.groups = config.groups
+        for attribute in BY_NAME:
+            self.groups[attribute] = frozenset({attribute})
+        self.groups.update(DEFAULT_GROUPS)
+        self.first_set: set[str] = set()
+        self.warn_unrestricted = False
+
+    # --- values -----------------------------------------------------------------------------
+    def string(self, expr: StrExpr) -> str:
+        if len(expr) == 1 and isinstance(expr[0], str):
+            return expr[0]
+        parts: list[str] = []
+        for piece in expr:
+            if isinstance(piece, Var):
+                value = self.defines.get(piece.name)
+                if value is None:
+                    value = self.hostname if piece.name == "HOSTNAME" and piece.name not in self.defines \
+                        and self.hostname is not None else ""
+                parts.append(value)
+            else:
+                parts.append(piece)
+        return "".join(parts)
+
+    def attrs(self, expr: AttrExpr, name: str, stmt: Statement) -> AttrSet:
+        result: AttrSet = frozenset()
+        for op, group in expr:
+            value = self.groups.get(group)
+            if value is None:
+                raise ConfigError(name, stmt.line, f"group '{_text(group)}' is not defined")
+            result = value if op == "=" else result | value if op == "+" else result - value
+        return result
+
+    def condition(self, cond: Condition) -> bool:
+        arg = self.string(cond.argument)
+        if cond.function == "defined":
+            result = arg in self.defines
+        elif cond.function == "hostname":
+            result = self.hostname is not None and arg == self.hostname
+        else:
+            result = os.access(_os_path(arg), os.F_OK)
+        return result != cond.negate
+
+    # --- statements -------------------------------------------------------------------------
+    def run(self, statements: list[Statement], name: str, depth: int, prefix: str | None) -> None:
+        for stmt in statements:
+            if isinstance(stmt, RuleStmt):
+                self.rule(stmt, name, prefix)
+            elif isinstance(stmt, GroupStmt):
+                self.groups[stmt.name] = self.attrs(stmt.expr, name, stmt)
+                self.config.defined_groups.append(_text(stmt.name))
+            elif isinstance(stmt, DefineStmt):
+                self.defines[stmt.name] = "" if stmt.value is None else self.string(stmt.value)
+            elif isinstance(stmt, UndefStmt):
+                self.defines.pop(stmt.name, None)
+            elif isinstance(stmt, IfStmt):
+                branch = stmt.then if self.condition(stmt.condition) else stmt.orelse
+                if branch:
+                    self.run(branch, name, depth, prefix)
+            elif isinstance(stmt, OptionStmt):
+                self.option(stmt, name)
+            elif isinstance(stmt, SetenvStmt):
+                self.setenv[stmt.name] = self.string(stmt.value)
+            elif isinstance(stmt, IncludeStmt):
+                self.include(stmt, name, depth + 1, prefix)
+
+    def rule(self, stmt: RuleStmt, name: str, prefix: str | None) -> None:
+        regex = self.string(stmt.path)
+        if prefix:
+            regex = prefix + regex
+        if self.warn_unrestricted and stmt.restriction is None:
+            self.warn(name, stmt, f"{stmt.kind.value} rule '{_text(regex)}' is unrestricted")
+        types: set[str] = set()
+        for letter in stmt.restriction or ():
+            if letter.startswith("0"):
+                continue
+            if len(letter) != 1 or letter not in FILE_TYPES:
+                raise ConfigError(name, stmt.line, f"invalid restriction '{_text(letter)}'")
+            types.add(letter)
+        attrs = self.attrs(stmt.attrs, name, stmt) if stmt.attrs else frozenset()
+        text_regex = _text(regex)
+        problem = rule_error(text_regex)
+        if problem:
+            raise ConfigError(name, stmt.line, problem)
+        dropped = attrs & UNSUPPORTED_HASHES
+        if dropped:
+            self.warn(name, stmt, f"ignoring unsupported hash algorithm(s): {format_attrs(dropped)}")
+            attrs -= dropped
+        if "compressed" in attrs and not attrs & HASHES:
+            self.warn(name, stmt, "ignore 'compressed' attribute (no hashsum attributes are set)")
+        self.config.rules.append(Rule(stmt.kind, text_regex, frozenset(types) or None, attrs,
+                                      f"{name}:{stmt.line}", _text(stmt.text)))
+
+    def warn(self, name: str, stmt: Statement, message: str) -> None:
+        self.config.warnings.append(f"{name}:{stmt.line}: {message}")
+
+    def option(self, stmt: OptionStmt, name: str) -> None:
+        option = "database_in" if stmt.name == "database" else stmt.name
+        option = {"grouped": "report_grouped", "summarize_changes": "report_summarize_changes"}.get(
+            option, option)
+        origin = f"{name}:{stmt.line}"
+        if stmt.attrs is not None:
+            attrs = self.attrs(stmt.attrs, name, stmt)
+            if option == "database_attrs":
+                if attrs - HASHES:
+                    raise ConfigError(name, stmt.line,
+                                      f"invalid attribute(s): {format_attrs(attrs - HASHES)}")
+                if attrs & UNSUPPORTED_HASHES:
+                    self.warn(name, stmt, "ignoring unsupported hash algorithm(s): "
+                              f"{format_attrs(attrs & UNSUPPORTED_HASHES)}")
+                    attrs -= UNSUPPORTED_HASHES
+            self.config.attr_options[option] = attrs
+            if option in opt.IGNORED:
+                self.config.ignored_options.append(f"{origin}: {option} ({opt.IGNORED[option]})")
+            return
+        assert stmt.value is not None
+        value = _text(self.string(stmt.value))
+        try:
+            value = opt.check_value(option, value, self.hostname)
+        except ValueError as exc:
+            raise ConfigError(name, stmt.line, str(exc)) from None
+        if option in opt.FIRST_WINS:
+            if option in self.first_set:
+                self.warn(name, stmt, f"'{option}' option already set (ignoring new value '{value}')")
+                return
+            self.first_set.add(option)
+        if option == "report_url":
+            if value in self.config.report_urls:
+                self.warn(name, stmt, f"report_url '{value}' already defined (ignoring)")
+                return
+            self.config.report_urls.append(value)
+        if option == "config_check_warn_unrestricted_rules":
+            self.warn_unrestricted = opt.BOOLEANS[value]
+        self.config.options[option] = value
+        if option in opt.IGNORED:
+            self.config.ignored_options.append(f"{origin}: {option} ({opt.IGNORED[option]})")
+
+    # --- includes ---------------------------------------------------------------------------
+    def include(self, stmt: IncludeStmt, name: str, depth: int, prefix: str | None) -> None:
+        keyword = "@@x_include" if stmt.execute else "@@include"
+
+        def fail(reason: str) -> ConfigError:
+            return ConfigError(name, stmt.line, f"'{keyword}': {reason}")
+
+        if depth >= MAX_INCLUDE_DEPTH:
+            raise ConfigError(name, stmt.line, "include files are nested too deeply")
+        path = self.string(stmt.path)
+        if stmt.regex is None:
+            try:
+                st = os.lstat(_os_path(path))
+            except OSError as exc:
+                raise fail(f"lstat for '{_text(path)}' failed: {exc.strerror}") from None
+            if not stat.S_ISREG(st.st_mode):
+                raise fail(f"'{_text(path)}' is not a regular file")
+            execute = stmt.execute and bool(st.st_mode & stat.S_IXUSR)
+            if execute and not _safe(st):
+                self.warn(name, stmt, f"'{keyword}': '{_text(path)}' is group- or world-writable or "
+                          "owned by another user (AIDE runs it anyway; fix its modes)")
+            snippet = _Snippet(_os_path(path))
+            if execute:
+                snippet.process = self.spawn(snippet.path)
+                snippet.environ = dict(self.setenv)
+            self.evaluate_snippet(snippet, fail, depth, prefix)
+            return
+        self.include_directory(stmt, path, fail, depth, prefix)
+
+    def include_directory(self, stmt: IncludeStmt, path: str, fail: _Fail, depth: int,
+                          prefix: str | None) -> None:
+        assert stmt.regex is not None
+        regex = _text(self.string(stmt.regex))
+        try:  # AIDE searches file names; an anchored match after a lazy prefix is the same
+            name_rx = Regex(b"(?s:.*?)(?:" + regex.encode("utf-8", "surrogateescape") + b")")
+        except RegexError as exc:
+            raise fail(f"error in regular expression '{regex}': {exc.message}") from None
+        directory = _os_path(path)
+        if stmt.execute:
+            try:
+                st = os.stat(directory)
+            except OSError as exc:
+                raise fail(f"stat for '{_text(path)}' failed: {exc.strerror}") from None
+            if not _safe(st):
+                raise fail(f"bad ownership or modes for '{_text(path)}' (please ensure it is neither "
+                           "group- nor world-writable and owned by the current user or root)")
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as exc:
+            raise fail(f"failed to open directory '{_text(path)}': {exc.strerror}") from None
+        if stmt.prefix is not None:
+            new_prefix = self.string(stmt.prefix)
+            if new_prefix.endswith("/"):
+                new_prefix = new_prefix[:-1]
+            if new_prefix and new_prefix[0] != "/":
+                raise fail(f"invalid rule prefix '{_text(new_prefix)}': unexpected first character "
+                           f"'{new_prefix[0]}', expected '/'")
+            prefix = (prefix or "") + new_prefix
+        snippets: list[_Snippet] = []
+        for entry in names:
+            file_path = directory + b"/" + entry
+            try:
+                st = os.stat(file_path)
+            except OSError as exc:
+                raise fail(f"stat for '{os.fsdecode(file_path)}' failed: {exc.strerror}") from None
+            if not stat.S_ISREG(st.st_mode) or name_rx.match(entry) is not Match.FULL:
+                continue
+            snippet = _Snippet(file_path)
+            if stmt.execute and st.st_mode & stat.S_IXUSR:
+                if not _safe(st):
+                    raise fail(f"bad ownership or modes for '{os.fsdecode(file_path)}' (please ensure "
+                               "it is neither group- nor world-writable and owned by the current "
+                               "user or root)")
+                snippet.process = self.spawn(file_path)
+                snippet.environ = dict(self.setenv)
+            snippets.append(snippet)
+        for snippet in snippets:  # parse plain files while the executables run
+            if snippet.process is None:
+                _parse_file(snippet)
+        for snippet in snippets:
+            self.evaluate_snippet(snippet, fail, depth, prefix)
+
+    def spawn(self, path: bytes) -> subprocess.Popen[bytes]:
+        environ = dict(os.environ)
+        for key, value in self.setenv.items():
+            environ.setdefault(key, _text(value))  # AIDE's setenv(..., overwrite=0)
+        return subprocess.Popen([path], executable=os.path.abspath(path), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ)
+
+    def evaluate_snippet(self, snippet: _Snippet, fail: _Fail, depth: int, prefix: str | None) -> None:
+        display = os.fsdecode(snippet.path)
+        if snippet.process is not None:
+            process = snippet.process
+            if snippet.environ != self.setenv:  # the environment changed since it was started
+                process.kill()
+                process.communicate()
+                process = self.spawn(snippet.path)
+            out, err = process.communicate()
+            if err or process.returncode:
+                lines = "; ".join(f"stderr> {line}" for line in err.decode(errors="replace").splitlines())
+                raise fail(f"{display}: execution failed (exit status: {process.returncode})"
+                           + (f": {lines}" if lines else ""))
+            snippet.syntax = _parse(out.decode("latin-1"), f"{display} (stdout)")
+        elif snippet.syntax is None and snippet.error is None:
+            _parse_file(snippet)
+        if snippet.error is not None:
+            raise snippet.error
+        assert snippet.syntax is not None
+        self.config.sources.append(Path(display))
+        self.config.warnings.extend(snippet.syntax.warnings)
+        self.run(snippet.syntax.statements, snippet.syntax.name, depth, prefix)
+
+
+def _safe(st: os.stat_result) -> bool:
+    """AIDE's rule for executed config: owned by us or root, not group- or world-writable."""
+    return st.st_uid in (0, os.geteuid()) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _parse(text: str, name: str) -> Syntax:
+    return parse(text, name)
+
+
+def _parse_file(snippet: _Snippet) -> None:
+    """Read and parse one included file, keeping a failure to raise when its turn comes."""
+    name = os.fsdecode(snippet.path)
+    try:
+        with open(snippet.path, "rb") as f:
+            snippet.syntax = parse(f.read().decode("latin-1"), name)
+    except ConfigError as exc:
+        snippet.error = exc
+    except OSError as exc:
+        snippet.error = ConfigError(name, 0, f"cannot read: {exc.strerror}")
+
+
+def _hostname() -> str | None:
+    try:
+        return socket.gethostname()
+    except OSError:
+        return None
+
+
+def _evaluate(parts: Sequence[tuple[str, str, Path | None]]) -> Config:
+    """Parse and evaluate (text, name, source) parts in order: --before, the file, --after."""
+    config = Config()
+    evaluator = _Evaluator(config, _hostname())
+    for text, name, source in parts:
+        syntax = parse(text, name)
+        if source is not None:
+            config.sources.append(source)
+        config.warnings.extend(syntax.warnings)
+        evaluator.run(syntax.statements, name, 0, None)
+    return config
+
+
+def parse_text(text: str, name: str = "<text>") -> Config:
+    """Evaluate config text (includes are read relative to the current directory)."""
+    return _evaluate([(text.encode("utf-8", "surrogateescape").decode("latin-1"), name, None)])
+
+
+def load(path: str | os.PathLike[str], before: Sequence[str] = (), after: Sequence[str] = ()) -> Config:
+    """Read and evaluate a config file, with AIDE's `-B` lines before it and `-A` lines after it."""
+    name = os.fspath(path)
+    parts: list[tuple[str, str, Path | None]] = []
+    if before:
+        parts.append(("\n".join(before).encode("utf-8", "surrogateescape").decode("latin-1"),
+                      "(--before)", None))
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read()
+            parts.append((data.decode("latin-1"), "(stdin)", None))
+        else:
+            with open(os.path.expanduser(name), "rb") as f:
+                parts.append((f.read().decode("latin-1"), name, Path(name)))
+    except OSError as exc:
+        raise ConfigReadError(f"cannot open config file '{name}': {exc.strerror}") from None
+    if after:
+        parts.append(("\n".join(after).encode("utf-8", "surrogateescape").decode("latin-1"),
+                      "(--after)", None))
+    return _evaluate(parts)
