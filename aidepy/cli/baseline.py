@@ -1,0 +1,240 @@
+"""The steps `init`, `check`, `update` and `compare` share: load the config, open a baseline
+with the configured public key, scan, sign and write, render and print the report.
+
+Argument parsing stays in the command modules; the comparison and rendering logic lives in
+`aidepy.compare` and `aidepy.report`. This module only wires them to files and streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aidepy.attributes import BY_NAME, AttrSet
+from aidepy.compare import Rehash
+from aidepy.db import Database, DatabaseInfo, open_database, write_database
+from aidepy.entry import Entry, sort_key
+from aidepy.errors import AidepyError, UsageError
+from aidepy.keys import PassphraseError, fingerprint, load_private_key, load_public_key
+from aidepy.report import DatabaseSummary, Level, Report, ReportOptions, render_json, render_text
+
+Config = Any  # aidepy.config.Config
+
+
+def add_limit_argument(parser: argparse.ArgumentParser) -> None:
+    """`-l/--limit REGEX`, as AIDE's."""
+    parser.add_argument(
+        "-l", "--limit", metavar="REGEX",
+        help="only examine entries whose path matches REGEX (anchored at the start, like AIDE's "
+             "--limit); other entries of the baseline are kept (init, update) or ignored (check)",
+    )
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print aidepy's JSON report instead of AIDE's text layout (also: report_format=json)",
+    )
+
+
+def add_passphrase_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--passphrase-file", metavar="FILE", type=Path,
+        help="read the signing key's passphrase from the first line of FILE; without it, an "
+             "encrypted signing key is not used and the database is written unsigned (with a warning)",
+    )
+
+
+def warn(message: str) -> None:
+    print(f"aidepy: warning: {message}", file=sys.stderr)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """The config named by `-c`, with `-B`/`-A` lines; prints its warnings to stderr."""
+    from aidepy.config import load
+
+    config = load(args.config, before=args.before, after=args.after)
+    for message in config.warnings:
+        warn(message)
+    return config
+
+
+def limit_pattern(args: argparse.Namespace) -> re.Pattern[bytes] | None:
+    if not args.limit:
+        return None
+    try:
+        return re.compile(os.fsencode(args.limit))
+    except re.error as exc:
+        raise UsageError(f"--limit: error in regular expression '{args.limit}': {exc}") from None
+
+
+def report_options(config: Config) -> ReportOptions:
+    try:
+        level = Level.parse(config.report_level)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return ReportOptions(
+        level=level,
+        ignore_added=config.report_ignore_added_attrs,
+        ignore_removed=config.report_ignore_removed_attrs,
+        ignore_changed=config.report_ignore_changed_attrs,
+        force=config.report_force_attrs,
+        base16=config.report_base16,
+        summarize_changes=config.report_summarize_changes,
+        grouped=config.report_grouped,
+        detailed_init=config.report_detailed_init,
+    )
+
+
+def required_path(value: str | None, option: str) -> Path:
+    if not value:
+        raise UsageError(f"no {option} given in the config (e.g. {option}=file:/var/lib/aidepy/aidepy.db)")
+    return Path(value)
+
+
+def open_baseline(path: Path, config: Config) -> tuple[Database, str]:
+    """Open and verify a baseline with the configured public key; also the report's first line."""
+    public_key = load_public_key(Path(config.public_key)) if config.public_key else None
+    db = open_database(path, public_key)
+    created = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(db.header.created))
+    about = f"generation {db.header.generation}, created {created}"
+    if public_key is not None:
+        notice = f"Baseline {path}: signature verified with key {fingerprint(public_key)} ({about})."
+    elif db.signed:
+        notice = (f"WARNING: baseline {path} is signed by key {db.key_fingerprint}, but no public_key "
+                  f"is configured, so nothing ties it to your key ({about}).")
+    else:
+        notice = (f"WARNING: baseline {path} is NOT signed and no public_key is configured: nothing "
+                  f"proves it is the baseline you recorded ({about}).")
+    return db, notice
+
+
+def unsigned_notice(written: DatabaseSummary) -> list[str]:
+    """The report's first line when the database just written carries no signature."""
+    if written.signed:
+        return []
+    return [f"WARNING: the new database {written.path} is NOT signed (no usable signing key)."]
+
+
+def database_summary(db: Database) -> DatabaseSummary:
+    return DatabaseSummary(str(db.path), db.sha256, db.signed, db.key_fingerprint,
+                           db.header.created, db.header.generation, db.header.entry_count)
+
+
+def written_summary(path: Path, info: DatabaseInfo, key_fingerprint: str | None) -> DatabaseSummary:
+    return DatabaseSummary(str(path), info.sha256, info.signed, key_fingerprint,
+                           info.header.created, info.header.generation, info.header.entry_count)
+
+
+def signing_key(config: Config, passphrase_file: Path | None) -> tuple[Any, str | None]:
+    """The private key at `signing_key` and its fingerprint, or (None, None) with a warning."""
+    path = Path(config.signing_key)
+    passphrase = None
+    if passphrase_file is not None:
+        try:
+            passphrase = passphrase_file.read_bytes().split(b"\n", 1)[0]
+        except OSError as exc:
+            raise UsageError(f"--passphrase-file {passphrase_file}: {exc.strerror or exc}") from None
+    if not path.exists():
+        warn(f"no signing key at {path}: writing an UNSIGNED database (aidepy keygen --out {path})")
+        return None, None
+    try:
+        key = load_private_key(path, passphrase)
+    except PassphraseError as exc:
+        if passphrase is not None:
+            raise
+        warn(f"{exc}: writing an UNSIGNED database (give --passphrase-file, or sign it with promote)")
+        return None, None
+    return key, fingerprint(key.public_key())
+
+
+def write_baseline(config: Config, path: Path, entries: Iterable[Entry], generation: int,
+                   passphrase_file: Path | None) -> DatabaseSummary:
+    key, key_fingerprint = signing_key(config, passphrase_file)
+    info = write_database(path, entries, host=socket.gethostname(), rules_digest=config.digest,
+                          generation=generation, signing_key=key)
+    return written_summary(path, info, key_fingerprint)
+
+
+def scan_tree(config: Config, limit: re.Pattern[bytes] | None, warnings: list[str]) -> Iterator[Entry]:
+    """The live file system under the config's rules; per-file trouble lands in `warnings`."""
+    from aidepy.scan import ScanWarning, scan
+
+    def record(warning: ScanWarning) -> None:
+        warnings.append(f"{os.fsdecode(warning.path)}: {warning.message}")
+
+    entries: Iterator[Entry] = scan(config.ruleset, root_prefix=config.root_prefix, limit=limit,
+                                    workers=config.num_workers, on_warning=record)
+    return entries
+
+
+def within_limit(entries: Iterable[Entry], limit: re.Pattern[bytes] | None) -> Iterator[Entry]:
+    return (e for e in entries if limit is None or limit.match(e.path))
+
+
+def keep_outside_limit(scanned: Iterable[Entry], old: Iterable[Entry],
+                       limit: re.Pattern[bytes]) -> Iterator[Entry]:
+    """The new baseline of a limited run: fresh entries inside the limit, old ones outside it."""
+    outside = (e for e in old if not limit.match(e.path))
+    return heapq.merge(scanned, outside, key=lambda e: sort_key(e.path))
+
+
+def rehasher(root_prefix: bytes) -> Rehash:
+    """Hash the first bytes of a live file (for `growing` files whose hashes changed)."""
+
+    def rehash(entry: Entry, size: int, hashes: AttrSet) -> Mapping[str, bytes] | None:
+        hashers = {h: new() for h in hashes if (new := BY_NAME[h].new_hash) is not None}
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0)
+        try:
+            try:
+                fd = os.open(root_prefix + entry.path, flags)
+            except PermissionError:
+                fd = os.open(root_prefix + entry.path, flags & ~getattr(os, "O_NOATIME", 0))
+            with os.fdopen(fd, "rb") as f:
+                left = size
+                while left > 0:
+                    chunk = f.read(min(left, 1 << 20))
+                    if not chunk:
+                        return None
+                    left -= len(chunk)
+                    for hasher in hashers.values():
+                        hasher.update(chunk)
+        except OSError:
+            return None
+        return {h: hasher.digest() for h, hasher in hashers.items()}
+
+    return rehash
+
+
+def emit(report: Report, as_json: bool, quiet: bool = False) -> None:
+    """Print the report on stdout (nothing with report_quiet when nothing differs); paths
+    keep their raw bytes."""
+    if quiet and not report.summary.differences:
+        return
+    text = render_json(report) if as_json else render_text(report)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
+
+
+def wants_json(args: argparse.Namespace, config: Config) -> bool:
+    return bool(args.json) or config.report_format == "json"
+
+
+def next_generation(path: str | None, config: Config) -> int:
+    """One more than the generation of the database at `path`, or 1 when there is none usable."""
+    if not path or not Path(path).exists():
+        return 1
+    try:
+        with open_baseline(Path(path), config)[0] as db:
+            return int(db.header.generation) + 1
+    except AidepyError:
+        return 1
