@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.message
 import email.policy
 import mailbox
@@ -9,7 +10,8 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +134,67 @@ def root_mailbox() -> Iterator[RootMailbox]:
             os.unlink(ROOT_MBOX)
         if saved_mbox is not None:
             os.replace(saved_mbox, ROOT_MBOX)
+
+
+# --- loop devices (vault helper) ---------------------------------------------------------------
+
+FLOPPY_BYTES = 1722 * 1024
+"""The seed's medium: a 1722 KiB floppy (/dev/fd0u1722)."""
+
+
+@dataclasses.dataclass
+class LoopDevice:
+    """An image file attached to a loop device (`device`), writable until `set_read_only(True)`."""
+
+    device: str
+    image: str
+
+    def set_read_only(self, read_only: bool = True) -> None:
+        """Flip the kernel's write protection, like the floppy's tab (`blockdev --setro/--setrw`)."""
+        subprocess.run([require_tool("blockdev"), "--setro" if read_only else "--setrw", self.device],
+                       check=True)
+
+    def mountpoints(self) -> list[str]:
+        """Where this device is mounted now (from /proc/self/mountinfo)."""
+        rdev = os.stat(self.device).st_rdev
+        wanted = f"{os.major(rdev)}:{os.minor(rdev)}"
+        with open("/proc/self/mountinfo") as f:
+            return [line.split()[4].replace("\\040", " ") for line in f if line.split()[2] == wanted]
+
+
+def _release_loop(loop: LoopDevice) -> None:
+    for where in reversed(loop.mountpoints()):
+        subprocess.run([require_tool("umount"), where], check=False)
+    loop.set_read_only(False)
+    subprocess.run([require_tool("losetup"), "-d", loop.device], check=False)
+
+
+@pytest.fixture
+def make_loop_device(tmp_path: Path) -> Iterator[Callable[..., LoopDevice]]:
+    """Factory: `make_loop_device(size=FLOPPY_BYTES, name="vault.img")` attaches a fresh zeroed image
+    with `losetup -f --show`; every device is unmounted, made writable and detached afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("loop devices need root (runs as root in CI)")
+    losetup = require_tool("losetup")
+    require_tool("blockdev")
+    made: list[LoopDevice] = []
+
+    def make(size: int = FLOPPY_BYTES, name: str | None = None) -> LoopDevice:
+        image = tmp_path / (name or f"loop{len(made)}.img")
+        with open(image, "wb") as f:
+            f.truncate(size)
+        out = subprocess.run([losetup, "-f", "--show", str(image)],
+                             check=True, capture_output=True, text=True)
+        loop = LoopDevice(out.stdout.strip(), str(image))
+        made.append(loop)
+        return loop
+
+    yield make
+    for loop in reversed(made):
+        _release_loop(loop)
+
+
+@pytest.fixture
+def loop_device(make_loop_device: Callable[..., LoopDevice]) -> LoopDevice:
+    """One 1722 KiB image on a loop device (see `make_loop_device` for other sizes)."""
+    return make_loop_device()

@@ -1,0 +1,146 @@
+"""`aidepy vault format|mount|umount|status|install`: argument parsing and output over `aidepy.vault`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aidepy.cli.options import add_config_arguments
+from aidepy.errors import ExitCode, UsageError
+from aidepy.runtime import install
+from aidepy.vault import Vault, VaultStatus, format_vault, warn_stderr
+
+if TYPE_CHECKING:
+    from aidepy.config import Config
+
+NAME = "vault"
+HELP = "prepare, mount and inspect the write-protected medium that holds the baseline"
+DESCRIPTION = """\
+The vault is the medium the host cannot write while its protection is on: a floppy
+(/dev/fd0u1722) with its write-protect tab, a USB stick or SD card with a lock switch, or an
+image file attached read-only. It holds the signed baseline (aidepy.db, or a signed anchor of
+a baseline kept under the state directory when the medium is too small), the public key it
+is verified with, a copy of the rules, and optionally aidepy itself.
+
+  format DEVICE   make DEVICE a vault: ext2 (mke2fs -L LABEL -m 0), VAULT marker, public key.
+                  DEVICE is a device node (a missing /dev/fd0u1722 is created), LABEL=, UUID=,
+                  an image file, or, for trials only, a directory (nothing protects it).
+                  Refuses a mounted device, and one holding another filesystem unless --force.
+  mount [--rw]    mount the vault (vault_device, else LABEL=vault_label) at vault_mountpoint,
+                  read-only with nosuid,nodev; --rw only while writing a new baseline.
+  umount          unmount it (and detach an image's loop device).
+  status          device, label, mountpoint, ro/rw, write protection, free space, key
+                  fingerprint, the baseline's creation time and whether it verifies.
+  install         copy the rules (the config and every file it includes) onto the vault,
+                  record the hashes of the Python runtime, and copy aidepy itself if it fits.
+
+Write protection is read from the kernel (sysfs ro), from mount falling back to read-only,
+and from a real test write. Exit status 21 when the vault is unusable or write-protected
+for a write, 14 when a file does not fit (the previous one is intact)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="vault_command", metavar="ACTION")
+    fmt = sub.add_parser("format", help="make a device, image or directory a vault")
+    fmt.add_argument("device", metavar="DEVICE", help="device node, LABEL=, UUID=, image file or directory")
+    fmt.add_argument("--label", help="filesystem label (default: vault_label from the config, AIDEPY)")
+    fmt.add_argument("--force", action="store_true", help="overwrite a filesystem that is not a vault")
+    fmt.add_argument("--fdformat", action="store_true", help="low-level format a floppy first")
+    fmt.add_argument("--public-key", type=Path, metavar="FILE",
+                     help="public key to put on the vault (default: public_key, else <signing_key>.pub)")
+    mount = sub.add_parser("mount", help="mount the vault (read-only unless --rw)")
+    mount.add_argument("--rw", action="store_true", help="mount read-write (to write a baseline)")
+    sub.add_parser("umount", help="unmount the vault")
+    status = sub.add_parser("status", help="show the vault's state")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("install", help="copy the rules, runtime hashes and aidepy onto the vault")
+    for action in sub.choices.values():
+        add_config_arguments(action)
+        if action is not fmt:
+            action.add_argument("--device", metavar="DEVICE",
+                                help="the vault device (overrides vault_device)")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    from aidepy.config import load
+
+    return load(Path(args.config), args.before, args.after)
+
+
+def _vault(args: argparse.Namespace) -> Vault:
+    return Vault.open(_config(args), device=args.device, warn=warn_stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.vault_command
+    if command is None:
+        raise UsageError("aidepy vault needs an action: format, mount, umount, status or install")
+    if command == "format":
+        return _format(args)
+    if command == "mount":
+        root = _vault(args).mount(rw=args.rw)
+        print(f"vault mounted {'read-write' if args.rw else 'read-only'} at {root}")
+    elif command == "umount":
+        _vault(args).umount()
+    elif command == "status":
+        status = _vault(args).status()
+        print(json.dumps(status.as_dict(), indent=2) if args.json else _render(status))
+        return ExitCode.OK if status.is_vault and not status.problems else ExitCode.VAULT_ERROR
+    elif command == "install":
+        config = _config(args)
+        vault = Vault.open(config, device=args.device, warn=warn_stderr)
+        with vault.mounted(rw=True):
+            rules = vault.write_rules(config.sources)
+            report = install(vault)
+        print(f"rules: {len(rules) - 1} file(s) copied to the vault")
+        print(report.message)
+    return ExitCode.OK
+
+
+def _format(args: argparse.Namespace) -> int:
+    label, public_key = args.label, args.public_key
+    if label is None or public_key is None:
+        from aidepy.keys import public_key_path
+
+        config = _config(args)
+        label = label or config.vault_label
+        public_key = public_key or Path(config.public_key or public_key_path(Path(config.signing_key)))
+    medium = format_vault(args.device, label=label, public_key=public_key, force=args.force,
+                          fdformat=args.fdformat, warn=warn_stderr)
+    print(f"{medium.spec}: formatted as aidepy vault {label!r}")
+    return ExitCode.OK
+
+
+def _render(s: VaultStatus) -> str:
+    def size(n: int | None) -> str:
+        return "?" if n is None else f"{n} bytes ({n // 1024} KiB)"
+
+    db = s.database
+    if db.layout == "none":
+        baseline = "none" + (f" ({db.problem})" if db.problem else "")
+    elif db.verified:
+        created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(db.created or 0))
+        where = "on the vault" if db.layout == "vault" else f"anchored, on disk at {db.path}"
+        state = "signature verified" if db.signed else "UNSIGNED"
+        baseline = f"{where}, generation {db.generation}, created {created}, {db.size} bytes, {state}"
+    else:
+        baseline = f"DOES NOT VERIFY: {db.problem}"
+    mounted = "no" if s.mounted is None else f"{'read-only' if s.mounted == 'ro' else 'read-write'}"
+    lines = [
+        f"vault:           {s.spec} ({s.kind}{', ' + s.device if s.device and s.device != s.spec else ''})",
+        f"filesystem:      {s.fstype or 'none'}, label {s.label or '-'}, uuid {s.uuid or '-'}",
+        f"aidepy vault:    {'yes' if s.is_vault else 'NO (no VAULT marker)'}",
+        f"mounted:         {mounted} (mountpoint {s.mountpoint})",
+        "write-protected: " + (f"yes: {s.write_protect_reason}" if s.write_protected else "NO (writable)"),
+        f"size:            {size(s.size_bytes)}, free {size(s.free_bytes)}",
+        f"public key:      {s.key_fingerprint or 'none'}",
+        f"baseline:        {baseline}",
+    ]
+    if s.runtime_changes is not None:
+        lines.append("runtime:         " + ("unchanged since install" if not s.runtime_changes
+                                           else "; ".join(s.runtime_changes)))
+    lines += [f"problem:         {p}" for p in s.problems]
+    return "\n".join(lines)

@@ -1,0 +1,318 @@
+"""The vault's medium: which device a vault spec names, and what the kernel says about it.
+
+Resolves `/dev/…`, `LABEL=…`, `UUID=…` (pyudev, falling back to `blkid` when udev has no
+filesystem properties), image files and directories; attaches images through loop devices;
+reads mounts from /proc/self/mountinfo and the write-protect state from sysfs; runs the
+util-linux and e2fsprogs tools through `sh`, turning their failures into one-line `VaultError`s.
+`aidepy.vault` builds the vault's layout on top of this.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import pyudev
+import sh
+
+from aidepy.errors import VaultError
+
+# Floppy nodes the seed practice used, with their (major, minor) numbers (Linux devices.txt).
+FLOPPY_NODES = {"fd0": (2, 0), "fd0u1440": (2, 28), "fd0u1722": (2, 60)}
+FLOPPY_MODE = 0o660
+FLOPPY_GROUP = "floppy"
+
+Warn = Callable[[str], None]
+
+
+class MediumKind(Enum):
+    """What a vault spec names."""
+
+    BLOCK = "block"
+    IMAGE = "image"
+    DIRECTORY = "directory"
+
+
+@dataclass(frozen=True)
+class Medium:
+    """A resolved vault spec: the configured text, its kind and the path it names."""
+
+    spec: str
+    kind: MediumKind
+    path: Path
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    """What a probe found on a device."""
+
+    type: str
+    label: str | None
+    uuid: str | None
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of /proc/self/mountinfo."""
+
+    mountpoint: Path
+    source: str
+    fstype: str
+    devno: int
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """What an external tool printed."""
+
+    stdout: str
+    stderr: str
+
+
+def run_tool(name: str, *args: str) -> ToolOutput:
+    """Run `name args…` (no shell); a failure becomes a VaultError naming the tool and its message."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if path is None:
+        raise VaultError(f"{name} is not installed")
+    env = {**os.environ, "LC_ALL": "C"}
+    try:
+        result = sh.Command(path)(*args, _env=env, _return_cmd=True, _tty_out=False)
+    except sh.ErrorReturnCode as exc:
+        message = _last_line(exc.stderr) or _last_line(exc.stdout) or f"exit status {exc.exit_code}"
+        raise VaultError(f"{name} {' '.join(args)}: {message}") from None
+    return ToolOutput(_text(result.stdout), _text(result.stderr))
+
+
+def _text(data: bytes | str) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _last_line(data: bytes | str) -> str:
+    lines = [line.strip() for line in _text(data).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def resolve(spec: str, *, warn: Warn, context: pyudev.Context | None = None) -> Medium:
+    """The medium a vault spec names; a directory draws a warning every time."""
+    key, _, value = spec.partition("=")
+    if key in ("LABEL", "UUID") and value:
+        return Medium(spec, MediumKind.BLOCK, find_by_property(key, value, context=context))
+    path = Path(spec)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise VaultError(f"vault device {spec}: {exc.strerror}") from None
+    if stat.S_ISBLK(mode):
+        return Medium(spec, MediumKind.BLOCK, path)
+    if stat.S_ISREG(mode):
+        return Medium(spec, MediumKind.IMAGE, path.resolve())
+    if stat.S_ISDIR(mode):
+        warn(f"WARNING: vault {spec} is a plain directory: NOTHING protects it from being "
+             "rewritten (use it for trials only)")
+        return Medium(spec, MediumKind.DIRECTORY, path.resolve())
+    raise VaultError(f"vault device {spec}: not a block device, image file or directory")
+
+
+def find_by_property(key: str, value: str, *, context: pyudev.Context | None = None) -> Path:
+    """The one block device whose filesystem has LABEL or UUID `value`: udev's candidates (or
+    blkid's, where udev knows none), each confirmed by probing the device itself, because the
+    udev database goes stale while no udevd runs."""
+    context = context or pyudev.Context()
+    udev_key = {"LABEL": "ID_FS_LABEL", "UUID": "ID_FS_UUID"}[key]
+    candidates = {
+        Path(dev.device_node)
+        for dev in context.list_devices(subsystem="block").match_property(udev_key, value)
+        if dev.device_node
+    }
+    found = {dev for dev in candidates if _has_property(dev, key, value)}
+    if not found:
+        found = {dev for dev in _blkid_search(key, value) if _has_property(dev, key, value)}
+    if not found:
+        raise VaultError(f"no block device has a filesystem with {key}={value} (is the vault inserted?)")
+    if len(found) > 1:
+        names = ", ".join(sorted(str(p) for p in found))
+        raise VaultError(f"several devices have {key}={value} ({names}); name the vault device explicitly")
+    return found.pop()
+
+
+def _has_property(device: Path, key: str, value: str) -> bool:
+    try:
+        fs = probe_filesystem(device)
+    except VaultError:
+        return False
+    return fs is not None and (fs.label if key == "LABEL" else fs.uuid) == value
+
+
+def _blkid_search(key: str, value: str) -> list[Path]:
+    try:
+        # -c /dev/null: probe the devices now instead of trusting blkid's cache.
+        out = run_tool("blkid", "-c", "/dev/null", "-o", "device", "-t", f"{key}={value}")
+    except VaultError:
+        return []  # blkid exits 2 when nothing matches
+    return [Path(line) for line in out.stdout.split()]
+
+
+def udev_device(device: Path, context: pyudev.Context | None = None) -> pyudev.Device:
+    """The udev (sysfs) view of a block device node."""
+    try:
+        return pyudev.Devices.from_device_file(context or pyudev.Context(), str(device))
+    except (ValueError, OSError) as exc:
+        raise VaultError(f"{device}: not known to udev/sysfs ({exc})") from None
+
+
+def probe_filesystem(device: Path) -> Filesystem | None:
+    """The filesystem on `device`, probed from its content (`blkid -p`), or None if none is recognised."""
+    try:
+        out = run_tool("blkid", "-p", "-o", "export", str(device))
+    except VaultError:
+        return None  # blkid exits 2 when it recognises nothing
+    fields = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    if "TYPE" not in fields:
+        return None
+    return Filesystem(fields["TYPE"], fields.get("LABEL"), fields.get("UUID"))
+
+
+def sysfs_read_only(device: Path, context: pyudev.Context | None = None) -> bool:
+    """The kernel's read-only flag of the device (sysfs `ro`: `blockdev --setro`, lock switches)."""
+    return bool(udev_device(device, context).attributes.asint("ro"))
+
+
+def write_protection(device: Path, context: pyudev.Context | None = None) -> str | None:
+    """Why the kernel will refuse writes to `device`, or None when it accepts them."""
+    if sysfs_read_only(device, context):
+        return "the device is read-only (sysfs ro=1)"
+    try:
+        # Floppy drivers only learn about the write-protect tab when the device is opened for writing.
+        fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES):
+            return f"the device refuses to open for writing ({exc.strerror})"
+        return None
+    os.close(fd)
+    return None
+
+
+def device_size(device: Path) -> int:
+    """Size of a block device in bytes."""
+    fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+def mounts() -> list[Mount]:
+    """Every mount of this process's namespace."""
+    result = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        major, minor = (int(n) for n in fields[2].split(":"))
+        options = set(fields[5].split(",")) | set(fields[sep + 3].split(","))
+        result.append(Mount(
+            mountpoint=Path(_unescape(fields[4])), source=_unescape(fields[sep + 2]),
+            fstype=fields[sep + 1], devno=os.makedev(major, minor), read_only="ro" in options,
+        ))
+    return result
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mounts_of(device: Path) -> list[Mount]:
+    """Where `device` (or one of its partitions) is mounted."""
+    devnos = {os.stat(device).st_rdev}
+    for child in udev_device(device).children:
+        if child.subsystem == "block":
+            devnos.add(child.device_number)
+    return [m for m in mounts() if m.devno in devnos]
+
+
+def mount_at(mountpoint: Path) -> Mount | None:
+    """The mount whose mountpoint is `mountpoint` (the topmost one)."""
+    found = [m for m in mounts() if m.mountpoint == mountpoint]
+    return found[-1] if found else None
+
+
+def mount(device: Path, mountpoint: Path, *, read_only: bool) -> Mount:
+    """Mount `device` with nosuid,nodev; returns the mount as the kernel made it (it may be ro)."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    mode = "ro" if read_only else "rw"
+    run_tool("mount", "-o", f"{mode},nosuid,nodev", str(device), str(mountpoint))
+    made = mount_at(mountpoint)
+    if made is None:
+        raise VaultError(f"mount {device} {mountpoint}: no mount appeared")
+    return made
+
+
+def remount(mountpoint: Path, *, read_only: bool) -> Mount:
+    """Switch a mount between ro and rw."""
+    run_tool("mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(mountpoint))
+    made = mount_at(mountpoint)
+    if made is None:
+        raise VaultError(f"remount {mountpoint}: the mount disappeared")
+    return made
+
+
+def umount(mountpoint: Path) -> None:
+    """Unmount `mountpoint`."""
+    run_tool("umount", str(mountpoint))
+
+
+def attach(image: Path, *, read_only: bool) -> Path:
+    """Attach an image file to a free loop device."""
+    args = ["-f", "--show", *(["-r"] if read_only else []), str(image)]
+    return Path(run_tool("losetup", *args).stdout.strip())
+
+
+def detach(device: Path) -> None:
+    """Detach a loop device."""
+    run_tool("losetup", "-d", str(device))
+
+
+def loop_devices_of(image: Path) -> list[Path]:
+    """The loop devices an image file is attached to."""
+    found = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            target = backing.read_text().strip()
+        except OSError:
+            continue  # detached meanwhile
+        if target.removesuffix(" (deleted)") == str(image):
+            found.append(Path("/dev") / backing.parent.parent.name)
+    return sorted(found)
+
+
+def ensure_device_node(path: Path) -> bool:
+    """Create a missing floppy node the way the seed did (block 2,60 for fd0u1722, mode 660, group
+    floppy); returns whether it created one. Other missing paths are left for the caller to refuse."""
+    if path.exists() or path.name not in FLOPPY_NODES:
+        return False
+    major, minor = FLOPPY_NODES[path.name]
+    try:
+        os.mknod(path, stat.S_IFBLK | FLOPPY_MODE, os.makedev(major, minor))
+        os.chmod(path, FLOPPY_MODE)  # mknod honours the umask
+        with suppress(KeyError):  # no floppy group on this host: root-only access is the safe default
+            os.chown(path, -1, grp.getgrnam(FLOPPY_GROUP).gr_gid)
+    except OSError as exc:
+        raise VaultError(f"mknod {path} b {major} {minor}: {exc.strerror}") from None
+    return True

@@ -1,0 +1,569 @@
+"""The vault: the write-protected medium that holds the signed baseline, its public key and rules.
+
+Layout on the medium (ext2, label from `vault_label`):
+    VAULT           marker ("aidepy vault 1"): only a medium carrying it is used or reformatted
+    aidepy.pub      the public key every baseline is verified with
+    aidepy.db       the signed baseline, or instead
+    aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.anchor`)
+    aidepy.conf     the rules the baseline was built with; its includes under `rules/` (+ SOURCES)
+    bin/ lib/ RUNTIME   aidepy itself and the hashes of the runtime it uses (`aidepy vault install`)
+Every file is written atomically and verified (`atomic_write`); the vault is mounted read-only
+with nosuid,nodev except while promote writes to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aidepy import medium as md
+from aidepy.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
+from aidepy.atomic import READ_CHUNK, WrittenFile, atomic_write, free_bytes, fsync_dir
+from aidepy.atomic import VaultFullError as VaultFullError  # re-exported for promote
+from aidepy.errors import AidepyError, VaultError, VerificationError
+from aidepy.medium import Medium, MediumKind, Mount, Warn
+from aidepy.runtime import MANIFEST as RUNTIME
+from aidepy.runtime import runtime_changes
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    from aidepy.config import Config
+    from aidepy.db import DatabaseInfo
+
+MARKER = "VAULT"
+MARKER_TEXT = b"aidepy vault 1\n"
+PUBLIC_KEY = "aidepy.pub"
+DATABASE = "aidepy.db"
+ANCHOR = "aidepy.anchor"
+RULES = "aidepy.conf"
+RULES_DIR = "rules"
+RULES_INDEX = "rules/SOURCES"
+MAX_LABEL = 16  # ext2 volume labels are 16 bytes
+
+
+def warn_stderr(message: str) -> None:
+    """Default warning sink: one line on stderr."""
+    print(f"aidepy: {message}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """Where the vault is: the device spec, the mountpoint, the state directory for anchored databases."""
+
+    device: str
+    mountpoint: Path = Path("/var/lib/aidepy/vault")
+    state_dir: Path = Path("/var/lib/aidepy")
+
+    @classmethod
+    def from_config(cls, config: Config, device: str | None = None) -> VaultSettings:
+        """Settings from `vault_device` (else `LABEL=<vault_label>`), `vault_mountpoint`, `state_dir`."""
+        return cls(
+            device=device or config.vault_device or f"LABEL={config.vault_label}",
+            mountpoint=Path(config.vault_mountpoint), state_dir=Path(config.state_dir),
+        )
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """The baseline found on the vault."""
+
+    layout: str  # "vault", "anchored" or "none"
+    path: str | None = None
+    size: int | None = None
+    created: int | None = None
+    generation: int | None = None
+    signed: bool | None = None
+    verified: bool = False
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class VaultStatus:
+    """What `aidepy vault status` shows."""
+
+    spec: str
+    kind: str
+    device: str | None
+    fstype: str | None
+    label: str | None
+    uuid: str | None
+    mountpoint: str | None
+    mounted: str | None  # "ro", "rw" or None (status mounts read-only for a moment to look inside)
+    write_protected: bool
+    write_protect_reason: str | None
+    is_vault: bool
+    size_bytes: int | None
+    free_bytes: int | None
+    key_fingerprint: str | None
+    database: DatabaseStatus
+    runtime_changes: list[str] | None = None  # None: no RUNTIME manifest on the vault
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class Vault:
+    """The configured vault. Typical use (promote):
+
+        vault = Vault.open(config)
+        with vault.mounted(rw=True):
+            vault.write_database(encode_database(entries, ...))
+    """
+
+    def __init__(self, settings: VaultSettings, *, warn: Warn = warn_stderr) -> None:
+        self.settings = settings
+        self._warn = warn
+        self._medium: Medium | None = None
+
+    @classmethod
+    def open(cls, config: Config, *, device: str | None = None, warn: Warn = warn_stderr) -> Vault:
+        """The vault `config` names (`device` overrides `vault_device`)."""
+        return cls(VaultSettings.from_config(config, device), warn=warn)
+
+    @property
+    def medium(self) -> Medium:
+        """The resolved device, image or directory (resolved once; a directory warns then)."""
+        if self._medium is None:
+            self._medium = md.resolve(self.settings.device, warn=self._warn)
+        return self._medium
+
+    def device(self) -> Path | None:
+        """The block device holding the vault now (an image's loop device, if attached)."""
+        if self.medium.kind is MediumKind.BLOCK:
+            return self.medium.path
+        if self.medium.kind is MediumKind.IMAGE:
+            loops = md.loop_devices_of(self.medium.path)
+            return loops[0] if loops else None
+        return None
+
+    def current_mount(self) -> Mount | None:
+        """Where the vault is mounted (preferring the configured mountpoint), or None."""
+        device = self.device()
+        if device is None:
+            return None
+        found = md.mounts_of(device)
+        for m in found:
+            if m.mountpoint == self.settings.mountpoint:
+                return m
+        return found[0] if found else None
+
+    @property
+    def root(self) -> Path:
+        """The directory holding the vault's files; the vault must be mounted."""
+        if self.medium.kind is MediumKind.DIRECTORY:
+            return self.medium.path
+        current = self.current_mount()
+        if current is None:
+            raise VaultError(f"the vault ({self.settings.device}) is not mounted: run 'aidepy vault mount'")
+        return current.mountpoint
+
+    @property
+    def database_path(self) -> Path:
+        """`aidepy.db` on the mounted vault."""
+        return self.root / DATABASE
+
+    @property
+    def anchor_path(self) -> Path:
+        """`aidepy.anchor` on the mounted vault."""
+        return self.root / ANCHOR
+
+    @property
+    def public_key_path(self) -> Path:
+        """`aidepy.pub` on the mounted vault."""
+        return self.root / PUBLIC_KEY
+
+    def public_key(self) -> Ed25519PublicKey:
+        """The vault's public key."""
+        from aidepy.keys import load_public_key
+
+        path = self.public_key_path
+        if not path.is_file():
+            raise VaultError(f"the vault has no public key ({path}); format it with 'aidepy vault format'")
+        return load_public_key(path)
+
+    def write_protection(self) -> str | None:
+        """Why the vault cannot be written (sysfs ro, the device refusing writers, a failed test write
+        on a read-write mount, a read-only image file), or None when it can."""
+        kind = self.medium.kind
+        if kind is MediumKind.DIRECTORY:
+            return None
+        if kind is MediumKind.IMAGE:
+            image = self.medium.path
+            if not image.stat().st_mode & 0o222 or not os.access(image, os.W_OK):
+                return "the image file is read-only (no write permission)"
+            return None
+        reason = md.write_protection(self.medium.path)
+        current = self.current_mount()
+        if reason is None and current is not None and not current.read_only:
+            reason = _probe_write(current.mountpoint)
+        return reason
+
+    def is_write_protected(self) -> bool:
+        """Whether the vault's write protection is on."""
+        return self.write_protection() is not None
+
+    def mount(self, rw: bool = False) -> Path:
+        """Mount the vault (read-only unless `rw`), nosuid,nodev at the configured mountpoint; switch
+        an existing mount to the asked mode. Returns the vault's root directory."""
+        medium = self.medium
+        if medium.kind is MediumKind.DIRECTORY:
+            return medium.path
+        if rw and (reason := self.write_protection()):
+            raise VaultError(f"the vault is write-protected ({reason}): not mounting it read-write; "
+                             "turn the write protection off first")
+        current = self.current_mount()
+        if current is not None:
+            if current.read_only != rw:
+                return current.mountpoint
+            if medium.kind is MediumKind.BLOCK:
+                return self._checked(md.remount(current.mountpoint, read_only=not rw), rw)
+            self.umount()
+        device = md.attach(medium.path, read_only=not rw) if medium.kind is MediumKind.IMAGE else medium.path
+        try:
+            return self._checked(md.mount(device, self.settings.mountpoint, read_only=not rw), rw)
+        except BaseException:
+            if medium.kind is MediumKind.IMAGE:
+                self.umount()
+            raise
+
+    def _checked(self, made: Mount, rw: bool) -> Path:
+        if rw and made.read_only:
+            self.umount()
+            raise VaultError("the vault is write-protected: mount fell back to read-only; "
+                             "turn the write protection off first")
+        if not (made.mountpoint / MARKER).is_file():
+            self.umount()
+            raise VaultError(f"{made.source} is not an aidepy vault (no {MARKER} marker); "
+                             "prepare it with 'aidepy vault format'")
+        return made.mountpoint
+
+    def umount(self) -> None:
+        """Unmount the vault everywhere it is mounted; detach an image's loop devices."""
+        if self.medium.kind is MediumKind.DIRECTORY:
+            return
+        device = self.device()
+        if device is not None:
+            for m in reversed(md.mounts_of(device)):
+                md.umount(m.mountpoint)
+        if self.medium.kind is MediumKind.IMAGE:
+            for loop in md.loop_devices_of(self.medium.path):
+                md.detach(loop)
+
+    @contextmanager
+    def mounted(self, rw: bool = False) -> Iterator[Path]:
+        """The vault mounted (at least read-only; read-write if `rw`), put back as it was afterwards."""
+        before = self.current_mount()
+        root = before.mountpoint if before is not None and not rw else self.mount(rw=rw)
+        try:
+            yield root
+        finally:
+            if self.medium.kind is not MediumKind.DIRECTORY:
+                if before is None:
+                    self.umount()
+                elif before.read_only and rw:
+                    self.mount(rw=False)
+
+    def _writable_root(self) -> Path:
+        root = self.root
+        current = self.current_mount()
+        if current is not None and current.read_only:
+            raise VaultError("the vault is mounted read-only; writing needs 'aidepy vault mount --rw' "
+                             "(promote does this); nothing was written")
+        if reason := self.write_protection():
+            raise VaultError(f"the vault is write-protected ({reason}); nothing was written")
+        return root
+
+    def write_file(
+        self, name: str, chunks: Iterable[bytes], *, size: int | None = None,
+        verify: Callable[[Path], None] | None = None, mode: int = 0o644,
+    ) -> WrittenFile:
+        """Write one file onto the read-write mounted vault atomically and verified (see `atomic_write`)."""
+        return atomic_write(self._writable_root(), name, chunks, size=size, verify=verify, mode=mode)
+
+    def free_bytes(self) -> int:
+        """Free space on the mounted vault."""
+        return free_bytes(self.root)
+
+    def remove(self, name: str) -> None:
+        """Remove a file from the read-write mounted vault (durably)."""
+        path = self._writable_root() / name
+        if path.exists():
+            path.unlink()
+            fsync_dir(path.parent)
+
+    def write_database(self, chunks: Iterable[bytes], *, size: int | None = None) -> WrittenFile:
+        """Write the signed baseline as `aidepy.db`; it must verify with the vault's key before it
+        replaces the old one. Raises VaultFullError (old one intact) when it does not fit: then
+        write it to disk and use `write_anchor`."""
+        from aidepy.db import open_database
+
+        key = self.public_key()
+
+        def verify(path: Path) -> None:
+            with open_database(path, key):
+                pass
+
+        written = self.write_file(DATABASE, chunks, size=size, verify=verify)
+        self.remove(ANCHOR)
+        return written
+
+    def write_anchor(self, database: Path, info: DatabaseInfo, signing_key: Ed25519PrivateKey) -> Anchor:
+        """The anchored layout: pin the signed database at `database` (on disk, normally under
+        `state_dir`) with a signed anchor on the vault; removes `aidepy.db` from the vault."""
+        from aidepy.db import open_database
+
+        key = self.public_key()
+        if signing_key.public_key().public_bytes_raw() != key.public_bytes_raw():
+            raise VaultError("the signing key does not belong to the vault's public key")
+        with open_database(database, key):
+            pass
+        anchor = Anchor(
+            path=str(database.resolve()), sha256=info.sha256.hex(), size=info.size,
+            created=info.header.created, generation=info.header.generation,
+        )
+        check_disk_copy(anchor)
+        self.write_file(ANCHOR, [encode_anchor(anchor, signing_key)],
+                        verify=lambda p: _same_anchor(decode_anchor(p.read_bytes(), key), anchor))
+        self.remove(DATABASE)
+        return anchor
+
+    def baseline_path(self) -> Path:
+        """The database a check should open with the vault's public key: `aidepy.db` on the vault,
+        or the anchored disk copy once it matches the anchor (the newer generation wins if a
+        switch of layout was interrupted). Raises VerificationError/VaultError."""
+        key = self.public_key()
+        if not self.anchor_path.exists():
+            if not self.database_path.exists():
+                raise VaultError(f"the vault holds no baseline ({DATABASE} or {ANCHOR})")
+            return self.database_path
+        anchor = decode_anchor(self.anchor_path.read_bytes(), key)
+        if self.database_path.exists() and _generation(self.database_path, key) >= anchor.generation:
+            return self.database_path
+        return check_disk_copy(anchor)
+
+    def write_rules(self, sources: Sequence[Path]) -> list[WrittenFile]:
+        """Copy the main config (`aidepy.conf`) and every file it includes (under `rules/`, by
+        absolute path) onto the vault, with an index of original paths and digests."""
+        if not sources:
+            raise VaultError("no configuration files to copy")
+        names = [RULES] + [f"{RULES_DIR}{p.resolve()}" for p in sources[1:]]
+        written = [self.write_file(name, _read_chunks(src)) for name, src in zip(names, sources, strict=True)]
+        index = "".join(f"{w.sha256.hex()}  {src.resolve()}  {name}\n"
+                        for w, src, name in zip(written, sources, names, strict=True))
+        written.append(self.write_file(RULES_INDEX, [index.encode()]))
+        keep = {self.root / n for n in [*names, RULES_INDEX]}
+        rules_dir = self.root / RULES_DIR
+        for path in sorted(rules_dir.rglob("*"), reverse=True):
+            if path.is_file() and path not in keep:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        return written
+
+    def rules_changes(self) -> list[str]:
+        """Live config files that differ from the copies on the vault (one line each)."""
+        index = self.root / RULES_INDEX
+        if not index.is_file():
+            return ["the vault holds no copy of the rules"]
+        problems = []
+        for line in index.read_text().splitlines():
+            digest, original, _ = line.split("  ", 2)
+            try:
+                live = hashlib.sha256(Path(original).read_bytes()).hexdigest()
+            except OSError as exc:
+                problems.append(f"{original}: {exc.strerror}")
+                continue
+            if live != digest:
+                problems.append(f"{original} differs from the copy on the vault")
+        return problems
+
+    def status(self) -> VaultStatus:
+        """Everything `aidepy vault status` shows; mounts read-only for a moment when not mounted."""
+        medium = self.medium
+        problems: list[str] = []
+        before = self.current_mount()
+        device = self.device()
+        fs = md.probe_filesystem(device) if device is not None else None
+        reason = self.write_protection()
+        size = md.device_size(device) if device is not None else None
+        free, fingerprint, database, is_vault = None, None, DatabaseStatus("none"), False
+        runtime: list[str] | None = None
+        try:
+            with self.mounted() as root:
+                is_vault = (root / MARKER).is_file()
+                free = free_bytes(root)
+                fingerprint, database = self._inspect(problems)
+                if (root / RUNTIME).is_file():
+                    runtime = runtime_changes((root / RUNTIME).read_bytes())
+                current = self.current_mount()
+                if reason is None and current is not None and not current.read_only:
+                    reason = _probe_write(root)
+        except (VaultError, OSError) as exc:
+            problems.append(str(exc))
+        if medium.kind is MediumKind.DIRECTORY:
+            problems.append("a directory vault: nothing protects it (trials only)")
+        return VaultStatus(
+            spec=self.settings.device, kind=medium.kind.value, device=str(device) if device else None,
+            fstype=fs.type if fs else None, label=fs.label if fs else None, uuid=fs.uuid if fs else None,
+            mountpoint=str(before.mountpoint if before else self.settings.mountpoint),
+            mounted=None if before is None else ("ro" if before.read_only else "rw"),
+            write_protected=reason is not None, write_protect_reason=reason, is_vault=is_vault,
+            size_bytes=size, free_bytes=free, key_fingerprint=fingerprint, database=database,
+            runtime_changes=runtime, problems=problems,
+        )
+
+    def _inspect(self, problems: list[str]) -> tuple[str | None, DatabaseStatus]:
+        from aidepy.db import open_database
+        from aidepy.keys import fingerprint
+
+        try:
+            key = self.public_key()
+        except AidepyError as exc:
+            problems.append(str(exc))
+            return None, DatabaseStatus("none")
+        if not self.anchor_path.exists() and not self.database_path.exists():
+            return fingerprint(key), DatabaseStatus("none")
+        layout = "anchored" if self.anchor_path.exists() else "vault"
+        try:
+            path = self.baseline_path()
+            if path != self.database_path:
+                layout = "anchored"
+            with open_database(path, key) as db:
+                header = db.header
+                database = DatabaseStatus(
+                    layout, str(path), path.stat().st_size, header.created, header.generation,
+                    db.signed, True,
+                )
+        except AidepyError as exc:
+            database = DatabaseStatus(layout, problem=str(exc))
+        return fingerprint(key), database
+
+
+def _probe_write(root: Path) -> str | None:
+    """A real write on a read-write mount: the last word on write protection."""
+    probe = root / ".aidepy-probe"
+    try:
+        with open(probe, "wb", buffering=0) as f:
+            f.write(b"probe")
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as exc:
+        with suppress(OSError):
+            probe.unlink()
+        return f"a test write failed ({exc.strerror})"
+    return None
+
+
+def _same_anchor(found: Anchor, expected: Anchor) -> None:
+    if found != expected:
+        raise VerificationError("the anchor reads back differently from what was written")
+
+
+def _generation(path: Path, key: Ed25519PublicKey) -> int:
+    from aidepy.db import open_database
+
+    with open_database(path, key) as db:
+        return db.header.generation
+
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(READ_CHUNK):
+                yield chunk
+    except OSError as exc:
+        raise VaultError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def format_vault(
+    spec: str, *, label: str, public_key: Path, force: bool = False, fdformat: bool = False,
+    warn: Warn = warn_stderr,
+) -> Medium:
+    """Prepare a medium as a vault: create a missing floppy node, refuse a mounted device and (unless
+    `force`) a foreign filesystem, `fdformat` (if asked), `mke2fs -L label -m 0`, then write the
+    `VAULT` marker and the public key."""
+    from aidepy.keys import load_public_key
+
+    if not label or len(label.encode()) > MAX_LABEL:
+        raise VaultError(f"vault label {label!r}: must be 1 to {MAX_LABEL} bytes")
+    try:
+        load_public_key(public_key)
+    except AidepyError as exc:
+        raise VaultError(f"{exc} (run 'aidepy keygen' first)") from None
+    key_bytes = public_key.read_bytes()
+    if md.ensure_device_node(Path(spec)):
+        warn(f"created {spec} (block {md.FLOPPY_NODES[Path(spec).name]}, mode 660, group floppy)")
+    medium = md.resolve(spec, warn=warn)
+    if medium.kind is MediumKind.DIRECTORY:
+        _write_layout(medium.path, label, key_bytes)
+        return medium
+    if medium.kind is MediumKind.IMAGE:
+        if md.loop_devices_of(medium.path):
+            raise VaultError(f"{spec} is attached to a loop device; unmount the vault first")
+        device = md.attach(medium.path, read_only=False)
+        try:
+            _format_device(device, spec, label, key_bytes, force, fdformat)
+        finally:
+            md.detach(device)
+    else:
+        _format_device(medium.path, spec, label, key_bytes, force, fdformat)
+    return medium
+
+
+def _format_device(
+    device: Path, spec: str, label: str, key_bytes: bytes, force: bool, fdformat: bool,
+) -> None:
+    if mounted := md.mounts_of(device):
+        raise VaultError(f"{spec} is mounted at {mounted[0].mountpoint}; unmount it first")
+    if reason := md.write_protection(device):
+        raise VaultError(f"{spec} is write-protected ({reason}); turn the write protection off to format it")
+    existing = md.probe_filesystem(device)
+    if existing is not None and not force and not _holds_vault(device, existing):
+        what = f"a {existing.type} filesystem" + (f" labelled {existing.label!r}" if existing.label else "")
+        raise VaultError(f"{spec} holds {what} that is not an aidepy vault; use --force to overwrite it")
+    if fdformat:
+        md.run_tool("fdformat", str(device))
+    md.run_tool("mke2fs", "-q", "-F", "-t", "ext2", "-L", label, "-m", "0", str(device))
+    with _temporary_mount(device, read_only=False) as root:
+        _write_layout(root, label, key_bytes)
+
+
+def _write_layout(root: Path, label: str, key_bytes: bytes) -> None:
+    atomic_write(root, PUBLIC_KEY, [key_bytes])
+    marker = MARKER_TEXT + f"label={label}\nformatted={int(time.time())}\n".encode()
+    atomic_write(root, MARKER, [marker])
+
+
+def _holds_vault(device: Path, fs: md.Filesystem) -> bool:
+    if not fs.type.startswith("ext"):
+        return False
+    try:
+        with _temporary_mount(device, read_only=True) as root:
+            marker = root / MARKER
+            return marker.is_file() and marker.read_bytes().startswith(MARKER_TEXT)
+    except VaultError:
+        return False
+
+
+@contextmanager
+def _temporary_mount(device: Path, *, read_only: bool) -> Iterator[Path]:
+    where = Path(tempfile.mkdtemp(prefix="aidepy-vault-"))
+    try:
+        md.mount(device, where, read_only=read_only)
+        try:
+            yield where
+        finally:
+            md.umount(where)
+    finally:
+        where.rmdir()

@@ -1,0 +1,373 @@
+"""The vault on real loop devices (1722 KiB images, like the seed's floppy): format, status,
+write protection with `blockdev --setro`, atomic writes, full media, anchored layout, killed writers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import LoopDevice, require_tool
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from aidepy.atomic import VaultFullError
+from aidepy.db import encode_database, open_database, write_database
+from aidepy.entry import Entry
+from aidepy.errors import VaultError, VerificationError
+from aidepy.keys import fingerprint, generate_keypair, load_private_key
+from aidepy.vault import Vault, VaultSettings, format_vault
+
+
+@pytest.fixture
+def keypair(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
+    """A signing key without passphrase and its public key file."""
+    generate_keypair(tmp_path / "signing.key", None)
+    return load_private_key(tmp_path / "signing.key", None), tmp_path / "signing.key.pub"
+
+
+@pytest.fixture
+def vault(
+    loop_device: LoopDevice, keypair: tuple[Ed25519PrivateKey, Path], tmp_path: Path,
+) -> Iterator[Vault]:
+    """A freshly formatted vault on a loop device, not mounted."""
+    format_vault(loop_device.device, label=unique_label(), public_key=keypair[1], warn=_no_warning)
+    v = Vault(VaultSettings(loop_device.device, tmp_path / "mnt", tmp_path / "state"), warn=_no_warning)
+    (tmp_path / "state").mkdir()
+    yield v
+    loop_device.set_read_only(False)
+    v.umount()
+
+
+def _no_warning(message: str) -> None:
+    raise AssertionError(f"unexpected warning: {message}")
+
+
+def unique_label() -> str:
+    """A label no other test's device carries (labels must be unique to be found)."""
+    return "T" + uuid.uuid4().hex[:12]
+
+
+def entries(n: int, generation: int = 0) -> list[Entry]:
+    """n entries with incompressible digests (about 70 bytes each in a database)."""
+    return [Entry(b"/f%07d" % i, "f", frozenset({"sha512"}), {"sha512": os.urandom(64)}) for i in range(n)]
+
+
+def database(key: Ed25519PrivateKey, generation: int, n: int = 50) -> list[bytes]:
+    return list(encode_database(entries(n), host="test", rules_digest=bytes(32), generation=generation,
+                                signing_key=key))
+
+
+def device_digest(loop: LoopDevice) -> str:
+    with open(loop.device, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_formatted_vault_is_writable_then_shows_the_signed_baseline(vault: Vault, keypair) -> None:
+    key, _ = keypair
+    status = vault.status()
+    assert status.is_vault and status.fstype == "ext2"
+    assert not status.write_protected and status.mounted is None
+    assert status.key_fingerprint == fingerprint(key.public_key())
+    assert status.database.layout == "none"
+    assert 1_600_000 < status.free_bytes <= 1722 * 1024  # type: ignore[operator]
+    with vault.mounted(rw=True):
+        chunks = database(key, generation=1)
+        written = vault.write_database(chunks)
+        assert written.path.read_bytes() == b"".join(chunks)
+    assert vault.current_mount() is None  # put back as it was: unmounted
+    status = vault.status()
+    assert status.database.layout == "vault" and status.database.verified and status.database.signed
+    assert status.database.generation == 1 and status.database.created is not None
+    assert status.problems == []
+
+
+def test_write_protected_vault_refuses_rw_mount_and_writes_and_nothing_changes(
+    vault: Vault, keypair, loop_device: LoopDevice,
+) -> None:
+    key, _ = keypair
+    with vault.mounted(rw=True):
+        vault.write_database(database(key, generation=1))
+    before = device_digest(loop_device)
+    loop_device.set_read_only(True)
+    status = vault.status()
+    assert status.write_protected and "sysfs ro=1" in (status.write_protect_reason or "")
+    assert status.database.verified and status.database.generation == 1
+    with pytest.raises(VaultError, match="write-protected"):
+        vault.mount(rw=True)
+    vault.mount()
+    with pytest.raises(VaultError, match="mounted read-only"):
+        vault.write_database(database(key, generation=2))
+    with pytest.raises(VaultError, match="mounted read-only"):
+        vault.write_file("note", [b"x"])
+    vault.umount()
+    assert device_digest(loop_device) == before
+
+
+def test_mount_falling_back_to_read_only_counts_as_write_protection(
+    vault: Vault, loop_device: LoopDevice,
+) -> None:
+    vault.mount()  # read-only, then the tab goes on and promote asks for rw: remount must fail
+    loop_device.set_read_only(True)
+    with pytest.raises(VaultError, match="write-protected"):
+        vault.mount(rw=True)
+
+
+def test_setrw_makes_the_vault_writable_again(vault: Vault, keypair, loop_device: LoopDevice) -> None:
+    key, _ = keypair
+    loop_device.set_read_only(True)
+    assert vault.is_write_protected()
+    loop_device.set_read_only(False)
+    assert not vault.is_write_protected()
+    with vault.mounted(rw=True):
+        vault.write_database(database(key, generation=2))
+    assert vault.status().database.generation == 2
+
+
+def test_database_too_large_is_refused_with_missing_bytes_and_old_intact(vault: Vault, keypair) -> None:
+    key, _ = keypair
+    with vault.mounted(rw=True) as root:
+        old = vault.write_database(database(key, generation=1))
+        free = vault.free_bytes()
+        with pytest.raises(VaultFullError) as refused:
+            vault.write_database(database(key, generation=2, n=30_000))
+        assert refused.value.missing > 0 and f"{refused.value.missing} bytes missing" in str(refused.value)
+        assert refused.value.free == free
+        assert vault.free_bytes() == free
+        assert not (root / ".aidepy.db.tmp").exists()
+        assert hashlib.sha256(vault.database_path.read_bytes()).digest() == old.sha256
+        with pytest.raises(VaultFullError, match="bytes missing"):  # refused up front when the size is known
+            vault.write_database(iter([]), size=3_000_000)
+    assert vault.status().database.generation == 1
+
+
+def test_anchored_layout_pins_the_disk_copy(vault: Vault, keypair, tmp_path: Path) -> None:
+    key, _ = keypair
+    disk = vault.settings.state_dir / "aidepy.db"
+    with vault.mounted(rw=True):
+        vault.write_database(database(key, generation=1))
+        info = write_database(disk, entries(30_000), host="test", rules_digest=bytes(32), generation=2,
+                              signing_key=key)
+        anchor = vault.write_anchor(disk, info, key)
+        assert not vault.database_path.exists() and vault.anchor_path.exists()
+        assert vault.anchor_path.stat().st_size < 1024
+    assert anchor.generation == 2 and anchor.size == info.size
+    status = vault.status()
+    assert status.database.layout == "anchored" and status.database.verified
+    assert status.database.generation == 2 and status.database.path == str(disk.resolve())
+    with vault.mounted():
+        assert vault.baseline_path() == disk.resolve()
+    # An attacker swaps in another validly signed database: the anchor no longer matches.
+    write_database(disk, entries(10), host="test", rules_digest=bytes(32), generation=3, signing_key=key)
+    with vault.mounted(), pytest.raises(VerificationError, match="does not match the vault's anchor"):
+        vault.baseline_path()
+    assert not vault.status().database.verified
+
+
+def test_anchor_needs_the_vaults_own_key(vault: Vault, keypair, tmp_path: Path) -> None:
+    other = Ed25519PrivateKey.generate()
+    disk = vault.settings.state_dir / "aidepy.db"
+    info = write_database(disk, entries(5), host="t", rules_digest=bytes(32), generation=1, signing_key=other)
+    with vault.mounted(rw=True), pytest.raises(VaultError, match="does not belong"):
+        vault.write_anchor(disk, info, other)
+
+
+KILLED_WRITER = r"""
+import os, sys, time
+from pathlib import Path
+from aidepy.db import encode_database
+from aidepy.entry import Entry
+from aidepy.keys import load_private_key
+from aidepy.vault import Vault, VaultSettings
+
+device, mountpoint, keyfile, point = sys.argv[1:5]
+
+def pause(label):
+    if label == point:
+        print(label, flush=True)
+        time.sleep(60)
+
+real_fsync, real_replace = os.fsync, os.replace
+
+def fsync(fd):
+    if os.readlink(f"/proc/self/fd/{fd}").endswith(".aidepy.db.tmp"):
+        pause("before-fsync")
+    real_fsync(fd)
+
+def replace(src, dst):
+    pause("before-rename")
+    real_replace(src, dst)
+    pause("after-rename")
+
+os.fsync, os.replace = fsync, replace
+key = load_private_key(Path(keyfile), None)
+entries = [Entry(b"/g%06d" % i, "f", frozenset({"sha512"}), {"sha512": os.urandom(64)}) for i in range(15000)]
+
+def chunks():
+    for i, chunk in enumerate(encode_database(entries, host="t", rules_digest=bytes(32), generation=2,
+                                              signing_key=key)):
+        yield chunk
+        if i == 0:
+            pause("streaming")
+
+Vault(VaultSettings(device, Path(mountpoint))).write_database(chunks())
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize(("point", "generation"), [
+    ("streaming", 1), ("before-fsync", 1), ("before-rename", 1), ("after-rename", 2),
+])
+def test_writer_killed_mid_write_leaves_a_database_that_verifies(
+    vault: Vault, keypair, tmp_path: Path, point: str, generation: int,
+) -> None:
+    key, _ = keypair
+    with vault.mounted(rw=True) as root:
+        vault.write_database(database(key, generation=1))
+        writer = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WRITER, vault.settings.device, str(root),
+             str(tmp_path / "signing.key"), point],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        reached = writer.stdout.readline().strip()  # type: ignore[union-attr]
+        writer.send_signal(signal.SIGKILL)
+        _, err = writer.communicate()
+        assert reached == point, err
+        with open_database(vault.database_path, key.public_key()) as db:
+            assert db.header.generation == generation
+        vault.write_database(database(key, generation=3))  # the next write cleans up the leftover
+        assert not (root / ".aidepy.db.tmp").exists()
+    assert vault.status().database.generation == 3
+
+
+def test_format_refuses_a_mounted_device(vault: Vault, keypair, loop_device: LoopDevice) -> None:
+    vault.mount()
+    with pytest.raises(VaultError, match="is mounted at"):
+        format_vault(loop_device.device, label="AIDEPY", public_key=keypair[1])
+
+
+def test_format_refuses_a_foreign_filesystem_unless_forced(loop_device: LoopDevice, keypair) -> None:
+    subprocess.run([require_tool("mke2fs"), "-q", "-L", "HOME", loop_device.device], check=True)
+    with pytest.raises(VaultError, match="ext2 filesystem labelled 'HOME' that is not an aidepy vault"):
+        format_vault(loop_device.device, label="AIDEPY", public_key=keypair[1])
+    subprocess.run([require_tool("mkswap"), "-q", loop_device.device], check=True, capture_output=True)
+    with pytest.raises(VaultError, match=r"swap filesystem.*--force"):
+        format_vault(loop_device.device, label="AIDEPY", public_key=keypair[1])
+    label = unique_label()
+    format_vault(loop_device.device, label=label, public_key=keypair[1], force=True)
+    format_vault(loop_device.device, label=label, public_key=keypair[1])  # a vault may be redone
+    assert subprocess.run([require_tool("blkid"), "-p", "-o", "value", "-s", "LABEL", loop_device.device],
+                          capture_output=True, text=True).stdout.strip() == label
+
+
+def test_format_reports_tool_failure_as_one_line(loop_device: LoopDevice, keypair) -> None:
+    with pytest.raises(VaultError, match=r"^fdformat|fdformat is not installed|fdformat .*: "):
+        format_vault(loop_device.device, label="AIDEPY", public_key=keypair[1], fdformat=True)
+
+
+def test_format_needs_a_usable_public_key(loop_device: LoopDevice, tmp_path: Path) -> None:
+    (tmp_path / "bad.pub").write_text("not a key\n")
+    with pytest.raises(VaultError, match="aidepy keygen"):
+        format_vault(loop_device.device, label="AIDEPY", public_key=tmp_path / "bad.pub")
+
+
+def test_mount_is_read_only_nosuid_nodev_and_refuses_a_non_vault(
+    vault: Vault, loop_device: LoopDevice,
+) -> None:
+    root = vault.mount()
+    options = next(line.split()[5] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                   if line.split()[4] == str(root))
+    assert {"ro", "nosuid", "nodev"} <= set(options.split(","))
+    vault.umount()
+    assert loop_device.mountpoints() == []
+    subprocess.run([require_tool("mke2fs"), "-q", "-F", loop_device.device], check=True)
+    with pytest.raises(VaultError, match="not an aidepy vault"):
+        vault.mount()
+    assert loop_device.mountpoints() == []
+
+
+def test_vault_is_found_by_label_and_uuid(vault: Vault, loop_device: LoopDevice, tmp_path: Path) -> None:
+    status = vault.status()
+    by_label = Vault(VaultSettings(f"LABEL={status.label}", tmp_path / "m2"), warn=_no_warning)
+    assert str(by_label.medium.path) == loop_device.device
+    by_uuid = Vault(VaultSettings(f"UUID={status.uuid}", tmp_path / "m2"), warn=_no_warning)
+    assert str(by_uuid.medium.path) == loop_device.device
+    with pytest.raises(VaultError, match="no block device has a filesystem with LABEL="):
+        _ = Vault(VaultSettings(f"LABEL={unique_label()}")).medium
+
+
+def test_an_image_file_vault_is_attached_read_only_and_detached(keypair, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("loop devices need root (runs as root in CI)")
+    image = tmp_path / "vault.img"
+    image.write_bytes(b"")
+    os.truncate(image, 1722 * 1024)
+    format_vault(str(image), label=unique_label(), public_key=keypair[1])
+    vault = Vault(VaultSettings(str(image), tmp_path / "mnt"), warn=_no_warning)
+    try:
+        vault.mount()
+        device = vault.device()
+        assert device is not None and (Path("/sys/block") / device.name / "ro").read_text().strip() == "1"
+        assert not vault.is_write_protected()  # the image is writable: only attached read-only
+        with vault.mounted(rw=True):
+            vault.write_database(database(keypair[0], generation=1))
+        assert vault.current_mount() is not None and vault.current_mount().read_only  # type: ignore[union-attr]
+        vault.umount()
+        assert vault.device() is None
+        image.chmod(0o444)  # the image's write-protect tab
+        assert vault.is_write_protected()
+        with pytest.raises(VaultError, match="write-protected"):
+            vault.mount(rw=True)
+        assert vault.status().database.generation == 1
+    finally:
+        vault.umount()
+
+
+def test_a_directory_vault_warns_every_time(keypair, tmp_path: Path) -> None:
+    warnings: list[str] = []
+    format_vault(str(tmp_path), label="TRIAL", public_key=keypair[1], warn=warnings.append)
+    vault = Vault(VaultSettings(str(tmp_path)), warn=warnings.append)
+    vault.write_database(database(keypair[0], generation=1))
+    status = vault.status()
+    assert status.database.verified and not status.write_protected
+    assert any("nothing protects it" in p for p in status.problems)
+    assert len(warnings) == 2 and all("NOTHING protects it" in w for w in warnings)
+
+
+def test_missing_floppy_node_is_created_like_the_seed(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root (runs as root in CI)")
+    from aidepy.medium import ensure_device_node
+
+    node = tmp_path / "fd0u1722"
+    assert ensure_device_node(node)
+    st = node.stat()
+    assert stat.S_ISBLK(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (2, 60)
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    import grp
+
+    assert grp.getgrgid(st.st_gid).gr_name == "floppy"
+    assert not ensure_device_node(node)  # present: left alone
+    assert not ensure_device_node(tmp_path / "sdz1")  # not a floppy: not invented
+
+
+def test_rules_are_copied_with_their_includes(vault: Vault, tmp_path: Path) -> None:
+    main, include = tmp_path / "aidepy.conf", tmp_path / "conf.d" / "extra.conf"
+    include.parent.mkdir()
+    main.write_text(f"@@include {include}\n/etc p\n")
+    include.write_text("/bin p\n")
+    with vault.mounted(rw=True) as root:
+        vault.write_rules([main, include])
+        assert (root / "aidepy.conf").read_bytes() == main.read_bytes()
+        assert (root / f"rules{include}").read_bytes() == include.read_bytes()
+        assert vault.rules_changes() == []
+        include.write_text("/bin p+sha256\n")
+        assert vault.rules_changes() == [f"{include} differs from the copy on the vault"]
+        vault.write_rules([main])
+        assert not (root / f"rules{include}").exists()
