@@ -319,7 +319,8 @@ class _Evaluator:
         if "compressed" in attrs and not attrs & HASHES:
             self.warn(name, stmt, "ignore 'compressed' attribute (no hashsum attributes are set)")
         self.config.rules.append(Rule(stmt.kind, text_regex, frozenset(types) or None, attrs,
-                                      f"{name}:{stmt.line}", _text(stmt.text)))
+                                      f"{name}:{stmt.line}", _text(stmt.text),
+                                      None if prefix is None else _text(prefix)))
 
     def warn(self, name: str, stmt: Statement, message: str) -> None:
         self.config.warnings.append(f"{name}:{stmt.line}: {message}")

@@ -455,25 +455,48 @@ class _Parser:
         return self.top
 
 
+def _continued(text: str) -> bool:
+    """Ends with white space and a backslash: where AIDE rejects the backslash, aidepy continues."""
+    stripped = text.rstrip(" \t")
+    return stripped.endswith("\\") and stripped[:-1].endswith((" ", "\t"))
+
+
 def parse(text: str, name: str) -> Syntax:
-    """Parse a whole config text (latin-1 decoded) into statements; raises `ConfigError`."""
+    """Parse a whole config text (latin-1 decoded) into statements; raises `ConfigError`.
+
+    aidepy's one extension: a line ending in ` \\` that AIDE would reject (an unexpected
+    backslash) continues on the next line, with a warning that `aide` cannot read it.
+    """
     parser = _Parser(name)
     ctx = _Line(name, 0, "")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    for number, raw in enumerate(lines, 1):
+    i = 0
+    while i < len(lines):
+        raw = lines[i]
+        i += 1
         if not raw:
             continue
         first = raw.lstrip(" \t")
         if not first or (first[0] == "#" and "\r" not in first[:-1]):
             continue  # empty line or comment line
-        ctx.number = number
+        ctx.number = i
         cr = raw.find("\r")
         # AIDE's line buffer ends at the first CR; a CR right before the newline ends the line
         ctx.text = raw if cr < 0 else raw[:cr]
         if 0 <= cr < len(raw) - 1:
-            parser.statement(_Line(name, number, ctx.text + "\r"))  # reaches the stray CR
+            parser.statement(_Line(name, i, ctx.text + "\r"))  # reaches the stray CR
             continue
-        parser.statement(ctx)
+        try:
+            parser.statement(ctx)
+        except ConfigError:
+            if not (_continued(ctx.text) and i < len(lines)):
+                raise
+            joined = ctx.text
+            while _continued(joined) and i < len(lines):
+                joined = joined.rstrip(" \t")[:-1] + " " + lines[i].rstrip("\r").lstrip(" \t")
+                i += 1
+            parser.statement(_Line(name, ctx.number, joined))
+            parser.warn(ctx, "line continuation with '\\' is an aidepy extension (aide rejects it)")
     return Syntax(name, parser.finish(), parser.warnings)
