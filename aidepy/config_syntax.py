@@ -370,7 +370,7 @@ class _Parser:
             value, end = _string(text, pos)
             if word == "undef":
                 if value or end < len(text):
-                    raise _unexpected(ctx, pos)
+                    raise _error(ctx, "syntax error, unexpected text after @@undef NAME")
                 self.target().append(UndefStmt(ctx.number, text, m.group()))
                 return
             _tail(ctx, end)
@@ -381,8 +381,7 @@ class _Parser:
             pos = _SPACE.match(text, pos).end()  # type: ignore[union-attr]
             m = _ENVVAR.match(text, pos)
             if m is None:
-                raise _unexpected(ctx, pos) if pos < len(text) else _error(
-                    ctx, "@@x_include_setenv needs a name")
+                raise _error(ctx, "@@x_include_setenv needs a variable name ([A-Za-z_][A-Za-z0-9_]*)")
             value = _required_string(ctx, m.end(), "value for @@x_include_setenv")
             self.target().append(SetenvStmt(ctx.number, text, m.group(), value))
         elif word == "else":
