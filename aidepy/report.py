@@ -105,7 +105,7 @@ class Report:
     limit: str | None = None
     root_prefix: bytes = b""
     notices: Sequence[str] = ()  # shown first: the baseline's signature status
-    warnings: Sequence[str] = ()  # files that could not be read, vanished, changed while read
+    warnings: Sequence[str] = ()  # per-file trouble: unreadable, vanished, changed while read
     version: str = __version__
 
 
@@ -405,7 +405,7 @@ def render_text(report: Report) -> str:
                 if change.kind is ChangeKind.CHANGED or o.level >= Level.ADDED_REMOVED_ENTRIES:
                     out.append(_details_block(change, o))
     if r.warnings and o.level >= Level.SUMMARY:
-        out.append(_headline("Warnings (files aidepy could not examine)"))
+        out.append(_headline("Warnings"))
         out.extend(f"\n{w}" for w in r.warnings)
         out.append("\n")
     if o.level >= Level.DATABASE_ATTRIBUTES and r.databases:

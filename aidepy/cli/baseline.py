@@ -24,7 +24,15 @@ from aidepy.db import Database, DatabaseInfo, open_database, write_database
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import AidepyError, UsageError
 from aidepy.keys import PassphraseError, fingerprint, load_private_key, load_public_key
-from aidepy.report import DatabaseSummary, Level, Report, ReportOptions, render_json, render_text
+from aidepy.report import (
+    DatabaseSummary,
+    Level,
+    Report,
+    ReportOptions,
+    escape_path,
+    render_json,
+    render_text,
+)
 
 Config = Any  # aidepy.config.Config
 
@@ -169,7 +177,7 @@ def scan_tree(config: Config, limit: re.Pattern[bytes] | None, warnings: list[st
     from aidepy.scan import ScanWarning, scan
 
     def record(warning: ScanWarning) -> None:
-        warnings.append(f"{os.fsdecode(warning.path)}: {warning.message}")
+        warnings.append(f"{escape_path(warning.path)}: {warning.message}")
 
     entries: Iterator[Entry] = scan(config.ruleset, root_prefix=config.root_prefix, limit=limit,
                                     workers=config.num_workers, on_warning=record)
