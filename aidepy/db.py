@@ -17,7 +17,6 @@ import hashlib
 import os
 import tempfile
 import time
-import zlib
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +31,16 @@ from aidepy import __version__
 from aidepy.dbformat import (
     FORMAT_VERSION,
     MAGIC,
+    MAX_BLOCK_BYTES,
     PREFIX_SIZE,
     SCHEME_ED25519,
     SCHEME_NONE,
     SIGNATURE_CONTEXT,
     TABLE,
     TAIL_SIZE,
+    BlockDecoder,
+    BlockEncoder,
     Header,
-    RecordDecoder,
-    RecordEncoder,
     UnsupportedFormatError,
     decode_header,
     encode_header,
@@ -59,9 +59,7 @@ __all__ = [
     "write_database",
 ]
 
-ZLIB_LEVEL = 6  # see "Measurements behind the choices" in docs/database-format.md
-_CHUNK = 1 << 20  # bytes read, compressed or written at a time
-_RECORD_BATCH = 64 << 10  # record bytes joined before they go to the compressor
+_CHUNK = 1 << 20  # bytes read or written at a time
 _SPOOL_MEMORY = 8 << 20  # compressed body kept in memory before the spool moves to a temp file
 _MIN_SIZE = PREFIX_SIZE + TAIL_SIZE
 _SIGNATURE_OFFSET = 64  # from the end: signature
@@ -91,22 +89,14 @@ def _encode(
     The body is spooled because the header, which precedes it, holds the entry count and the
     attribute union, known only at the end.
     """
-    encoder = RecordEncoder()
-    compressor = zlib.compressobj(ZLIB_LEVEL)
+    encoder = BlockEncoder()
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 (_chunks closes it)
     try:
-        batch: list[bytes] = []
-        size = 0
         for entry in entries:
-            record = encoder.encode(entry)
-            batch.append(record)
-            size += len(record)
-            if size >= _RECORD_BATCH:
-                spool.write(compressor.compress(b"".join(batch)))
-                batch.clear()
-                size = 0
-        spool.write(compressor.compress(b"".join(batch)))
-        spool.write(compressor.flush())
+            block = encoder.add(entry)
+            if block:
+                spool.write(block)
+        spool.write(encoder.finish())
     except BaseException:
         spool.close()
         raise
@@ -341,26 +331,26 @@ class Database:
         offset = PREFIX_SIZE + int.from_bytes(self._read(PREFIX_SIZE - 4, 4), "big")
         file_hash = hashlib.sha256(self._read(0, offset))
         body_end = self._size - TAIL_SIZE
-        decoder = RecordDecoder(self._table, header.attributes, header.entry_count)
-        inflater = zlib.decompressobj()
+        decoder = BlockDecoder(self._table, header.attributes, header.entry_count)
         try:
-            while offset < body_end:
-                chunk = self._read(offset, min(_CHUNK, body_end - offset))
-                offset += len(chunk)
-                file_hash.update(chunk)
-                if inflater.eof:
-                    raise VerificationError("structure: bytes after the end of the compressed body")
-                data = inflater.decompress(chunk, _CHUNK)
-                while True:
-                    yield decoder.feed(data)
-                    if not inflater.unconsumed_tail:
-                        break
-                    data = inflater.decompress(inflater.unconsumed_tail, _CHUNK)
-            if not inflater.eof or inflater.unused_data:
-                raise VerificationError("structure: compressed body does not end at the signature")
+            while True:
+                if offset + 4 > body_end:
+                    raise VerificationError("structure: body ends without its end mark")
+                frame = self._read(offset, 4)
+                file_hash.update(frame)
+                offset += 4
+                length = int.from_bytes(frame, "big")
+                if not length:
+                    break
+                if length > MAX_BLOCK_BYTES or offset + length > body_end:
+                    raise VerificationError(f"structure: block of {length} bytes does not fit")
+                payload = self._read(offset, length)
+                file_hash.update(payload)
+                offset += length
+                yield decoder.decode(payload)
+            if offset != body_end:
+                raise VerificationError("structure: bytes between the end mark and the signature")
             decoder.finish()
-        except zlib.error as exc:
-            raise VerificationError(f"{self.path}: structure: compressed body is corrupt ({exc})") from None
         except VerificationError as exc:
             raise self._located(exc) from None
         tail = self._read(body_end, TAIL_SIZE)

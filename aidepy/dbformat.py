@@ -7,10 +7,13 @@ files, compression, digests and signatures. Decoding errors raise `VerificationE
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
-from aidepy.attributes import BY_NAME, CATALOGUE, AttrSet
+from aidepy.attributes import BY_NAME, CATALOGUE, AttrSet, Kind
 from aidepy.entry import FILE_TYPES, Entry, Value, sort_key
 from aidepy.errors import ExitCode, VerificationError
 
@@ -22,9 +25,18 @@ SCHEME_ED25519 = 1
 TAIL_SIZE = 1 + 32 + 32 + 64  # scheme, public key, digest, signature
 SIGNATURE_CONTEXT = b"aidepy-database-v1\0"
 COMPRESSION_ZLIB = 1
-MAX_RECORD = 16 << 20  # a record larger than this is a structure error (guards crafted files)
+ZLIB_LEVEL = 6  # see "Measurements behind the choices" in docs/database-format.md
+BLOCK_ENTRIES = 4096  # entries per block the writer makes
+MAX_BLOCK_ENTRIES = 65536  # a reader refuses larger blocks ...
+MAX_BLOCK_BYTES = 64 << 20  # ... and larger frames or decompressed columns (guards crafted files)
+HISTORY = 1 << 16  # how far back a bytes value may repeat an earlier one of its attribute
 _MAX_COUNT_BYTES = 10
 _MAX_VALUE_BYTES = 1024
+
+# Column ids inside a block; attribute i of the table has value column 16 + 2i and, for
+# times, nanoseconds column 17 + 2i.
+COL_SHARED, COL_SUFFIX, COL_FTYPE, COL_ATTRS, COL_PRESENT, COL_NONE = range(6)
+_COL_VALUES = 16
 
 
 class UnsupportedFormatError(VerificationError):
@@ -194,17 +206,41 @@ def _read_str(data: bytes, pos: int) -> tuple[str, int]:
 TABLE: tuple[str, ...] = tuple(a.name for a in CATALOGUE)
 """The attribute table this aidepy writes: its whole catalogue, in catalogue order."""
 
+# How a value column stores its attribute (see "Values" in docs/database-format.md).
+_INT, _DELTA, _TIME, _BYTES = range(4)
 
-class RecordEncoder:
-    """Turns entries, in canonical order, into record bytes; tracks count and attribute union."""
 
-    def __init__(self, table: tuple[str, ...] = TABLE) -> None:
-        self._index = {name: i for i, name in enumerate(table)}
+def _mode(name: str) -> int:
+    attribute = BY_NAME[name]
+    if attribute.kind is not Kind.STAT:
+        return _BYTES
+    field = attribute.stat_field or ""
+    if field.endswith("_ns"):
+        return _TIME
+    return _DELTA if field == "st_ino" else _INT
+
+
+def _layouts(table: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((name, _mode(name) if name in BY_NAME else _BYTES) for name in table)
+
+
+class BlockEncoder:
+    """Turns entries, in canonical order, into framed blocks of compressed columns."""
+
+    def __init__(self, table: tuple[str, ...] = TABLE, block_entries: int = BLOCK_ENTRIES) -> None:
         self._table = table
+        self._modes = _layouts(table)
+        self._index = {name: i for i, name in enumerate(table)}
+        self._block_entries = block_entries
+        self._columns: defaultdict[int, list[bytes]] = defaultdict(list)
+        self._compressors: dict[int, zlib._Compress] = {}
+        self._bitmaps: dict[frozenset[str], tuple[int, tuple[int, ...]]] = {}
         self._prev_path = b""
         self._prev_key: tuple[bytes, ...] | None = None
         self._prev_ints = [0] * len(table)
-        self._layouts: dict[frozenset[str], tuple[int, tuple[tuple[int, str], ...]]] = {}
+        self._seen: list[dict[bytes, int]] = [{} for _ in table]
+        self._seq = [0] * len(table)
+        self._in_block = 0
         self.count = 0
         self.union = 0
 
@@ -212,159 +248,323 @@ class RecordEncoder:
         """Every attribute used so far (in `attrs` or as a value)."""
         return frozenset(self._table[i] for i in _bitmap_indexes(self.union))
 
-    def _layout(self, names: Iterable[str]) -> tuple[int, tuple[tuple[int, str], ...]]:
+    def _bitmap(self, names: Iterable[str]) -> tuple[int, tuple[int, ...]]:
         key = frozenset(names)
-        layout = self._layouts.get(key)
-        if layout is None:
+        found = self._bitmaps.get(key)
+        if found is None:
             unknown = key - self._index.keys()
             if unknown:
                 raise ValueError(f"unknown attribute(s) {sorted(unknown)}")
-            pairs = tuple(sorted((self._index[n], n) for n in key))
-            layout = (sum(1 << i for i, _ in pairs), pairs)
-            self._layouts[key] = layout
-        return layout
+            indexes = tuple(sorted(self._index[n] for n in key))
+            found = (sum(1 << i for i in indexes), indexes)
+            self._bitmaps[key] = found
+        return found
 
-    def encode(self, entry: Entry) -> bytes:
-        """The record for `entry`; ValueError when it breaks the canonical order or the format."""
+    def add(self, entry: Entry) -> bytes:
+        """Take one entry; returns a finished block frame, or b"" while the block fills."""
         path = entry.path
         key = sort_key(path)
         if self._prev_key is not None and key <= self._prev_key:
             raise ValueError(f"entries out of canonical order: {path!r} after {self._prev_path!r}")
         if len(entry.ftype) != 1 or entry.ftype not in FILE_TYPES:
             raise ValueError(f"{path!r}: unknown file type {entry.ftype!r}")
+        attr_bits, _ = self._bitmap(entry.attrs)
+        present_bits, indexes = self._bitmap(entry.values.keys())
+        values = [self._value(path, i, entry.values[self._table[i]]) for i in indexes]
+        none_bits = sum(1 << i for i, v in zip(indexes, values, strict=True) if v is None)
+        # Everything is checked: commit.
         shared = len(os.path.commonprefix((self._prev_path, path)))  # noqa: RUF071 (byte prefix wanted)
-        attr_bits, _ = self._layout(entry.attrs)
-        present_bits, pairs = self._layout(entry.values.keys())
-        out = [varint(shared), _bytes_field(path[shared:]), entry.ftype.encode("ascii"),
-               varint(attr_bits), varint(present_bits)]
-        prev_ints = self._prev_ints
-        for i, name in pairs:
-            out.append(self._value(path, name, i, entry.values[name], prev_ints))
+        columns = self._columns
+        columns[COL_SHARED].append(varint(shared))
+        columns[COL_SUFFIX].append(_bytes_field(path[shared:]))
+        columns[COL_FTYPE].append(entry.ftype.encode("ascii"))
+        columns[COL_ATTRS].append(varint(attr_bits))
+        columns[COL_PRESENT].append(varint(present_bits))
+        columns[COL_NONE].append(varint(none_bits))
+        for i, value in zip(indexes, values, strict=True):
+            if value is not None:
+                self._store(i, value)
         self._prev_path = path
         self._prev_key = key
         self.count += 1
         self.union |= attr_bits | present_bits
-        return b"".join(out)
+        self._in_block += 1
+        return self._block() if self._in_block >= self._block_entries else b""
 
-    @staticmethod
-    def _value(path: bytes, name: str, i: int, value: Value, prev_ints: list[int]) -> bytes:
+    def finish(self) -> bytes:
+        """The last block (if any) and the end frame."""
+        return self._block() + bytes(4)
+
+    def _value(self, path: bytes, i: int, value: Value) -> Value:
+        name, mode = self._modes[i]
         if value is None:
-            return b"\0"
+            return None
+        if mode == _BYTES:
+            if not isinstance(value, bytes):
+                raise ValueError(f"{path!r}: {name} must be bytes, not {type(value).__name__}")
+        elif not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{path!r}: {name} must be an int, not {type(value).__name__}")
+        elif value.bit_length() > 7 * _MAX_VALUE_BYTES - 64:
+            raise ValueError(f"{path!r}: {name} value too large to store")
+        return value
+
+    def _store(self, i: int, value: int | bytes) -> None:
+        column = self._columns[_COL_VALUES + 2 * i]
+        mode = self._modes[i][1]
         if isinstance(value, bytes):
-            return varint(len(value) << 2 | 3) + value
-        if isinstance(value, int) and not isinstance(value, bool):
-            tag = varint(_zigzag(value - prev_ints[i]) << 2 | 1)
-            if len(tag) > _MAX_VALUE_BYTES:
-                raise ValueError(f"{path!r}: {name} value too large to store")
-            prev_ints[i] = value
-            return tag
-        raise ValueError(f"{path!r}: {name} value of type {type(value).__name__}")
+            seen = self._seen[i]
+            seq = self._seq[i]
+            earlier = seen.get(value)
+            if earlier is not None and seq - earlier <= HISTORY:
+                column.append(varint((seq - earlier) << 1 | 1))
+            else:
+                column.append(varint(len(value) << 1) + value)
+            seen[value] = seq
+            self._seq[i] = seq + 1
+            if len(seen) > 2 * HISTORY:  # forget what can no longer be referenced
+                self._seen[i] = {v: s for v, s in seen.items() if seq - s < HISTORY}
+        elif mode == _INT:
+            column.append(varint(_zigzag(value)))
+        elif mode == _DELTA:
+            column.append(varint(_zigzag(value - self._prev_ints[i])))
+            self._prev_ints[i] = value
+        else:
+            seconds, nanoseconds = divmod(value, 1_000_000_000)
+            column.append(varint(_zigzag(seconds - self._prev_ints[i])))
+            self._columns[_COL_VALUES + 2 * i + 1].append(varint(nanoseconds))
+            self._prev_ints[i] = seconds
+
+    def _block(self) -> bytes:
+        if not self._in_block:
+            return b""
+        parts = [varint(self._in_block)]
+        for column_id in sorted(self._columns):
+            compressor = self._compressors.get(column_id)
+            if compressor is None:
+                compressor = self._compressors[column_id] = zlib.compressobj(ZLIB_LEVEL)
+            data = compressor.compress(b"".join(self._columns[column_id]))
+            data += compressor.flush(zlib.Z_SYNC_FLUSH)
+            parts += (varint(column_id), varint(len(data)), data)
+        self._columns.clear()
+        self._in_block = 0
+        payload = b"".join(parts)
+        return len(payload).to_bytes(4, "big") + payload
 
 
-class RecordDecoder:
-    """Turns decompressed body bytes, fed in pieces, back into entries, checking the structure."""
+class BlockDecoder:
+    """Turns block payloads (frames without their length) back into entries, checking structure."""
 
     def __init__(self, table: tuple[str, ...], attributes: AttrSet, entry_count: int) -> None:
         self._table = table
+        self._modes = _layouts(table)
         self._allowed = sum(1 << i for i, name in enumerate(table) if name in attributes)
         self._expected = entry_count
-        self._rest = b""
+        self._decompressors: dict[int, zlib._Decompress] = {}
         self._prev_path = b""
         self._prev_key: tuple[bytes, ...] | None = None
         self._prev_ints = [0] * len(table)
+        self._history: list[list[bytes]] = [[] for _ in table]
+        self._seq = [0] * len(table)
         self._attrsets: dict[int, AttrSet] = {}
-        self._layouts: dict[int, tuple[tuple[int, str], ...]] = {}
+        self._indexes: dict[int, tuple[int, ...]] = {}
         self.count = 0
 
-    def feed(self, data: bytes) -> list[Entry]:
-        """The entries completed by `data` (a record may span several pieces)."""
-        buf = self._rest + data if self._rest else data
-        pos = 0
-        end = len(buf)
-        out: list[Entry] = []
-        while pos < end:
-            try:
-                entry, pos = self._record(buf, pos)
-            except IndexError:
-                break
-            out.append(entry)
-        self._rest = buf[pos:]
-        if len(self._rest) > MAX_RECORD:
-            raise VerificationError(f"structure: record {self.count + 1} larger than {MAX_RECORD} bytes")
-        return out
-
     def finish(self) -> None:
-        """Check that the body ended on a record boundary after exactly `entry_count` records."""
-        if self._rest:
-            raise VerificationError(f"structure: body ends inside record {self.count + 1}")
+        """Check that the blocks held exactly the promised number of entries."""
         if self.count != self._expected:
             raise VerificationError(
                 f"structure: header promises {self._expected} entries, body holds {self.count}"
             )
 
-    def _bits(self, bitmap: int) -> None:
-        if bitmap & ~self._allowed:
-            raise VerificationError(
-                f"structure: record {self.count + 1} uses an attribute missing from the header"
-            )
-
-    def _record(self, buf: bytes, pos: int) -> tuple[Entry, int]:
-        if self.count >= self._expected:
-            raise VerificationError(f"structure: more records than the {self._expected} promised")
-        shared, pos = read_varint(buf, pos)
-        length, pos = read_varint(buf, pos)
-        stop = pos + length
-        if stop >= len(buf):  # the file type byte must follow too
-            raise IndexError
-        prev_path = self._prev_path
-        if shared > len(prev_path):
-            raise VerificationError(f"structure: record {self.count + 1} shares more than the previous path")
-        path = prev_path[:shared] + buf[pos:stop]
-        ftype = chr(buf[stop])
-        pos = stop + 1
-        attr_bits, pos = read_varint(buf, pos)
-        present_bits, pos = read_varint(buf, pos)
-        layout = self._layouts.get(present_bits)
-        if layout is None:
-            self._bits(present_bits)
-            layout = tuple((i, self._table[i]) for i in _bitmap_indexes(present_bits))
-            self._layouts[present_bits] = layout
-        values: dict[str, Value] = {}
-        ints: list[tuple[int, int]] = []
-        prev_ints = self._prev_ints
-        for i, name in layout:
-            tag, pos = read_varint(buf, pos, _MAX_VALUE_BYTES)
-            kind = tag & 3
-            if kind == 3:
-                stop = pos + (tag >> 2)
-                if stop > len(buf):
+    def _columns(self, payload: bytes) -> tuple[int, dict[int, bytes]]:
+        try:
+            n, pos = read_varint(payload, 0)
+            columns: dict[int, bytes] = {}
+            last = -1
+            while pos < len(payload):
+                column_id, pos = read_varint(payload, pos)
+                length, pos = read_varint(payload, pos)
+                if column_id <= last or column_id >= _COL_VALUES + 2 * len(self._table):
+                    raise VerificationError(f"structure: unexpected column {column_id}")
+                if pos + length > len(payload):
                     raise IndexError
-                values[name] = buf[pos:stop]
-                pos = stop
-            elif kind == 1:
-                value = prev_ints[i] + _unzigzag(tag >> 2)
-                values[name] = value
-                ints.append((i, value))
-            elif tag == 0:
-                values[name] = None
+                last = column_id
+                decompressor = self._decompressors.get(column_id)
+                if decompressor is None:
+                    decompressor = self._decompressors[column_id] = zlib.decompressobj()
+                columns[column_id] = decompressor.decompress(payload[pos:pos + length], MAX_BLOCK_BYTES)
+                if decompressor.unconsumed_tail or decompressor.eof:
+                    raise VerificationError(f"structure: column {column_id} is too large or ends early")
+                pos += length
+        except IndexError:
+            raise VerificationError("structure: block ends early") from None
+        except zlib.error as exc:
+            raise VerificationError(f"structure: compressed column is corrupt ({exc})") from None
+        if not 0 < n <= MAX_BLOCK_ENTRIES or self.count + n > self._expected:
+            raise VerificationError(f"structure: block of {n} entries")
+        return n, columns
+
+    def _bits(self, bitmap: int) -> tuple[int, ...]:
+        indexes = self._indexes.get(bitmap)
+        if indexes is None:
+            if bitmap & ~self._allowed:
+                raise VerificationError(
+                    f"structure: entry {self.count + 1} uses an attribute missing from the header"
+                )
+            indexes = self._indexes[bitmap] = _bitmap_indexes(bitmap)
+        return indexes
+
+    def decode(self, payload: bytes) -> list[Entry]:
+        """The entries of one block.
+
+        Columns are decoded whole (fast loops over one kind of value), then zipped into entries.
+        """
+        n, columns = self._columns(payload)
+        try:
+            shared = _varints(columns.pop(COL_SHARED, b""))
+            suffixes = _byte_strings(columns.pop(COL_SUFFIX, b""))
+            ftypes = columns.pop(COL_FTYPE, b"").decode("latin-1")
+            attr_bits = _varints(columns.pop(COL_ATTRS, b""))
+            present_bits = _varints(columns.pop(COL_PRESENT, b""))
+            none_bits = _varints(columns.pop(COL_NONE, b""))
+            streams = self._value_streams(columns)
+        except IndexError:
+            raise VerificationError(f"structure: a column is cut short near entry {self.count + 1}") from None
+        if any(len(c) != n for c in (shared, suffixes, ftypes, attr_bits, present_bits, none_bits)):
+            raise VerificationError(f"structure: columns disagree on a block size (entry {self.count + 1})")
+        table = self._table
+        layouts: dict[int, tuple[tuple[str, Iterator[Value]], ...]] = {}
+        entries: list[Entry] = []
+        prev_path = self._prev_path
+        prev_key = self._prev_key
+        number = self.count
+        try:
+            for k in range(n):
+                number += 1
+                if shared[k] > len(prev_path):
+                    raise VerificationError(f"structure: entry {number} shares more than the previous path")
+                path = prev_path[:shared[k]] + suffixes[k]
+                key = sort_key(path)
+                if prev_key is not None and key <= prev_key:
+                    raise VerificationError(f"structure: entry {number} ({path!r}) is out of canonical order")
+                ftype = ftypes[k]
+                if ftype not in FILE_TYPES:
+                    raise VerificationError(f"structure: entry {number} has file type {ftype!r}")
+                bits = present_bits[k]
+                layout = layouts.get(bits)
+                if layout is None:
+                    layout = layouts[bits] = tuple((table[i], streams[i]) for i in self._bits(bits))
+                nones = none_bits[k]
+                if nones:
+                    if nones & ~bits:
+                        raise VerificationError(f"structure: entry {number} has a None it does not hold")
+                    values = {name: None if nones >> i & 1 else next(it)
+                              for i, (name, it) in zip(self._bits(bits), layout, strict=True)}
+                else:
+                    values = {name: next(it) for name, it in layout}
+                attrs = self._attrsets.get(attr_bits[k])
+                if attrs is None:
+                    attrs = frozenset(table[i] for i in self._bits(attr_bits[k]))
+                    self._attrsets[attr_bits[k]] = attrs
+                entries.append(Entry(path, ftype, attrs, values))
+                prev_path = path
+                prev_key = key
+        except (StopIteration, KeyError):
+            raise VerificationError(f"structure: entry {number} has fewer values than it claims") from None
+        if any(next(it, None) is not None for it in streams.values()):
+            raise VerificationError(f"structure: a value column holds more than its block (entry {number})")
+        self._prev_path = prev_path
+        self._prev_key = prev_key
+        self.count = number
+        return entries
+
+    def _value_streams(self, columns: dict[int, bytes]) -> dict[int, Iterator[Value]]:
+        """For each attribute with a value column in this block, an iterator over its values."""
+        streams: dict[int, Iterator[Value]] = {}
+        for column_id, data in columns.items():
+            i, is_ns = divmod(column_id - _COL_VALUES, 2)
+            mode = self._modes[i][1]
+            if is_ns:
+                if mode != _TIME or column_id - 1 not in columns:
+                    raise VerificationError(f"structure: unexpected column {column_id}")
+                continue
+            values: Sequence[Value]
+            if mode == _BYTES:
+                values = self._byte_values(i, data)
+            elif mode == _INT:
+                values = [_unzigzag(z) for z in _varints(data, _MAX_VALUE_BYTES)]
+            elif mode == _DELTA:
+                values = self._accumulate(i, _varints(data, _MAX_VALUE_BYTES))
             else:
-                raise VerificationError(f"structure: record {self.count + 1} has a value with tag {tag}")
-        # The record is complete: only now check it and commit the state it changes.
-        if ftype not in FILE_TYPES:
-            raise VerificationError(f"structure: record {self.count + 1} has file type {ftype!r}")
-        key = sort_key(path)
-        if self._prev_key is not None and key <= self._prev_key:
-            raise VerificationError(
-                f"structure: record {self.count + 1} ({path!r}) is out of canonical order"
-            )
-        attrs = self._attrsets.get(attr_bits)
-        if attrs is None:
-            self._bits(attr_bits)
-            attrs = frozenset(self._table[i] for i in _bitmap_indexes(attr_bits))
-            self._attrsets[attr_bits] = attrs
-        for i, value in ints:
-            prev_ints[i] = value
-        self._prev_path = path
-        self._prev_key = key
-        self.count += 1
-        return Entry(path, ftype, attrs, values), pos
+                seconds = self._accumulate(i, _varints(data, _MAX_VALUE_BYTES))
+                nanoseconds = _varints(columns.get(column_id + 1, b""))
+                if len(nanoseconds) != len(seconds) or any(ns >= 1_000_000_000 for ns in nanoseconds):
+                    raise VerificationError(f"structure: nanoseconds column {column_id + 1} is damaged")
+                values = [s * 1_000_000_000 + ns for s, ns in zip(seconds, nanoseconds, strict=True)]
+            streams[i] = iter(values)
+        return streams
+
+    def _accumulate(self, i: int, zigzags: list[int]) -> list[int]:
+        out = list(accumulate((_unzigzag(z) for z in zigzags), initial=self._prev_ints[i]))
+        self._prev_ints[i] = out[-1]
+        return out[1:]
+
+    def _byte_values(self, i: int, data: bytes) -> list[Value]:
+        history = self._history[i]
+        seq = self._seq[i]
+        out: list[Value] = []
+        pos = 0
+        end = len(data)
+        while pos < end:
+            number, pos = read_varint(data, pos)
+            if number & 1:
+                distance = number >> 1
+                if not 0 < distance <= min(seq, HISTORY):
+                    raise VerificationError(f"structure: a value refers {distance} values back")
+                value = history[(seq - distance) % HISTORY]
+            else:
+                stop = pos + (number >> 1)
+                if stop > end:
+                    raise IndexError
+                value = data[pos:stop]
+                pos = stop
+            if seq < HISTORY:
+                history.append(value)
+            else:
+                history[seq % HISTORY] = value
+            seq += 1
+            out.append(value)
+        self._seq[i] = seq
+        return out
+
+
+def _varints(data: bytes, max_bytes: int = _MAX_COUNT_BYTES) -> list[int]:
+    """Every varint in `data`."""
+    out: list[int] = []
+    append = out.append
+    pos = 0
+    end = len(data)
+    while pos < end:
+        b = data[pos]
+        if b < 0x80:
+            append(b)
+            pos += 1
+        else:
+            value, pos = read_varint(data, pos, max_bytes)
+            append(value)
+    return out
+
+
+def _byte_strings(data: bytes) -> list[bytes]:
+    """Every length-prefixed byte string in `data`."""
+    out: list[bytes] = []
+    pos = 0
+    end = len(data)
+    while pos < end:
+        length, pos = read_varint(data, pos)
+        stop = pos + length
+        if stop > end:
+            raise IndexError
+        out.append(data[pos:stop])
+        pos = stop
+    return out
