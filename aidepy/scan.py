@@ -1,0 +1,258 @@
+"""The scanner: walk the tree the rules imply and yield an `Entry` for every selected path.
+
+The walk runs on the caller's thread in canonical order (`aidepy.entry.sort_key`: a directory,
+then its contents, siblings by name bytes), one `lstat` per name (from `os.scandir`), pruning
+every directory the rules (and the `--limit` regex) cannot select anything below. It never
+follows symlinks. Collecting attributes (`aidepy.collect`: open, fstat, hash, flags, xattrs)
+happens in a thread pool, in batches of paths; batches are delivered in submission order and
+only a bounded number is in flight, so the output is the same whatever the parallelism and
+memory stays flat whatever the tree's size. Per-path trouble (vanished or unreadable files,
+files changing under the scan, odd names) is reported through `on_warning` as a `ScanWarning`,
+in walk order; it never ends the scan.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Protocol
+
+from aidepy.attributes import AttrSet
+from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, NOATIME, Job, Plan, collect, make_plan
+from aidepy.entry import Entry
+from aidepy.selection import Rule
+
+
+@dataclass(frozen=True, slots=True)
+class ScanWarning:
+    """Something about one path the admin should know; the scan went on."""
+
+    path: bytes
+    message: str
+
+
+class Selection(Protocol):
+    """What the scanner needs from `aidepy.selection.RuleSet`."""
+
+    def match(self, path: bytes, ftype: str) -> Rule | None: ...
+    def should_descend(self, path: bytes) -> bool: ...
+
+
+BATCH_ENTRIES = 128
+BATCH_BYTES = 1 << 20
+"""A batch closes at this many paths or this many bytes to hash, whichever comes first."""
+WINDOW_PER_WORKER = 4
+"""Batches in flight per worker: enough to keep every worker busy, few enough to keep memory flat."""
+
+_ODD_NAME = re.compile(rb"[\x00-\x1f\x7f]")
+_first = itemgetter(0)
+_REGEX_SPECIAL = frozenset(b".^$*+?{}[]|()\\")
+_Item = Job | ScanWarning
+
+
+def default_workers() -> int:
+    """Worker threads when none are asked for: one per CPU (hashing and reads release the GIL)."""
+    return max(1, min(os.cpu_count() or 1, 16))
+
+
+def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[bytes] | None = None,
+         workers: int | None = None, on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
+    """Entries for every path `ruleset` selects below `root_prefix` (recorded without it), in
+    canonical order. `limit`: only paths it matches (anchored at the start, as AIDE's
+    `--limit`). `workers`: collection threads (default `default_workers()`; 1 = no threads)."""
+    count = default_workers() if workers is None else max(1, workers)
+    items = _walk(ruleset, root_prefix.rstrip(b"/"), limit)
+    if count == 1:
+        buf = memoryview(bytearray(BUFFER_SIZE))
+        for item in items:
+            yield from _deliver(_run(item, buf), on_warning)
+        return
+    window = count * WINDOW_PER_WORKER
+    pending: deque[Future[list[Entry | ScanWarning]]] = deque()
+    with ThreadPoolExecutor(count, thread_name_prefix="aidepy-scan") as pool:
+        try:
+            for batch in _batches(items):
+                pending.append(pool.submit(_run_batch, batch))
+                while pending and (len(pending) >= window or pending[0].done()):
+                    yield from _deliver(pending.popleft().result(), on_warning)
+            while pending:
+                yield from _deliver(pending.popleft().result(), on_warning)
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _deliver(results: list[Entry | ScanWarning], on_warning: Callable[[ScanWarning], None]
+             ) -> Iterator[Entry]:
+    for result in results:
+        if isinstance(result, Entry):
+            yield result
+        else:
+            on_warning(result)
+
+
+def _batches(items: Iterator[_Item]) -> Iterator[list[_Item]]:
+    batch: list[_Item] = []
+    volume = 0
+    for item in items:
+        batch.append(item)
+        if isinstance(item, Job) and item.plan.hashes:
+            volume += item.st.st_size
+        if len(batch) >= BATCH_ENTRIES or volume >= BATCH_BYTES:
+            yield batch
+            batch, volume = [], 0
+    if batch:
+        yield batch
+
+
+_local = threading.local()
+
+
+def _run_batch(batch: list[_Item]) -> list[Entry | ScanWarning]:
+    buf: memoryview | None = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = memoryview(bytearray(BUFFER_SIZE))
+    out: list[Entry | ScanWarning] = []
+    for item in batch:
+        out.extend(_run(item, buf))
+    return out
+
+
+def _run(item: _Item, buf: memoryview) -> list[Entry | ScanWarning]:
+    if isinstance(item, ScanWarning):
+        return [item]
+    entry, messages = collect(item, buf)
+    return [entry, *(ScanWarning(item.path, m) for m in messages)]
+
+
+def _limit_prefix(limit: re.Pattern[bytes] | None) -> bytes:
+    """Bytes every path matching `limit` starts with (b"" when unsure)."""
+    if limit is None or b"|" in limit.pattern or limit.flags & re.VERBOSE:
+        return b""
+    pattern = limit.pattern[1:] if limit.pattern.startswith(b"^") else limit.pattern
+    end = 0
+    while end < len(pattern) and pattern[end] not in _REGEX_SPECIAL:
+        end += 1
+    if end < len(pattern) and pattern[end] in b"*?{":
+        end -= 1  # the last literal is optional or repeated
+    return pattern[:max(end, 0)]
+
+
+def _walk(ruleset: Selection, prefix: bytes, limit: re.Pattern[bytes] | None) -> Iterator[_Item]:
+    """Jobs for selected paths and warnings, in canonical order."""
+    plans: dict[tuple[AttrSet, str], Plan] = {}
+    limit_prefix = _limit_prefix(limit)
+
+    def plan_for(rule: Rule, ftype: str) -> Plan:
+        key = (rule.attrs, ftype)
+        plan = plans.get(key)
+        if plan is None:
+            plan = plans[key] = make_plan(rule.attrs, ftype)
+        return plan
+
+    def may_hold_limit(path: bytes) -> bool:
+        # PCRE2's partial match in AIDE; here: could a path below share the limit's literal prefix?
+        below = path + b"/"
+        return below.startswith(limit_prefix) or limit_prefix.startswith(below)
+
+    root_fs = prefix + b"/"
+    try:
+        st = os.lstat(root_fs)
+    except OSError as e:
+        yield ScanWarning(b"/", f"cannot lstat {root_fs!r}: {e.strerror or e}")
+        return
+    ftype = FTYPE_BY_FMT.get(stat.S_IFMT(st.st_mode), "f")
+    in_limit = limit is None or limit.match(b"/") is not None
+    rule = ruleset.match(b"/", ftype) if in_limit else None
+    if rule is not None:
+        yield Job(root_fs, b"/", ftype, plan_for(rule, ftype), st)
+    if ftype != "d":
+        return
+    first = _listing(root_fs, b"/", st)
+    if isinstance(first, ScanWarning):
+        yield first
+        return
+    stack: list[tuple[bytes, bytes, Iterator[tuple[bytes, os.stat_result | OSError]]]] = [
+        (b"/", root_fs, iter(first))]
+    while stack:
+        base, fs_base, entries = stack[-1]
+        child = next(entries, None)
+        if child is None:
+            stack.pop()
+            continue
+        name, result = child
+        path = base + name
+        if isinstance(result, OSError):
+            yield ScanWarning(path, "vanished before it could be examined"
+                              if isinstance(result, FileNotFoundError)
+                              else f"cannot lstat: {result.strerror or result}")
+            continue
+        st = result
+        fs_path = fs_base + name
+        if not name.isascii() or _ODD_NAME.search(name):
+            yield from _name_warnings(path, name)
+        ftype = FTYPE_BY_FMT.get(stat.S_IFMT(st.st_mode), "f")
+        in_limit = limit is None or limit.match(path) is not None
+        rule = ruleset.match(path, ftype) if in_limit else None
+        if rule is not None:
+            yield Job(fs_path, path, ftype, plan_for(rule, ftype), st)
+        if ftype == "d" and (in_limit or may_hold_limit(path)) and ruleset.should_descend(path):
+            children = _listing(fs_path, path, st)
+            if isinstance(children, ScanWarning):
+                yield children
+            else:
+                stack.append((path + b"/", fs_path + b"/", iter(children)))
+
+
+def _listing(fs_dir: bytes, path: bytes, st: os.stat_result
+             ) -> list[tuple[bytes, os.stat_result | OSError]] | ScanWarning:
+    """A directory's names (sorted) with their lstat results. The directory is opened without
+    following links and without touching its atime, and must be the one `st` describes."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            fd = os.open(fs_dir, flags | NOATIME)
+        except PermissionError:
+            fd = os.open(fs_dir, flags)
+    except FileNotFoundError:
+        return ScanWarning(path, "directory vanished before it could be read")
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            return ScanWarning(path, "directory replaced by another file type before it could be read")
+        return ScanWarning(path, f"cannot read directory: {e.strerror or e}")
+    try:
+        fst = os.fstat(fd)
+        if fst.st_ino != st.st_ino or fst.st_dev != st.st_dev:
+            return ScanWarning(path, "directory replaced before it could be read (fstat shows another)")
+        children: list[tuple[bytes, os.stat_result | OSError]] = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                try:
+                    children.append((os.fsencode(entry.name), entry.stat(follow_symlinks=False)))
+                except OSError as e:
+                    children.append((os.fsencode(entry.name), e))
+    except OSError as e:
+        return ScanWarning(path, f"cannot read directory: {e.strerror or e}")
+    finally:
+        os.close(fd)
+    children.sort(key=_first)
+    return children
+
+
+def _name_warnings(path: bytes, name: bytes) -> Iterator[ScanWarning]:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        yield ScanWarning(path, "name is not valid UTF-8")
+    if b"\n" in name:
+        yield ScanWarning(path, "name contains a newline")
+    elif _ODD_NAME.search(name):
+        yield ScanWarning(path, "name contains control characters")

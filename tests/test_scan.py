@@ -1,0 +1,370 @@
+"""The scanner on trees the tests build: names, links, special files, races, order, parallelism."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from aidepy.attributes import BY_NAME, SUPPORTED_HASHES
+from aidepy.collect import Job, collect, make_plan
+from aidepy.config import parse_text
+from aidepy.entry import Entry, sort_key
+from aidepy.scan import ScanWarning, scan
+from aidepy.selection import Rule, RuleSet
+
+ALL = "p+i+n+u+g+s+b+m+c+a+l+acl+xattrs+selinux+e2fsattrs+caps+ftype+sha256+md5"
+
+
+@pytest.fixture(autouse=True)
+def bounded() -> Iterator[None]:
+    """Every scanner test ends within 60 s: a blocked open (a fifo) fails the test, not the run."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError("scanner test took longer than 60 s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def rules(text: str) -> RuleSet:
+    return parse_text(text).ruleset
+
+
+def run(root: Path, text: str = f"/ {ALL}\n", *, workers: int | None = 2,
+        limit: re.Pattern[bytes] | None = None, ruleset: object = None
+        ) -> tuple[dict[bytes, Entry], list[ScanWarning]]:
+    """Scan `root` (as the root prefix): entries by path, and the warnings."""
+    warnings: list[ScanWarning] = []
+    rs = ruleset if ruleset is not None else rules(text)
+    entries = list(scan(rs, root_prefix=bytes(root), limit=limit, workers=workers,  # type: ignore[arg-type]
+                        on_warning=warnings.append))
+    found = {e.path: e for e in entries}
+    assert len(found) == len(entries), "a path was yielded twice"
+    return found, warnings
+
+
+def messages(warnings: list[ScanWarning], path: bytes) -> str:
+    return " | ".join(w.message for w in warnings if w.path == path)
+
+
+class Recording:
+    """A RuleSet that remembers every path it was asked about and can act when asked."""
+
+    def __init__(self, inner: RuleSet, on_match: Callable[[bytes], None] | None = None) -> None:
+        self.inner, self.on_match = inner, on_match
+        self.asked: list[bytes] = []
+
+    def match(self, path: bytes, ftype: str) -> Rule | None:
+        self.asked.append(path)
+        if self.on_match is not None:
+            self.on_match(path)
+        return self.inner.match(path, ftype)
+
+    def should_descend(self, path: bytes) -> bool:
+        return self.inner.should_descend(path)
+
+
+def test_odd_names_are_recorded_byte_for_byte_and_warned_about(tmp_path: Path) -> None:
+    names = [b"new\nline", b"tab\there", b"latin1-\xe9t\xe9", b"100%", b"it's \"quoted\"",
+             b"with space", b"esc\x1b[31mred", "caf\u00e9".encode()]
+    for name in names:
+        (tmp_path / os.fsdecode(name)).write_bytes(name)
+    found, warnings = run(tmp_path)
+    for name in names:
+        entry = found[b"/" + name]
+        assert entry.values["sha256"] == hashlib.sha256(name).digest()
+    assert "not valid UTF-8" in messages(warnings, b"/latin1-\xe9t\xe9")
+    assert "newline" in messages(warnings, b"/new\nline")
+    assert "control characters" in messages(warnings, b"/esc\x1b[31mred")
+    assert messages(warnings, "/caf\u00e9".encode()) == ""
+    assert messages(warnings, b"/with space") == ""
+
+
+def test_hardlinks_share_inode_and_count(tmp_path: Path) -> None:
+    (tmp_path / "one").write_text("same")
+    os.link(tmp_path / "one", tmp_path / "two")
+    found, _ = run(tmp_path)
+    one, two = found[b"/one"], found[b"/two"]
+    assert one.values["i"] == two.values["i"]
+    assert one.values["n"] == two.values["n"] == 2
+    assert one.values["md5"] == two.values["md5"] == hashlib.md5(b"same").digest()
+
+
+def test_symlinks_are_recorded_never_followed(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "inside").write_text("x")
+    (tmp_path / "target").write_text("content")
+    os.symlink("target", tmp_path / "to_file")
+    os.symlink("dir", tmp_path / "to_dir")
+    os.symlink("nowhere", tmp_path / "dangling")
+    os.symlink("loop", tmp_path / "loop")
+    os.symlink(".", tmp_path / "dir" / "self")
+    found, warnings = run(tmp_path)
+    for name, target in [(b"to_file", b"target"), (b"to_dir", b"dir"), (b"dangling", b"nowhere"),
+                         (b"loop", b"loop"), (b"dir/self", b".")]:
+        entry = found[b"/" + name]
+        assert entry.ftype == "l"
+        assert entry.values["l"] == target
+        assert entry.values["s"] == len(target)
+        assert "sha256" not in entry.attrs and "acl" not in entry.attrs
+    assert not any(p.startswith((b"/to_dir/", b"/dir/self/")) for p in found)
+    assert warnings == []
+
+
+def test_fifos_sockets_and_devices_are_never_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "sock"))
+        if os.geteuid() == 0:
+            os.mknod(tmp_path / "null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        found, warnings = run(tmp_path)
+    assert found[b"/fifo"].ftype == "p"
+    assert found[b"/sock"].ftype == "s"
+    for entry in (found[b"/fifo"], found[b"/sock"], found.get(b"/null")):
+        if entry is None:
+            continue
+        assert not entry.attrs & {"sha256", "md5", "e2fsattrs"}
+        assert entry.values["p"] is not None and entry.values["i"] is not None
+    if os.geteuid() == 0:
+        assert found[b"/null"].ftype == "c"
+    assert warnings == []
+
+
+def test_excluded_subtree_is_never_entered(tmp_path: Path) -> None:
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "file").write_text("k")
+    (tmp_path / "excluded" / "deep").mkdir(parents=True)
+    (tmp_path / "excluded" / "deep" / "file").write_text("e")
+    rs = Recording(rules(f"/ {ALL}\n!/excluded\n"))
+    found, _ = run(tmp_path, ruleset=rs)
+    assert b"/kept/file" in found
+    assert not any(p.startswith(b"/excluded") for p in found)
+    assert not any(p.startswith(b"/excluded/") for p in rs.asked)
+
+
+def test_limit_selects_and_prunes(tmp_path: Path) -> None:
+    for d in ("etc/ssh", "usr/lib"):
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "f").write_text(d)
+    rs = Recording(rules(f"/ {ALL}\n"))
+    found, _ = run(tmp_path, ruleset=rs, limit=re.compile(rb"/etc/ss"))
+    assert sorted(found) == [b"/etc/ssh", b"/etc/ssh/f"]
+    assert b"/usr/lib" not in rs.asked
+
+
+def test_hashes_equal_hashlib_over_the_same_bytes(tmp_path: Path) -> None:
+    sizes = [0, 1, 65535, 65536, 65537, 3 * 65536, (1 << 20) + 3]
+    blobs = {f"f{n}": os.urandom(n) for n in sizes}
+    for name, data in blobs.items():
+        (tmp_path / name).write_bytes(data)
+    supported = sorted(SUPPORTED_HASHES)
+    found, warnings = run(tmp_path, f"/ p+{'+'.join(supported)}\n")
+    assert warnings == []
+    for name, data in blobs.items():
+        entry = found[f"/{name}".encode()]
+        for h in supported:
+            new = BY_NAME[h].new_hash
+            assert new is not None
+            expected = new()
+            expected.update(data)
+            assert entry.values[h] == expected.digest(), (name, h)
+
+
+def test_sparse_large_file_is_hashed_correctly(tmp_path: Path) -> None:
+    size = 256 << 20
+    with open(tmp_path / "sparse", "wb") as f:
+        f.seek(size - 5)
+        f.write(b"tail!")
+    found, warnings = run(tmp_path, "/ p+s+sha256\n")
+    expected = hashlib.sha256()
+    zeros = bytes(1 << 20)
+    for _ in range((size - 5) >> 20):
+        expected.update(zeros)
+    expected.update(bytes((size - 5) % (1 << 20)))
+    expected.update(b"tail!")
+    assert found[b"/sparse"].values == {"p": found[b"/sparse"].values["p"], "s": size,
+                                        "sha256": expected.digest()}
+    assert warnings == []
+
+
+def test_order_is_canonical_and_independent_of_workers(tmp_path: Path) -> None:
+    for d in ("a", "a/z", "B", "a-b", "a.b/c"):
+        (tmp_path / d).mkdir(parents=True, exist_ok=True)
+    for i in range(300):
+        (tmp_path / ("a" if i % 2 else "a.b/c") / f"file{i}").write_bytes(os.urandom(i * 37))
+    (tmp_path / "a-b" / "x\xff".encode("latin-1").decode("utf-8", "surrogateescape")).write_text("y")
+    results = []
+    for workers in (1, 2, 7):
+        warnings: list[ScanWarning] = []
+        entries = list(scan(rules(f"/ {ALL}\n"), root_prefix=bytes(tmp_path), workers=workers,
+                            on_warning=warnings.append))
+        results.append((entries, warnings))
+    entries = results[0][0]
+    assert [e.path for e in entries] == sorted((e.path for e in entries), key=sort_key)
+    assert [e.path for e in entries][:4] == [b"/", b"/B", b"/a", b"/a/file1"]
+    assert results[0] == results[1] == results[2]
+
+
+def test_unreadable_file_and_directory_become_warnings(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("s")
+    (tmp_path / "closed").mkdir()
+    (tmp_path / "closed" / "hidden").write_text("h")
+    os.chmod(tmp_path / "secret", 0)
+    os.chmod(tmp_path / "closed", 0)
+    if os.geteuid() == 0:
+        found, warnings = _run_as_nobody(tmp_path)
+    else:
+        found, warnings = run(tmp_path)
+    assert found[b"/secret"].values["sha256"] is None
+    assert found[b"/secret"].values["s"] == 1
+    assert "Permission denied" in messages(warnings, b"/secret")
+    assert found[b"/closed"].values["p"] == stat.S_IFDIR
+    assert "cannot read directory" in messages(warnings, b"/closed")
+    assert b"/closed/hidden" not in found
+
+
+def _run_as_nobody(tmp_path: Path) -> tuple[dict[bytes, Entry], list[ScanWarning]]:
+    """The scan in a child that dropped root (root reads everything), results over a pipe."""
+    import pickle
+    nobody = 65534
+    for parent in [tmp_path, *tmp_path.parents]:
+        if parent != Path("/"):
+            os.chmod(parent, os.stat(parent).st_mode | 0o005)  # pytest's tmp dirs are 0700
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(nobody)
+            os.setuid(nobody)
+            result = run(tmp_path, workers=2)
+            with os.fdopen(write, "wb") as out:
+                pickle.dump(result, out)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as inp:
+        data = inp.read()
+    os.waitpid(pid, 0)
+    found, warnings = pickle.loads(data)
+    return found, warnings
+
+
+# --- races: the world changes between readdir, lstat, open and read -----------------------------
+
+def _job(path: Path, recorded: bytes, attrs: str = "p+s+m+sha256+e2fsattrs") -> Job:
+    st = os.lstat(path)
+    ftype = "f" if stat.S_ISREG(st.st_mode) else "d"
+    return Job(bytes(path), recorded, ftype, make_plan(frozenset(attrs.split("+")), ftype), st)
+
+
+def _collect(job: Job) -> tuple[Entry, list[str]]:
+    return collect(job, memoryview(bytearray(1 << 16)))
+
+
+def test_file_deleted_during_the_scan(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text(name)
+
+    def delete_b(path: bytes) -> None:
+        if path == b"/a" and (tmp_path / "b").exists():
+            (tmp_path / "b").unlink()
+    found, warnings = run(tmp_path, ruleset=Recording(rules(f"/ {ALL}\n"), delete_b))
+    assert found[b"/b"].values["sha256"] is None  # what lstat saw is kept, the rest is missing
+    assert found[b"/b"].values["s"] == 1
+    assert found[b"/c"].values["sha256"] == hashlib.sha256(b"c").digest()
+    assert "vanished" in messages(warnings, b"/b")
+
+
+def test_file_deleted_between_lstat_and_open(tmp_path: Path) -> None:
+    (tmp_path / "gone").write_text("x")
+    job = _job(tmp_path / "gone", b"/gone")
+    (tmp_path / "gone").unlink()
+    entry, warnings = _collect(job)
+    assert entry.values["sha256"] is None and entry.values["s"] == 1
+    assert any("vanished" in w for w in warnings)
+
+
+def test_file_replaced_between_lstat_and_open_is_caught_by_fstat(tmp_path: Path) -> None:
+    (tmp_path / "victim").write_text("original")
+    job = _job(tmp_path / "victim", b"/victim")
+    (tmp_path / "evil").write_text("original")
+    os.replace(tmp_path / "evil", tmp_path / "victim")
+    entry, warnings = _collect(job)
+    assert entry.values["sha256"] is None
+    assert any("fstat shows another file" in w for w in warnings)
+
+
+def test_file_replaced_by_symlink_or_fifo_between_lstat_and_open(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("do not follow")
+    for make in (lambda p: os.symlink(tmp_path / "secret", p), os.mkfifo):
+        victim = tmp_path / "victim"
+        victim.write_text("x")
+        job = _job(victim, b"/victim")
+        victim.unlink()
+        make(victim)
+        entry, warnings = _collect(job)
+        assert entry.values["sha256"] is None
+        assert warnings and "replaced" in warnings[0]
+        victim.unlink()
+
+
+def test_file_changed_between_lstat_and_open(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_text("line\n")
+    job = _job(log, b"/log")
+    with open(log, "a") as f:
+        f.write("more\n")
+    entry, warnings = _collect(job)
+    assert entry.values["sha256"] is None
+    assert any("changed between lstat and open" in w for w in warnings)
+    # with `growing`, the bytes lstat saw are hashed and growth is fine
+    grown = Job(job.fs_path, job.path, "f", make_plan(frozenset({"s", "sha256", "growing"}), "f"), job.st)
+    entry, warnings = _collect(grown)
+    assert entry.values["sha256"] == hashlib.sha256(b"line\n").digest()
+    assert warnings == []
+
+
+def test_deep_nesting_long_names_and_a_big_directory(tmp_path: Path) -> None:
+    deep = tmp_path
+    for _ in range(500):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    (deep / "bottom").write_text("b")
+    longname = "n" * 255
+    (tmp_path / longname).write_text("l")
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(10_000):
+        (many / f"{i:05}").touch()
+    found, warnings = run(tmp_path, "/ p+i+sha256\n")
+    assert b"/" + b"d/" * 500 + b"bottom" in found
+    assert b"/" + longname.encode() in found
+    assert sum(1 for p in found if p.startswith(b"/many/")) == 10_000
+    assert warnings == []
+
+
+def test_directory_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret").write_text("s")
+    (tmp_path / "dir").mkdir()
+
+    def swap(path: bytes) -> None:
+        if path == b"/dir":
+            (tmp_path / "dir").rmdir()
+            os.symlink(tmp_path / "elsewhere", tmp_path / "dir")
+    found, warnings = run(tmp_path, "/ p+sha256\n!/elsewhere\n",
+                          ruleset=Recording(rules("/ p+sha256\n!/elsewhere\n"), swap))
+    assert found[b"/dir"].ftype == "d"  # as lstat saw it
+    assert not any(p.startswith(b"/dir/") for p in found)
+    assert "replaced" in messages(warnings, b"/dir")
