@@ -116,24 +116,23 @@ class Setup:
     aidepy_conf: Path
 
 
+def configure(work: Path, root: Path, rules_text: str) -> Setup:
+    """Equivalent configs for both programs: same rules, each its own database files."""
+    work.mkdir(exist_ok=True)
+    s = Setup(root, work / "aide.conf", work / "aidepy.conf")
+    s.aide_conf.write_text(f"database_in=file:{work}/aide.db\ndatabase_out=file:{work}/aide.db.new\n"
+                           f"gzip_dbout=no\nreport_url=stdout\n{rules_text}")
+    s.aidepy_conf.write_text(f"database_in=file:{work}/aidepy.db\ndatabase_out=file:{work}/aidepy.db.new\n"
+                             f"signing_key={work}/no-such.key\n{rules_text}")
+    return s
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> Setup:
     require_tool("aide")
     root = tmp_path / "tree"
     build_tree(root)
-    work = tmp_path / "work"
-    work.mkdir()
-    aide_conf = work / "aide.conf"
-    aide_conf.write_text(
-        f"database_in=file:{work}/aide.db\ndatabase_out=file:{work}/aide.db.new\n"
-        "gzip_dbout=no\nreport_url=stdout\n" + rules(root)
-    )
-    aidepy_conf = work / "aidepy.conf"
-    aidepy_conf.write_text(
-        f"database_in=file:{work}/aidepy.db\ndatabase_out=file:{work}/aidepy.db.new\n"
-        f"signing_key={work}/no-such.key\n" + rules(root)
-    )
-    return Setup(root, aide_conf, aidepy_conf)
+    return configure(tmp_path / "work", root, rules(root))
 
 
 def build_tree(root: Path) -> None:
@@ -271,3 +270,54 @@ def test_text_report_lists_the_same_paths_as_aide(setup: Setup) -> None:
     expected, got = parse_aide(aide_out, aide_rc), parse_aide(out, rc)
     assert (got.added, got.removed, got.changed, got.exit_code) == (
         expected.added, expected.removed, expected.changed, expected.exit_code)
+
+
+def test_renames_under_I_and_allowed_new_and_removed_files_match_aide(tmp_path: Path) -> None:
+    require_tool("aide")
+    root = tmp_path / "tree"
+    for d in ("ren", "spool", "plain"):
+        (root / d).mkdir(parents=True)
+    for name in ("a", "b"):
+        (root / "ren" / name).write_bytes(name.encode() * 10)
+        (root / "plain" / name).write_bytes(name.encode() * 10)
+    (root / "spool" / "old").write_bytes(b"queued")
+    r = re.escape(str(root))
+    s = configure(tmp_path / "work", root, f"{root} p+u+g+s+i+n+sha256\n{r}/ren/ p+u+g+s+i+n+sha256+I\n"
+                  f"{r}/spool/ p+u+g+s+i+n+sha256+ANF+ARF\n")
+    init_both(s)
+    os.rename(root / "ren" / "a", root / "ren" / "a2")  # a pure rename: not reported under I
+    os.rename(root / "ren" / "b", root / "ren" / "b2")  # renamed and changed: reported
+    with open(root / "ren" / "b2", "ab") as f:
+        f.write(b"!")
+    os.rename(root / "plain" / "a", root / "plain" / "a2")  # no I: added + removed
+    os.unlink(root / "spool" / "old")  # ARF
+    (root / "spool" / "new").write_bytes(b"queued too")  # ANF
+    expected = parse_aide(*aide(s.aide_conf, "--check"))
+    got = parse_aidepy(*aidepy(s.aidepy_conf, "--check", "--json"))
+    assert os.fsencode(root / "ren" / "b2") in expected.added
+    assert os.fsencode(root / "ren" / "a2") not in expected.added
+    assert (got.added, got.removed, got.changed, got.exit_code) == (
+        expected.added, expected.removed, expected.changed, expected.exit_code)
+
+
+def test_changed_rules_list_different_attributes_like_aide(tmp_path: Path) -> None:
+    require_tool("aide")
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "f").write_bytes(b"x")
+    s = configure(tmp_path / "work", root, f"{root} p+s+sha256\n")
+    init_both(s)
+    for conf in (s.aide_conf, s.aidepy_conf):
+        conf.write_text(conf.read_text().replace("p+s+sha256", "p+m+u+sha512"))
+    aide_out, aide_rc = aide(s.aide_conf, "--check")
+    out, rc = aidepy(s.aidepy_conf, "--check")
+
+    def lines(report: bytes) -> list[bytes]:
+        return [line for line in report.split(b"\n") if line.startswith(b"Entry ")]
+
+    assert lines(aide_out) == [
+        f"Entry {root} in databases has different attributes: +u-s+m".encode(),
+        f"Entry {root}/f in databases has different attributes: +u-s+m-sha256+sha512".encode(),
+    ]
+    assert lines(out) == lines(aide_out)
+    assert rc == aide_rc == 0
