@@ -107,19 +107,43 @@ def node_path(regex: bytes) -> bytes:
     return bytes(chars[:last_slash])
 
 
-def literal_prefix(regex: bytes) -> bytes:
-    """Bytes every subject that (partially) matches `regex` must start with, or share as a prefix.
+@dataclass(frozen=True)
+class Literal:
+    """What can be said about a regex without running it.
 
-    Used only to skip calling PCRE2 when a path cannot match; empty when unsure.
+    Every subject that matches, fully or partially, starts with `prefix` or is a prefix of it.
+    `whole` says the regex is exactly `prefix` (it matches whatever starts with it), `dollar`
+    that it is `prefix` followed by `$`.
     """
+
+    prefix: bytes
+    whole: bool = False
+    dollar: bool = False
+
+
+def literal(regex: bytes) -> Literal:
+    """The literal part a regex starts with (escaped punctuation counts as literal)."""
     if (b"|" in regex and _has_top_level_alternation(regex)) or _EXTENDED_FLAG.search(regex):
-        return b""
-    end = 0
-    while end < len(regex) and regex[end] not in _LITERAL_STOP:
-        end += 1
-    if end < len(regex) and regex[end] in _QUANTIFIERS:
-        end -= 1
-    return regex[:max(end, 0)]
+        return Literal(b"")
+    out = bytearray()
+    i, n = 0, len(regex)
+    while i < n:
+        c = regex[i]
+        if c == 0x5C and i + 1 < n and not chr(regex[i + 1]).isalnum() and regex[i + 1] < 0x80:
+            out.append(regex[i + 1])
+            i += 2
+        elif c in _LITERAL_STOP:
+            break
+        else:
+            out.append(c)
+            i += 1
+    if i == n:
+        return Literal(bytes(out), whole=True)
+    if regex[i:] == b"$":
+        return Literal(bytes(out), dollar=True)
+    if regex[i] in _QUANTIFIERS and out:
+        del out[-1]  # the quantifier makes the last character optional or repeated
+    return Literal(bytes(out))
 
 
 def _has_top_level_alternation(regex: bytes) -> bool:
@@ -174,37 +198,75 @@ def _encode(text: str) -> bytes:
 
 
 class _Compiled:
-    """A rule ready to test: compiled regex, literal prefix, restriction."""
+    """A rule ready to test: compiled regex, its literal part, restriction."""
 
-    __slots__ = ("literal", "regex", "rule", "types")
+    __slots__ = ("dollar", "prefix", "regex", "rule", "types", "whole")
 
     def __init__(self, rule: Rule) -> None:
         raw = _encode(rule.regex)
+        lit = literal(raw)
         self.rule = rule
         self.regex = Regex(raw)
-        self.literal = literal_prefix(raw)
+        self.prefix = lit.prefix
+        self.whole = lit.whole
+        self.dollar = lit.dollar
         self.types = rule.file_types or None  # an empty restriction restricts nothing
 
     def match(self, path: bytes) -> Match:
-        lit = self.literal
-        if lit and not path.startswith(lit) and not lit.startswith(path):
-            return Match.NONE
-        return self.regex.match(path)
+        prefix = self.prefix
+        if path.startswith(prefix):
+            if self.whole:
+                return Match.FULL
+            if self.dollar:  # PCRE's `$` also matches before a final newline
+                rest = len(path) - len(prefix)
+                return Match.FULL if rest == 0 or (rest == 1 and path[-1] == 0x0A) else Match.NONE
+            return self.regex.match(path)
+        if prefix.startswith(path):
+            return Match.PARTIAL if self.whole or self.dollar else self.regex.match(path)
+        return Match.NONE
+
+
+class _RuleList:
+    """The rules of one kind on one node, with an index on the byte that follows the node path.
+
+    Every path tested against a node's rules lies below the node, so a rule whose literal part
+    reaches past the node path can only match paths with the same byte at that position.
+    """
+
+    __slots__ = ("all", "by_byte", "other", "position")
+
+    def __init__(self, node_path: bytes, rules: list[_Compiled]) -> None:
+        self.all = tuple(rules)
+        self.position = 1 if node_path == b"/" else len(node_path) + 1
+        keys = {r.prefix[self.position] for r in rules if len(r.prefix) > self.position}
+        self.by_byte = {
+            key: tuple(r for r in rules if len(r.prefix) <= self.position or r.prefix[self.position] == key)
+            for key in keys
+        }
+        self.other = tuple(r for r in rules if len(r.prefix) <= self.position)
+
+    def candidates(self, path: bytes) -> tuple[_Compiled, ...]:
+        """The rules that may match `path` (a path below the node), in config order."""
+        if len(path) <= self.position:
+            return self.all
+        return self.by_byte.get(path[self.position], self.other)
 
 
 class _Node:
     """A directory of AIDE's rule tree and the rules hung on it, in config order."""
 
-    __slots__ = ("children", "equal", "negative", "parent", "path", "regular", "unrestricted_negative")
+    __slots__ = ("children", "equal", "negative", "parent", "path", "pending", "regular",
+                 "unrestricted_negative")
 
     def __init__(self, path: bytes, parent: _Node | None) -> None:
         self.path = path
         self.parent = parent
         self.children: list[_Node] = []
-        self.equal: list[_Compiled] = []
-        self.regular: list[_Compiled] = []
-        self.negative: list[_Compiled] = []
-        self.unrestricted_negative: list[_Compiled] = []
+        self.pending: dict[RuleKind, list[_Compiled]] = {kind: [] for kind in RuleKind}
+        self.equal: _RuleList | None = None
+        self.regular: _RuleList | None = None
+        self.negative: _RuleList | None = None
+        self.unrestricted_negative: _RuleList | None = None
 
     def depth(self) -> int:
         node: _Node | None = self
@@ -214,11 +276,23 @@ class _Node:
             node = node.parent
         return n
 
+    def freeze(self) -> None:
+        """Index the rules added so far (None for an empty list)."""
+
+        def index(rules: list[_Compiled]) -> _RuleList | None:
+            return _RuleList(self.path, rules) if rules else None
+
+        self.equal = index(self.pending[RuleKind.EQUAL])
+        self.regular = index(self.pending[RuleKind.REGULAR])
+        negative = self.pending[RuleKind.NEGATIVE]
+        self.negative = index(negative)
+        self.unrestricted_negative = index([r for r in negative if r.types is None])
+
     def has_rules(self) -> bool:
         return bool(self.equal or self.regular or self.negative)
 
 
-def _first_match(rules: list[_Compiled], path: bytes, ftype: str) -> tuple[_Compiled | None, bool]:
+def _first_match(rules: tuple[_Compiled, ...], path: bytes, ftype: str) -> tuple[_Compiled | None, bool]:
     """The first rule whose regex matches `path` and whose restriction admits `ftype`; and
     whether some rule matched only partially (a prefix, or the regex but not the type)."""
     partial = False
@@ -273,14 +347,7 @@ class RuleSet:
         if b"//" in path:
             raise RegexError(raw, 0, "invalid double slash")
         node = self._lookup(path) or self._create(path)
-        if rule.kind is RuleKind.EQUAL:
-            node.equal.append(compiled)
-        elif rule.kind is RuleKind.REGULAR:
-            node.regular.append(compiled)
-        else:
-            node.negative.append(compiled)
-            if compiled.types is None:
-                node.unrestricted_negative.append(compiled)
+        node.pending[rule.kind].append(compiled)
 
     def _lookup(self, path: bytes) -> _Node | None:
         """Find a node the way AIDE does: descend one path component at a time."""
@@ -314,6 +381,7 @@ class RuleSet:
         return node
 
     def _index(self, node: _Node) -> None:
+        node.freeze()
         if self._lookup(node.path) is node:
             self._nodes[node.path] = node
         for child in node.children:
@@ -347,14 +415,15 @@ class RuleSet:
         partial = False
         hit: _Compiled | None = None
         verdict = Verdict.NONE
-        if chain and chain[0].path == dirname and chain[0].equal:
-            hit, partial = _first_match(chain[0].equal, path, ftype)
+        equal = chain[0].equal if chain and chain[0].path == dirname else None
+        if equal is not None:
+            hit, partial = _first_match(equal.candidates(path), path, ftype)
             if hit is not None:
                 verdict = Verdict.EQUAL
         if hit is None:
             for node in chain:
-                if node.regular:
-                    hit, more = _first_match(node.regular, path, ftype)
+                if node.regular is not None:
+                    hit, more = _first_match(node.regular.candidates(path), path, ftype)
                     partial = partial or more
                     if hit is not None:
                         verdict = Verdict.SELECTIVE
@@ -362,14 +431,18 @@ class RuleSet:
         if hit is None:
             return Decision(Verdict.PARTIAL if partial else Verdict.NONE, None)
         for node in reversed(chain):
-            if not node.negative:
+            negative = node.negative
+            if negative is None:
                 continue
-            if node.unrestricted_negative:
-                for parent in _ancestors(path, node.path):
-                    veto, _ = _first_match(node.unrestricted_negative, parent, "d")
-                    if veto is not None:
-                        return Decision(Verdict.NONE, veto.rule)
-            veto, _ = _first_match(node.negative, path, ftype)
+            if node.unrestricted_negative is not None:
+                # every ancestor below the node shares the byte the index looks at
+                rules = node.unrestricted_negative.candidates(path)
+                if rules:
+                    for parent in _ancestors(path, node.path):
+                        veto, _ = _first_match(rules, parent, "d")
+                        if veto is not None:
+                            return Decision(Verdict.NONE, veto.rule)
+            veto, _ = _first_match(negative.candidates(path), path, ftype)
             if veto is not None:
                 # a restricted negative rule leaves a partial match: a directory is still entered
                 return Decision(Verdict.NONE if veto.types is None else Verdict.PARTIAL, veto.rule)
