@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
+import shutil
 import signal
 import socket
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -215,15 +218,20 @@ def test_order_is_canonical_and_independent_of_workers(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_and_directory_become_warnings(tmp_path: Path) -> None:
-    (tmp_path / "secret").write_text("s")
-    (tmp_path / "closed").mkdir()
-    (tmp_path / "closed" / "hidden").write_text("h")
-    os.chmod(tmp_path / "secret", 0)
-    os.chmod(tmp_path / "closed", 0)
-    if os.geteuid() == 0:
-        found, warnings = _run_as_nobody(tmp_path)
-    else:
-        found, warnings = run(tmp_path)
+    # root reads everything: as root, the scan runs in a child that became `nobody`, on a tree
+    # outside pytest's private (0700) temporary directory
+    tree = Path(tempfile.mkdtemp(prefix="aidepy-unreadable-")) if os.geteuid() == 0 else tmp_path
+    try:
+        os.chmod(tree, 0o755)
+        (tree / "secret").write_text("s")
+        (tree / "closed").mkdir()
+        (tree / "closed" / "hidden").write_text("h")
+        os.chmod(tree / "secret", 0)
+        os.chmod(tree / "closed", 0)
+        found, warnings = _run_as_nobody(tree) if os.geteuid() == 0 else run(tree)
+    finally:
+        if tree != tmp_path:
+            shutil.rmtree(tree)
     assert found[b"/secret"].values["sha256"] is None
     assert found[b"/secret"].values["s"] == 1
     assert "Permission denied" in messages(warnings, b"/secret")
@@ -232,13 +240,9 @@ def test_unreadable_file_and_directory_become_warnings(tmp_path: Path) -> None:
     assert b"/closed/hidden" not in found
 
 
-def _run_as_nobody(tmp_path: Path) -> tuple[dict[bytes, Entry], list[ScanWarning]]:
-    """The scan in a child that dropped root (root reads everything), results over a pipe."""
-    import pickle
+def _run_as_nobody(tree: Path) -> tuple[dict[bytes, Entry], list[ScanWarning]]:
+    """The scan in a child that dropped root, results back over a pipe."""
     nobody = 65534
-    for parent in [tmp_path, *tmp_path.parents]:
-        if parent != Path("/"):
-            os.chmod(parent, os.stat(parent).st_mode | 0o005)  # pytest's tmp dirs are 0700
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
@@ -247,7 +251,7 @@ def _run_as_nobody(tmp_path: Path) -> tuple[dict[bytes, Entry], list[ScanWarning
             os.setgroups([])
             os.setgid(nobody)
             os.setuid(nobody)
-            result = run(tmp_path, workers=2)
+            result = run(tree, workers=2)
             with os.fdopen(write, "wb") as out:
                 pickle.dump(result, out)
         finally:
