@@ -12,7 +12,8 @@ entries are never held in memory. The rules are AIDE 0.18's:
   with the same inode, the same attribute set and no changes besides ctime are a rename, and
   neither is reported;
 * `ANF` on a new entry hides its addition, `ARF` on an old entry hides its removal;
-* `report_ignore_changed_attrs` decides which changes make an entry count as changed.
+* `report_ignore_changed_attrs` decides which changes make an entry count as changed, and
+  `report_ignore_e2fsattrs` which e2fs flags (`lsattr` letters) may change unnoticed.
 """
 
 from __future__ import annotations
@@ -127,6 +128,14 @@ def _grown_prefix_differs(old: Entry, new: Entry, hashes: AttrSet, rehash: Rehas
     return prefix is None or any(prefix.get(h) != old.values.get(h) for h in hashes)
 
 
+def _e2fs_flags_changed(old: Entry, new: Entry) -> frozenset[str]:
+    """The `lsattr` letters set on one side only (values are strings like `----i---e---`)."""
+    a, b = old.values.get("e2fsattrs"), new.values.get("e2fsattrs")
+    if not isinstance(a, bytes) or not isinstance(b, bytes) or len(a) != len(b):
+        return frozenset("?")  # not comparable flag by flag: never ignored
+    return frozenset(chr(x if x != ord("-") else y) for x, y in zip(a, b, strict=True) if x != y)
+
+
 def _parent(path: bytes) -> bytes:
     head = path.rsplit(b"/", 1)[0]
     return head or b"/"
@@ -145,10 +154,11 @@ class Comparison(Iterator[Change]):
 
     def __init__(
         self, old: Iterable[Entry], new: Iterable[Entry], *,
-        ignore_changed: AttrSet = frozenset(), rehash: Rehash | None = None,
+        ignore_changed: AttrSet = frozenset(), ignore_e2fsattrs: str = "", rehash: Rehash | None = None,
     ) -> None:
         self.summary = Summary()
         self._ignore_changed = ignore_changed
+        self._ignore_e2fsattrs = frozenset(ignore_e2fsattrs)
         self._rehash = rehash
         self._changes = self._run(iter(old), iter(new))
 
@@ -202,11 +212,13 @@ class Comparison(Iterator[Change]):
             return Change(old.path, old.ftype, old, None)
         changed = changed_attributes(old, new, self._rehash)
         counted = changed - self._ignore_changed
+        if "e2fsattrs" in counted and _e2fs_flags_changed(old, new) <= self._ignore_e2fsattrs:
+            counted -= {"e2fsattrs"}
         if not counted and old.attrs == new.attrs:
             return None
         return Change(
             new.path, new.ftype, old, new,
-            tuple(ordered(counted)), tuple(ordered(changed & self._ignore_changed)),
+            tuple(ordered(counted)), tuple(ordered(changed - counted)),
         )
 
     def _resolve(self, pending: list[Change | None], indices: list[int]) -> None:
@@ -238,10 +250,11 @@ class Comparison(Iterator[Change]):
 
 def compare(
     old: Iterable[Entry], new: Iterable[Entry], *,
-    ignore_changed: AttrSet = frozenset(), rehash: Rehash | None = None,
+    ignore_changed: AttrSet = frozenset(), ignore_e2fsattrs: str = "", rehash: Rehash | None = None,
 ) -> Comparison:
     """Merge two canonical-order entry streams into the changes a report shows."""
-    return Comparison(old, new, ignore_changed=ignore_changed, rehash=rehash)
+    return Comparison(old, new, ignore_changed=ignore_changed, ignore_e2fsattrs=ignore_e2fsattrs,
+                      rehash=rehash)
 
 
 def _merge(old: Iterator[Entry], new: Iterator[Entry]) -> Iterator[tuple[Entry | None, Entry | None]]:

@@ -30,6 +30,7 @@ from typing import Any
 
 from aidepy import __version__
 from aidepy.attributes import BY_NAME, HASHES, ORDER, AttrSet, Kind, format_attrs
+from aidepy.collect import E2FS_FLAGS
 from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import Entry, Value
 
@@ -75,6 +76,7 @@ class ReportOptions:
     summarize_changes: bool = True
     grouped: bool = True
     detailed_init: bool = False
+    ignore_e2fsattrs: str = ""  # lsattr letters shown as ':' and not counted as changes
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,9 @@ def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> 
     return "".join(out)
 
 
-def value_lines(name: str, entry: Entry | None, base16: bool = False, precise: bool = False) -> list[str]:
+def value_lines(
+    name: str, entry: Entry | None, base16: bool = False, precise: bool = False, ignore_e2fsattrs: str = "",
+) -> list[str]:
     """An attribute's value as report lines (several for ACLs); [] if the entry lacks it.
     `precise` shows times to the nanosecond (aidepy compares them so; AIDE to the second)."""
     if entry is None or name not in entry.attrs:
@@ -222,6 +226,9 @@ def value_lines(name: str, entry: Entry | None, base16: bool = False, precise: b
         return [value.hex() if base16 else base64.b64encode(value).decode("ascii")]
     if kind is Kind.LINKNAME:
         return [escape_path(value)]
+    if name == "e2fsattrs" and ignore_e2fsattrs and len(value) == len(E2FS_FLAGS):
+        return ["".join(":" if letter in ignore_e2fsattrs else chr(c)
+                        for c, (_, letter) in zip(value, E2FS_FLAGS, strict=True))]
     return _meta_lines(value)
 
 
@@ -331,8 +338,9 @@ def _details_block(change: Change, options: ReportOptions) -> str:
     lines = [f"\n{FILE_TYPE_NAMES.get(change.ftype, 'Unknown file type')}: {escape_path(change.path)}"]
     for name in names:
         label = "Size (>)" if name == "S" else BY_NAME[name].label
-        old = value_lines(name, change.old, options.base16)
-        new = value_lines(name, change.new, options.base16)
+        ignore = options.ignore_e2fsattrs
+        old = value_lines(name, change.old, options.base16, ignore_e2fsattrs=ignore)
+        new = value_lines(name, change.new, options.base16, ignore_e2fsattrs=ignore)
         if old == new and old and name in change.changed:  # differs below the second
             old = value_lines(name, change.old, options.base16, precise=True)
             new = value_lines(name, change.new, options.base16, precise=True)

@@ -176,3 +176,13 @@ def test_compare_streams_without_holding_unchanged_entries() -> None:
     comparison = compare(entries(), entries())  # type: ignore[arg-type]
     assert list(comparison) == []
     assert comparison.summary.total == count and produced == 2 * count
+
+
+def test_e2fs_flags_named_in_report_ignore_e2fsattrs_do_not_count() -> None:
+    old = make_entry(b"/f", attrs="p+e2fsattrs", e2fsattrs=b"----------------e-----")
+    new_a = make_entry(b"/f", attrs="p+e2fsattrs", e2fsattrs=b"---------------Ie-----")
+    new_i = make_entry(b"/f", attrs="p+e2fsattrs", e2fsattrs=b"----i-----------e-----")
+    changes, summary = run([old], [new_a], ignore_e2fsattrs="I")
+    assert changes == [] and summary.exit_code == 0
+    changes, summary = run([old], [new_i], ignore_e2fsattrs="I")
+    assert changes[0].changed == ("e2fsattrs",) and summary.exit_code == 4

@@ -22,6 +22,7 @@ from aidepy.report import (
     render_json,
     render_text,
     summary_string,
+    value_lines,
 )
 
 # The attributes Debian's aide records for a regular file under `R+sha256` (it drops l, b, a,
@@ -185,3 +186,9 @@ def test_times_differing_below_the_second_are_shown_to_the_nanosecond() -> None:
     new = make_entry(b"/f", attrs="m", m=T0 + 5)
     text = render_text(check_report([Change(b"/f", "f", old, new, ("m",))], Summary(total=1, changed=1)))
     assert " Mtime     : 2026-11-25 04:50:01.000000000    | 2026-11-25 04:50:01.000000005\n" in text
+
+
+def test_ignored_e2fs_flags_are_shown_as_colons_like_aide() -> None:
+    entry = make_entry(b"/f", attrs="e2fsattrs", e2fsattrs=b"----i---------e-------")
+    assert value_lines("e2fsattrs", entry, ignore_e2fsattrs="e") == ["----i---------:-------"]
+    assert value_lines("e2fsattrs", entry) == ["----i---------e-------"]

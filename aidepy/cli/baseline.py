@@ -99,6 +99,7 @@ def report_options(config: Config) -> ReportOptions:
         summarize_changes=config.report_summarize_changes,
         grouped=config.report_grouped,
         detailed_init=config.report_detailed_init,
+        ignore_e2fsattrs=config.report_ignore_e2fsattrs,
     )
 
 

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
             notices.append("Note: the rules differ from those the baseline was recorded with.")
         comparison = compare(
             baseline.within_limit(db.entries(), limit), baseline.scan_tree(config, limit, warnings),
-            ignore_changed=options.ignore_changed, rehash=baseline.rehasher(config.root_prefix),
+            ignore_changed=options.ignore_changed, ignore_e2fsattrs=options.ignore_e2fsattrs,
+            rehash=baseline.rehasher(config.root_prefix),
         )
         changes = list(comparison)
         databases = [baseline.database_summary(db)]

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         notices = [notice, f"Database {new_path} is {state}."]
         comparison = compare(
             baseline.within_limit(old.entries(), limit), baseline.within_limit(new.entries(), limit),
-            ignore_changed=options.ignore_changed,
+            ignore_changed=options.ignore_changed, ignore_e2fsattrs=options.ignore_e2fsattrs,
         )
         changes = list(comparison)
         databases = [baseline.database_summary(old), baseline.database_summary(new)]

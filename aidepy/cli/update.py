@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         with open_database(Path(out), None) as new:
             comparison = compare(
                 baseline.within_limit(old.entries(), limit), baseline.within_limit(new.entries(), limit),
-                ignore_changed=options.ignore_changed, rehash=baseline.rehasher(config.root_prefix),
+                ignore_changed=options.ignore_changed, ignore_e2fsattrs=options.ignore_e2fsattrs,
+                rehash=baseline.rehasher(config.root_prefix),
             )
             changes = list(comparison)
         databases = [baseline.database_summary(old), written]
