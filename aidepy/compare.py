@@ -177,7 +177,8 @@ class Comparison(Iterator[Change]):
             change = self._classify(o, n)
             if change is None:
                 continue
-            if change.old is None or change.new is None:
+            if change.old is None or change.new is None or "i" in change.changed:
+                # an added or re-inoded entry may be a rename target, a removed one its source
                 held.setdefault(_parent(path), []).append(len(pending))
             pending.append(change)
             if not held:
@@ -222,30 +223,34 @@ class Comparison(Iterator[Change]):
         )
 
     def _resolve(self, pending: list[Change | None], indices: list[int]) -> None:
-        """Pair added and removed entries of one directory that are the same inode (rule flag I)."""
-        sources = [
-            i for i in indices
-            if (c := pending[i]) is not None and c.new is None and c.old is not None
-            and "I" in c.old.attrs and c.old.values.get("i") is not None
-        ]
-        if not sources:
-            return
+        """Pair renames within one directory (rule flag I), as AIDE does: a removed entry whose
+        inode now sits under another name, with the same attribute set and nothing changed but
+        ctime, was moved there. Neither is reported; if the target name existed before, its old
+        entry is reported as removed (it was overwritten)."""
+        sources: dict[int, int] = {}  # inode -> index of a removed entry with I
+        for i in indices:
+            c = pending[i]
+            if c is not None and c.new is None and c.old is not None and "I" in c.old.attrs:
+                inode = c.old.values.get("i")
+                if isinstance(inode, int):
+                    sources.setdefault(inode, i)
         for i in indices:
             target = pending[i]
-            if target is None or target.old is not None or target.new is None:
+            if not sources or target is None or target.new is None:
                 continue
             inode = target.new.values.get("i")
-            match = next((s for s in sources if pending[s].old.values.get("i") == inode), None)  # type: ignore[union-attr]
-            if match is None:
+            match = sources.get(inode) if isinstance(inode, int) else None
+            source = pending[match].old if match is not None else None  # type: ignore[union-attr]
+            if match is None or source is None:
                 continue
-            source = pending[match].old  # type: ignore[union-attr]
-            assert source is not None
             if (source.attrs ^ target.new.attrs) - _MOVE_IGNORED:
                 continue
             if changed_attributes(source, target.new, self._rehash) - {"c"}:
                 continue
-            pending[i] = pending[match] = None
-            sources.remove(match)
+            pending[match] = None
+            del sources[inode]  # type: ignore[arg-type]
+            old = target.old
+            pending[i] = None if old is None else Change(old.path, old.ftype, old, None)
 
 
 def compare(

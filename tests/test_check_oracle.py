@@ -277,7 +277,7 @@ def test_renames_under_I_and_allowed_new_and_removed_files_match_aide(tmp_path: 
     root = tmp_path / "tree"
     for d in ("ren", "spool", "plain"):
         (root / d).mkdir(parents=True)
-    for name in ("a", "b"):
+    for name in ("a", "b", "c", "d"):
         (root / "ren" / name).write_bytes(name.encode() * 10)
         (root / "plain" / name).write_bytes(name.encode() * 10)
     (root / "spool" / "old").write_bytes(b"queued")
@@ -289,6 +289,7 @@ def test_renames_under_I_and_allowed_new_and_removed_files_match_aide(tmp_path: 
     os.rename(root / "ren" / "b", root / "ren" / "b2")  # renamed and changed: reported
     with open(root / "ren" / "b2", "ab") as f:
         f.write(b"!")
+    os.rename(root / "ren" / "c", root / "ren" / "d")  # over an existing file: the old d is removed
     os.rename(root / "plain" / "a", root / "plain" / "a2")  # no I: added + removed
     os.unlink(root / "spool" / "old")  # ARF
     (root / "spool" / "new").write_bytes(b"queued too")  # ANF
@@ -296,6 +297,7 @@ def test_renames_under_I_and_allowed_new_and_removed_files_match_aide(tmp_path: 
     got = parse_aidepy(*aidepy(s.aidepy_conf, "--check", "--json"))
     assert os.fsencode(root / "ren" / "b2") in expected.added
     assert os.fsencode(root / "ren" / "a2") not in expected.added
+    assert os.fsencode(root / "ren" / "d") in expected.removed
     assert (got.added, got.removed, got.changed, got.exit_code) == (
         expected.added, expected.removed, expected.changed, expected.exit_code)
 

@@ -186,3 +186,15 @@ def test_e2fs_flags_named_in_report_ignore_e2fsattrs_do_not_count() -> None:
     assert changes == [] and summary.exit_code == 0
     changes, summary = run([old], [new_i], ignore_e2fsattrs="I")
     assert changes[0].changed == ("e2fsattrs",) and summary.exit_code == 4
+
+
+def test_rename_over_an_existing_file_under_I_reports_the_overwritten_file_removed() -> None:
+    # `mv a b` where b existed: AIDE reports the old b as removed and hides a's move.
+    rule = RULE + "+I"
+    old = [make_entry(b"/d", "d", attrs=rule), make_entry(b"/d/a", attrs=rule, i=42, sha256=b"A"),
+           make_entry(b"/d/b", attrs=rule, i=43, sha256=b"B")]
+    new = [make_entry(b"/d", "d", attrs=rule), make_entry(b"/d/b", attrs=rule, i=42, sha256=b"A")]
+    changes, summary = run(old, new)
+    assert [(c.path, c.kind) for c in changes] == [(b"/d/b", ChangeKind.REMOVED)]
+    assert changes[0].old is not None and changes[0].old.values["sha256"] == b"B"
+    assert (summary.removed, summary.changed, summary.exit_code) == (1, 0, 2)
