@@ -406,8 +406,9 @@ def render_text(report: Report) -> str:
             else:
                 out.append(_headline(_list_title(s)))
                 out.extend(_entry_line(c, o) for c in listed)
+        added_or_removed = any(c.kind is not ChangeKind.CHANGED for c in listed)  # also init's
         if ((s.changed and o.level >= Level.CHANGED_ATTRIBUTES)
-                or ((s.added or s.removed) and o.level >= Level.ADDED_REMOVED_ENTRIES)):
+                or (added_or_removed and o.level >= Level.ADDED_REMOVED_ENTRIES)):
             out.append(_headline("Detailed information about changes"))
             for change in listed:
                 if change.kind is ChangeKind.CHANGED or o.level >= Level.ADDED_REMOVED_ENTRIES:

@@ -192,3 +192,15 @@ def test_ignored_e2fs_flags_are_shown_as_colons_like_aide() -> None:
     entry = make_entry(b"/f", attrs="e2fsattrs", e2fsattrs=b"----i---------e-------")
     assert value_lines("e2fsattrs", entry, ignore_e2fsattrs="e") == ["----i---------:-------"]
     assert value_lines("e2fsattrs", entry) == ["----i---------e-------"]
+
+
+def test_detailed_init_lists_every_entry_as_added_with_its_attributes() -> None:
+    entry = make_entry(b"/etc/passwd", attrs="p+s", s=12)
+    text = render_text(Report(
+        mode=Mode.INIT, changes=[Change(entry.path, "f", None, entry)], summary=Summary(total=1),
+        start_time=T1 / 1e9, end_time=T1 / 1e9, new_database="/db.new",
+        options=ReportOptions(level=Level.ADDED_REMOVED_ENTRIES, detailed_init=True)))
+    assert "AIDE successfully initialized database.\nNew AIDE database written to /db.new\n" in text
+    assert "\nNumber of entries:\t1" in text
+    assert "f+++++++++++++++++: /etc/passwd" in text
+    assert f"File: /etc/passwd\n Size      :{' ' * 36}12\n" in text
