@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aidepy import config_options as opt
 from aidepy.attributes import BY_NAME, DEFAULT_GROUPS, HASHES, SUPPORTED_HASHES, AttrSet, format_attrs
+from aidepy.config_regex import regex_error
 from aidepy.config_syntax import (
     AttrExpr,
     Condition,
@@ -44,7 +45,7 @@ from aidepy.config_syntax import (
 )
 from aidepy.errors import AidepyError, ConfigError
 from aidepy.pcre import Match, Regex, RegexError
-from aidepy.selection import Rule, RuleSet, rule_error
+from aidepy.selection import Rule, RuleSet, node_path
 
 MAX_INCLUDE_DEPTH = 16
 FILE_TYPES = frozenset("fdlcbps")  # AIDE on Linux: no Solaris doors (D) or event ports (P)
@@ -309,9 +310,12 @@ class _Evaluator:
             types.add(letter)
         attrs = self.attrs(stmt.attrs, name, stmt) if stmt.attrs else frozenset()
         text_regex = _text(regex)
-        problem = rule_error(text_regex)
+        raw = _os_path(regex)
+        problem = regex_error(raw)
+        if problem is None and b"//" in node_path(raw):
+            problem = "invalid double slash"
         if problem:
-            raise ConfigError(name, stmt.line, problem)
+            raise ConfigError(name, stmt.line, f"error in rule '{text_regex}': {problem}")
         dropped = attrs & UNSUPPORTED_HASHES
         if dropped:
             self.warn(name, stmt, f"ignoring unsupported hash algorithm(s): {format_attrs(dropped)}")
