@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import grp
+import json
 import os
 import shutil
 import stat
@@ -290,16 +291,16 @@ def detach(device: Path) -> None:
 
 
 def loop_devices_of(image: Path) -> list[Path]:
-    """The loop devices an image file is attached to."""
-    found = []
-    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
-        try:
-            target = backing.read_text().strip()
-        except OSError:
-            continue  # detached meanwhile
-        if target.removesuffix(" (deleted)") == str(image):
-            found.append(Path("/dev") / backing.parent.parent.name)
-    return sorted(found)
+    """The loop devices an image file is attached to (matched by inode, so renames do not hide them)."""
+    try:
+        st = image.stat()
+    except OSError as exc:
+        raise VaultError(f"vault image {image}: {exc.strerror}") from None
+    out = run_tool("losetup", "--list", "--json", "--output", "NAME,BACK-INO,BACK-MAJ:MIN")
+    listed = json.loads(out.stdout or '{"loopdevices": []}')["loopdevices"]
+    backing = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    return sorted(Path(loop["name"]) for loop in listed
+                  if loop.get("back-ino") == st.st_ino and str(loop.get("back-maj:min")).strip() == backing)
 
 
 def ensure_device_node(path: Path) -> bool:

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         with vault.mounted(rw=True):
             rules = vault.write_rules(config.sources)
             report = install(vault)
-        print(f"rules: {len(rules) - 1} file(s) copied to the vault")
+        print(f"rules: {config.sources[0]} and {len(rules) - 2} included file(s) copied to the vault")
         print(report.message)
     return ExitCode.OK
 

@@ -1,0 +1,109 @@
+"""`aidepy vault …` end to end, as the admin types it, on a real loop device."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import LoopDevice, require_tool
+
+from aidepy.keys import fingerprint, generate_keypair
+
+
+def aidepy(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    """The failure an admin sees: the exit code and one line on stderr, no traceback."""
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aidepy: ") and text in lines[0], result.stderr
+
+
+@pytest.fixture
+def config(loop_device: LoopDevice, tmp_path: Path) -> Path:
+    """A config naming the loop device as vault, a key pair and an included rules file."""
+    generate_keypair(tmp_path / "signing.key", None)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "extra.conf").write_text("/etc/hostname p+sha256\n")
+    conf = tmp_path / "aidepy.conf"
+    conf.write_text(
+        f"vault_device={loop_device.device}\nvault_mountpoint={tmp_path / 'mnt'}\n"
+        f"state_dir={tmp_path / 'state'}\nsigning_key={tmp_path / 'signing.key'}\n"
+        f"@@include {tmp_path / 'extra.conf'}\n/etc/passwd p+sha256\n"
+    )
+    return conf
+
+
+def status(conf: Path) -> dict[str, object]:
+    result = aidepy("vault", "status", "--json", "-c", str(conf))
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def test_format_mount_status_umount_and_the_write_protect_tab(
+    config: Path, loop_device: LoopDevice, tmp_path: Path,
+) -> None:
+    conf = str(config)
+    result = aidepy("vault", "format", loop_device.device, "--label", "CLIVAULT1", "-c", conf)
+    assert result.returncode == 0, result.stderr
+    from aidepy.keys import load_public_key
+
+    state = status(config)
+    assert state["is_vault"] and state["label"] == "CLIVAULT1" and state["mounted"] is None
+    assert state["write_protected"] is False
+    assert state["key_fingerprint"] == fingerprint(load_public_key(tmp_path / "signing.key.pub"))
+
+    assert aidepy("vault", "mount", "-c", conf).returncode == 0
+    assert loop_device.mountpoints() == [str(tmp_path / "mnt")]
+    text = aidepy("vault", "status", "-c", conf)
+    assert "mounted:         read-only" in text.stdout and "write-protected: NO" in text.stdout
+    assert aidepy("vault", "mount", "--rw", "-c", conf).returncode == 0
+    assert status(config)["mounted"] == "rw"
+    assert aidepy("vault", "umount", "-c", conf).returncode == 0
+    assert loop_device.mountpoints() == []
+
+    loop_device.set_read_only(True)
+    one_line_error(aidepy("vault", "mount", "--rw", "-c", conf), 21, "write-protected")
+    assert loop_device.mountpoints() == []
+    text = aidepy("vault", "status", "-c", conf)
+    assert "write-protected: yes: the device is read-only (sysfs ro=1)" in text.stdout
+    assert status(config)["write_protected"] is True
+
+
+def test_format_refusals_are_one_line(config: Path, loop_device: LoopDevice) -> None:
+    subprocess.run([require_tool("mke2fs"), "-q", "-L", "DATA", loop_device.device], check=True)
+    one_line_error(aidepy("vault", "format", loop_device.device, "-c", str(config)), 21,
+                   "not an aidepy vault; use --force")
+    one_line_error(aidepy("vault", "mount", "-c", str(config)), 21, "not an aidepy vault")
+    one_line_error(aidepy("vault", "format", "/nonexistent/dev", "-c", str(config)), 21,
+                   "/nonexistent/dev")
+
+
+def test_install_puts_rules_runtime_and_program_on_the_vault(
+    config: Path, loop_device: LoopDevice, tmp_path: Path,
+) -> None:
+    conf = str(config)
+    assert aidepy("vault", "format", loop_device.device, "-c", conf).returncode == 0
+    result = aidepy("vault", "install", "-c", conf)
+    assert result.returncode == 0, result.stderr
+    assert f"rules: {config} and 1 included file(s) copied" in result.stdout and "installed" in result.stdout
+    assert loop_device.mountpoints() == []  # put back as it was
+    assert aidepy("vault", "mount", "-c", conf).returncode == 0
+    root = tmp_path / "mnt"
+    assert (root / "aidepy.conf").read_bytes() == config.read_bytes()
+    assert (root / f"rules{tmp_path / 'extra.conf'}").read_text() == "/etc/hostname p+sha256\n"
+    manifest = (root / "RUNTIME").read_text()
+    assert f"  file  {Path(sys.executable).resolve()}\n" in manifest and "  dist  cryptography\n" in manifest
+    launched = subprocess.run([root / "bin" / "aidepy", "--version"], capture_output=True, text=True)
+    assert launched.returncode == 0 and launched.stdout.startswith("aidepy "), launched.stderr
+    where = subprocess.run(
+        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import aidepy; "
+         "print(aidepy.__file__)", str(root / "lib")], capture_output=True, text=True)
+    assert where.stdout.strip() == str(root / "lib" / "aidepy" / "__init__.py")
+    assert "runtime:         unchanged since install" in aidepy("vault", "status", "-c", conf).stdout
