@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     with db:
         if db.header.rules_digest != config.digest:
-            notices.append("Note: the rules differ from those the baseline was recorded with.")
+            notices.append("Note: the rules or options differ from those the baseline was recorded with.")
         comparison = compare(
             baseline.within_limit(db.entries(), limit), baseline.scan_tree(config, limit, warnings),
             ignore_changed=options.ignore_changed, ignore_e2fsattrs=options.ignore_e2fsattrs,
