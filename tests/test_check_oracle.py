@@ -331,9 +331,9 @@ def report_body(report: bytes) -> list[bytes]:
 def test_text_report_body_is_aides_byte_for_byte(setup: Setup) -> None:
     init_both(setup)
     mutate(setup.root)
-    for option in ("report_level=changed_attributes", "report_grouped=no", "report_summarize_changes=no", "report_base16=yes",
-                   "report_level=added_removed_entries", "report_ignore_changed_attrs=c+m",
-                   "report_force_attrs=u+g"):
+    for option in ("report_level=changed_attributes", "report_grouped=no", "report_summarize_changes=no",
+                   "report_base16=yes", "report_level=added_removed_entries",
+                   "report_ignore_changed_attrs=c+m", "report_force_attrs=u+g"):
         aide_out = subprocess.run(["aide", "-c", str(setup.aide_conf), "--check", "-B", option],
                                   capture_output=True).stdout
         out, _ = aidepy(setup.aidepy_conf, "--check", "-B", option)
