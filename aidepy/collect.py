@@ -35,7 +35,8 @@ import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from operator import attrgetter
+from typing import NamedTuple, cast
 
 from aidepy.attributes import BY_NAME, AttrSet, Hasher, Kind
 from aidepy.entry import Entry, Value
@@ -93,11 +94,10 @@ class Plan:
     caps: bool
     e2fsattrs: bool
     growing: bool
-
-    @property
-    def opens(self) -> bool:
-        """Whether collecting needs the file opened (hashes or flags)."""
-        return bool(self.hashes) or self.e2fsattrs
+    opens: bool  # hashes or flags: the file is opened
+    stat_only: bool  # nothing beyond the lstat result (and the type letter)
+    stat_names: tuple[str, ...]
+    stat_values: Callable[[os.stat_result], tuple[int, ...]]
 
 
 def make_plan(attrs: AttrSet, ftype: str) -> Plan:
@@ -112,13 +112,25 @@ def make_plan(attrs: AttrSet, ftype: str) -> Plan:
         kept.add(name)
     hashes = tuple(sorted((n, new) for n in kept if (new := BY_NAME[n].new_hash) is not None))
     fields = tuple(sorted((n, field) for n in kept if (field := BY_NAME[n].stat_field) is not None))
+    extra = {"l", "acl", "xattrs", "selinux", "caps", "e2fsattrs"} & kept
     return Plan(frozenset(kept), fields, hashes, "l" in kept, "ftype" in kept, "acl" in kept,
                 "xattrs" in kept, "selinux" in kept, "caps" in kept, "e2fsattrs" in kept,
-                "growing" in kept)
+                "growing" in kept, bool(hashes) or "e2fsattrs" in kept, not hashes and not extra,
+                tuple(n for n, _ in fields), _stat_getter([f for _, f in fields]))
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+def _stat_getter(fields: list[str]) -> Callable[[os.stat_result], tuple[int, ...]]:
+    """A C-level getter of several stat fields at once (attrgetter gives a tuple for 2+)."""
+    if len(fields) > 1:
+        getter: Callable[[os.stat_result], tuple[int, ...]] = attrgetter(*fields)
+        return getter
+    if fields:
+        field = fields[0]
+        return lambda st: (getattr(st, field),)
+    return lambda st: ()
+
+
+class Job(NamedTuple):
     """One path to collect: where it is on disk, how it is recorded, its lstat result."""
 
     fs_path: bytes
@@ -130,12 +142,14 @@ class Job:
 
 def collect(job: Job, buf: memoryview) -> tuple[Entry, list[str]]:
     """Collect `job`'s attributes; `buf` is a reusable read buffer. Returns entry and warnings."""
-    plan, st = job.plan, job.st
-    warnings: list[str] = []
-    values: dict[str, Value] = {name: getattr(st, field) for name, field in plan.stat_fields}
-    attrs = plan.attrs
+    plan = job.plan
+    values: dict[str, Value] = dict(zip(plan.stat_names, plan.stat_values(job.st), strict=True))
     if plan.ftype:
         values["ftype"] = job.ftype.encode()
+    if plan.stat_only:
+        return Entry(job.path, job.ftype, plan.attrs, values), _NONE
+    warnings: list[str] = []
+    attrs = plan.attrs
     if plan.linkname:
         try:
             values["l"] = os.readlink(job.fs_path)
@@ -164,6 +178,9 @@ def collect(job: Job, buf: memoryview) -> tuple[Entry, list[str]]:
         if fd >= 0:
             os.close(fd)
     return Entry(job.path, job.ftype, attrs, values), warnings
+
+
+_NONE: list[str] = []  # shared, never appended to
 
 
 def _names(plan: Plan) -> list[str]:

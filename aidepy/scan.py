@@ -73,7 +73,13 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[byte
     if count == 1:
         buf = memoryview(bytearray(BUFFER_SIZE))
         for item in items:
-            yield from _deliver(_run(item, buf), on_warning)
+            if isinstance(item, ScanWarning):
+                on_warning(item)
+                continue
+            entry, messages = collect(item, buf)
+            yield entry
+            for message in messages:
+                on_warning(ScanWarning(item.path, message))
         return
     window = count * WINDOW_PER_WORKER
     pending: deque[Future[list[Entry | ScanWarning]]] = deque()
@@ -122,15 +128,14 @@ def _run_batch(batch: list[_Item]) -> list[Entry | ScanWarning]:
         buf = _local.buf = memoryview(bytearray(BUFFER_SIZE))
     out: list[Entry | ScanWarning] = []
     for item in batch:
-        out.extend(_run(item, buf))
+        if isinstance(item, ScanWarning):
+            out.append(item)
+            continue
+        entry, messages = collect(item, buf)
+        out.append(entry)
+        if messages:
+            out.extend(ScanWarning(item.path, m) for m in messages)
     return out
-
-
-def _run(item: _Item, buf: memoryview) -> list[Entry | ScanWarning]:
-    if isinstance(item, ScanWarning):
-        return [item]
-    entry, messages = collect(item, buf)
-    return [entry, *(ScanWarning(item.path, m) for m in messages)]
 
 
 def _limit_prefix(limit: re.Pattern[bytes] | None) -> bytes:
