@@ -156,3 +156,20 @@ def test_limit_restricts_check_to_matching_paths(site: Site) -> None:
     check = site.run("check", "--json", "--limit", f"{site.tree}/etc")
     assert check.returncode == 4
     assert [c["path"] for c in json.loads(check.stdout)["changed"]] == [f"{site.tree}/etc/passwd"]
+
+
+def test_report_goes_to_each_report_url_and_report_quiet_silences_an_okay_check(site: Site) -> None:
+    assert site.run("init").returncode == 0
+    site.promote()
+    log = site.work / "report.log"
+    site.conf.write_text(site.conf.read_text() + f"report_url=file:{log}\nreport_url=stdout\n")
+    check = site.run("check")
+    assert check.returncode == 0
+    assert b"Looks okay!!" in check.stdout and log.read_bytes() == check.stdout
+    site.conf.write_text(site.conf.read_text() + "report_quiet=yes\n")
+    log.unlink()
+    quiet = site.run("check")
+    assert (quiet.returncode, quiet.stdout, log.exists()) == (0, b"", False)
+    (site.tree / "etc" / "passwd").write_text("changed\n")
+    loud = site.run("check")
+    assert loud.returncode == 4 and b"Changed entries" in loud.stdout

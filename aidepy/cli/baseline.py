@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import sys
+import syslog
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -223,19 +224,36 @@ def rehasher(root_prefix: bytes) -> Rehash:
     return rehash
 
 
-def emit(report: Report, as_json: bool, quiet: bool = False) -> None:
-    """Print the report on stdout (nothing with report_quiet when nothing differs); paths
-    keep their raw bytes."""
-    if quiet and not report.summary.differences:
+def emit(report: Report, args: argparse.Namespace, config: Config) -> None:
+    """Deliver the report to each `report_url` (default stdout): `stdout`, `stderr`,
+    `file:PATH` (appended with report_append=yes), `syslog:FACILITY`. With report_quiet,
+    nothing is delivered when nothing differs. Paths keep their raw bytes."""
+    if config.report_quiet and not report.summary.differences:
         return
-    text = render_json(report) if as_json else render_text(report)
-    sys.stdout.flush()
-    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
-    sys.stdout.buffer.flush()
-
-
-def wants_json(args: argparse.Namespace, config: Config) -> bool:
-    return bool(args.json) or config.report_format == "json"
+    as_json = bool(args.json) or config.report_format == "json"
+    data = (render_json(report) if as_json else render_text(report)).encode("utf-8", "surrogateescape")
+    for url in config.report_urls or ["stdout"]:
+        kind, _, value = url.partition(":")
+        if url in ("stdout", "stderr"):
+            stream = sys.stdout if url == "stdout" else sys.stderr
+            stream.flush()
+            stream.buffer.write(data)
+            stream.buffer.flush()
+        elif kind == "file":
+            try:
+                with open(value, "ab" if config.report_append else "wb") as f:
+                    f.write(data)
+            except OSError as exc:
+                warn(f"report_url {url}: {exc.strerror or exc}")
+        elif kind == "syslog":
+            facility = getattr(syslog, value or "LOG_LOCAL0", syslog.LOG_LOCAL0)
+            syslog.openlog("aidepy", 0, facility)
+            for line in data.decode("utf-8", "replace").splitlines():
+                if line:
+                    syslog.syslog(syslog.LOG_NOTICE, line)
+            syslog.closelog()
+        else:
+            warn(f"report_url {url}: unsupported (use stdout, stderr, file:PATH or syslog:FACILITY)")
 
 
 def next_generation(path: str | None, config: Config) -> int:

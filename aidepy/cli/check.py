@@ -66,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
         Mode.CHECK, changes, comparison.summary, start, time.time(), options, databases,
         limit=args.limit, root_prefix=config.root_prefix, notices=notices, warnings=warnings,
     )
-    baseline.emit(report, baseline.wants_json(args, config), config.report_quiet)
+    baseline.emit(report, args, config)
     return comparison.summary.exit_code

@@ -58,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
         Mode.COMPARE, changes, comparison.summary, start, time.time(), options, databases,
         limit=args.limit, notices=notices,
     )
-    baseline.emit(report, baseline.wants_json(args, config), config.report_quiet)
+    baseline.emit(report, args, config)
     return comparison.summary.exit_code

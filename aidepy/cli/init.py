@@ -72,5 +72,5 @@ def run(args: argparse.Namespace) -> int:
         new_database=str(out), limit=args.limit, root_prefix=config.root_prefix,
         notices=baseline.unsigned_notice(written), warnings=warnings,
     )
-    baseline.emit(report, baseline.wants_json(args, config), config.report_quiet)
+    baseline.emit(report, args, config)
     return 0

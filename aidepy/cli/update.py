@@ -65,5 +65,5 @@ def run(args: argparse.Namespace) -> int:
         new_database=str(out), limit=args.limit, root_prefix=config.root_prefix,
         notices=[notice, *baseline.unsigned_notice(written)], warnings=warnings,
     )
-    baseline.emit(report, baseline.wants_json(args, config), config.report_quiet)
+    baseline.emit(report, args, config)
     return comparison.summary.exit_code
