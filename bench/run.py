@@ -163,12 +163,13 @@ def bench_tree(tree: Path, args: argparse.Namespace, work: Path) -> dict[str, ob
             s.db_size = db.stat().st_size
             c = series.setdefault(f"{label} check", Series(f"{label} check"))
             c.runs.append(measure(check, env))
+    load = os.getloadavg()[0]
     files, total = tree_bytes(tree)
     cores = os.cpu_count() or 1
     rate = hash_throughput(args.attrs_hashes)
     limit = total / (cores * rate)
-    return {"tree": str(tree), "files": files, "bytes": total, "cores": cores,
-            "hash_rate_MBps": rate / 1e6, "hashing_limit_s": limit,
+    return {"tree": str(tree), "load_average_1min_at_end": load, "files": files, "bytes": total,
+            "cores": cores, "hash_rate_MBps": rate / 1e6, "hashing_limit_s": limit,
             "series": {k: {**asdict(v), "median_wall": v.median("wall"), "median_cpu": v.median("cpu"),
                            "median_rss_mb": v.median("rss_mb")} for k, v in series.items()}}
 
@@ -186,7 +187,8 @@ def report(result: dict[str, object]) -> str:
     limit = float(result["hashing_limit_s"])  # type: ignore[arg-type]
     lines = [f"## {result['tree']}: {result['files']} files, {int(result['bytes']) / 1e9:.2f} GB "  # type: ignore[call-overload]
              f"(hashing limit {limit:.2f} s: {result['cores']} cores x "
-             f"{float(result['hash_rate_MBps']):.0f} MB/s)",  # type: ignore[arg-type]
+             f"{float(result['hash_rate_MBps']):.0f} MB/s; load average "  # type: ignore[arg-type]
+             f"{float(result['load_average_1min_at_end']):.1f})",  # type: ignore[arg-type]
              "", "| run | wall s | CPU s | peak RSS MB | DB bytes |", "|---|---:|---:|---:|---:|"]
     for name, s in series.items():
         lines.append(f"| {name} | {s['median_wall']:.2f} | {s['median_cpu']:.2f} | "
