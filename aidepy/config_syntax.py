@@ -171,7 +171,7 @@ def _unexpected(ctx: _Line, pos: int) -> ConfigError:
             return _error(ctx, f"unknown config option: '{word}'")
         return _error(ctx, f"syntax error, unexpected '{word}'")
     char = text[pos]
-    return _error(ctx, f"unexpected character: '{char!r}'"[:-1] if char == "\r" else
+    return _error(ctx, "unexpected character: '\\r'" if char == "\r" else
                   f"unexpected character: '{char}'")
 
 
@@ -484,9 +484,9 @@ def parse(text: str, name: str) -> Syntax:
         cr = raw.find("\r")
         # AIDE's line buffer ends at the first CR; a CR right before the newline ends the line
         ctx.text = raw if cr < 0 else raw[:cr]
-        if 0 <= cr < len(raw) - 1:
-            parser.statement(_Line(name, i, ctx.text + "\r"))  # reaches the stray CR
-            continue
+        if 0 <= cr < len(raw) - 1:  # a CR inside the line: AIDE's lexer stops there
+            parser.statement(_Line(name, i, ctx.text + "\r"))  # an earlier error comes first
+            raise ConfigError(name, i, "unexpected character: '\\r'")
         try:
             parser.statement(ctx)
         except ConfigError:

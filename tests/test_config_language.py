@@ -347,3 +347,8 @@ def test_non_utf8_bytes_survive_into_the_regex(tmp_path: Path) -> None:
     main.write_bytes(b"/caf\xc3\xa9 p\n/raw\xff p\n")
     cfg = load(main)
     assert [r.regex.encode("utf-8", "surrogateescape") for r in cfg.rules] == [b"/caf\xc3\xa9", b"/raw\xff"]
+
+
+def test_carriage_return_inside_a_line_is_refused_like_aide() -> None:
+    with pytest.raises(ConfigError, match=r"<text>:1: unexpected character: '\\r'"):
+        parse_text("# a comment\rwith a CR inside\n")
