@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -372,3 +373,47 @@ def test_directory_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None
     assert found[b"/dir"].ftype == "d"  # as lstat saw it
     assert not any(p.startswith(b"/dir/") for p in found)
     assert "replaced" in messages(warnings, b"/dir")
+
+
+def test_a_4000_byte_path_is_scanned_and_deeper_ones_are_warnings(tmp_path: Path) -> None:
+    name = "n" * 199
+    depth = (4000 - len("/file")) // (len(name) + 1)
+    rest = 4000 - len("/file") - depth * (len(name) + 1)
+    dirs = [name] * depth + ["x" * (rest - 1)]
+    deep = tmp_path.joinpath(*dirs)
+    deep.mkdir(parents=True)
+    (deep / "file").write_text("deep")
+    # beyond PATH_MAX with relative mkdirs: the scanner cannot name it and must say so
+    fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(3):
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        os.close(os.open("toofar", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    finally:
+        os.close(fd)
+    found, warnings = run(tmp_path, "/ p+sha256\n")
+    path = b"/" + "/".join([*dirs, "file"]).encode()
+    assert len(path) == 4000
+    assert found[path].values["sha256"] == hashlib.sha256(b"deep").digest()
+    assert any("too long" in w.message for w in warnings)
+    assert not any(p.endswith(b"/toofar") for p in found)
+    # shutil.rmtree cannot name the deepest levels either; rm works relative to open directories
+    subprocess.run(["rm", "-rf", str(tmp_path / name)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root (runs as root in CI)")
+def test_a_mount_point_inside_the_tree_is_crossed_like_aide(tmp_path: Path) -> None:
+    (tmp_path / "mnt").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "aidepy-test", str(tmp_path / "mnt")],
+                   check=True)
+    try:
+        (tmp_path / "mnt" / "inside").write_text("on tmpfs")
+        found, warnings = run(tmp_path)
+    finally:
+        subprocess.run(["umount", str(tmp_path / "mnt")], check=True)
+    inside = found[b"/mnt/inside"]
+    assert inside.values["sha256"] == hashlib.sha256(b"on tmpfs").digest()
+    assert warnings == []
