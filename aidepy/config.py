@@ -221,7 +221,8 @@ class _Snippet:
     syntax: Syntax | None = None
     error: ConfigError | None = None
     process: subprocess.Popen[bytes] | None = None
-    environ: dict[str, str] | None = None
+    environ: dict[str, str] | None = None  # the @@x_include_setenv values it was started with
+    failure: str | None = None  # why it cannot be read or run, raised when its turn comes
 
 
 class _Evaluator:
@@ -393,8 +394,7 @@ class _Evaluator:
                           "owned by another user (AIDE runs it anyway; fix its modes)")
             snippet = _Snippet(_os_path(path))
             if execute:
-                snippet.process = self.spawn(snippet.path)
-                snippet.environ = dict(self.setenv)
+                self.start(snippet)
             self.evaluate_snippet(snippet, fail, depth, prefix)
             return
         self.include_directory(stmt, path, fail, depth, prefix)
@@ -443,38 +443,51 @@ class _Evaluator:
                     raise fail(f"bad ownership or modes for '{os.fsdecode(file_path)}' (please ensure "
                                "it is neither group- nor world-writable and owned by the current "
                                "user or root)")
-                snippet.process = self.spawn(file_path)
-                snippet.environ = dict(self.setenv)
+                self.start(snippet)
             snippets.append(snippet)
-        for snippet in snippets:  # parse plain files while the executables run
-            if snippet.process is None:
-                _parse_file(snippet)
-        for snippet in snippets:
-            self.evaluate_snippet(snippet, fail, depth, prefix)
+        try:
+            for snippet in snippets:  # parse plain files while the executables run
+                if snippet.process is None and snippet.failure is None:
+                    _parse_file(snippet)
+            for snippet in snippets:
+                self.evaluate_snippet(snippet, fail, depth, prefix)
+        finally:  # after an error, stop the snippets whose turn never came
+            for snippet in snippets:
+                if snippet.process is not None and snippet.process.returncode is None:
+                    snippet.process.kill()
+                    snippet.process.communicate()
 
-    def spawn(self, path: bytes) -> subprocess.Popen[bytes]:
+    def start(self, snippet: _Snippet) -> None:
+        """Run an executable snippet with the current @@x_include_setenv environment."""
         environ = dict(os.environ)
         for key, value in self.setenv.items():
             environ.setdefault(key, _text(value))  # AIDE's setenv(..., overwrite=0)
-        return subprocess.Popen([path], executable=os.path.abspath(path), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ)
+        snippet.environ = dict(self.setenv)
+        try:
+            snippet.process = subprocess.Popen(
+                [snippet.path], executable=os.path.abspath(snippet.path), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ)
+        except OSError as exc:
+            snippet.failure = f"{os.fsdecode(snippet.path)}: execution failed: {exc.strerror}"
 
     def evaluate_snippet(self, snippet: _Snippet, fail: _Fail, depth: int, prefix: str | None) -> None:
         display = os.fsdecode(snippet.path)
-        if snippet.process is not None:
-            process = snippet.process
-            if snippet.environ != self.setenv:  # the environment changed since it was started
-                process.kill()
-                process.communicate()
-                process = self.spawn(snippet.path)
-            out, err = process.communicate()
-            if err or process.returncode:
-                lines = "; ".join(f"stderr> {line}" for line in err.decode(errors="replace").splitlines())
-                raise fail(f"{display}: execution failed (exit status: {process.returncode})"
-                           + (f": {lines}" if lines else ""))
-            snippet.syntax = _parse(out.decode("latin-1"), f"{display} (stdout)")
-        elif snippet.syntax is None and snippet.error is None:
+        if snippet.process is not None and snippet.environ != self.setenv:
+            snippet.process.kill()  # the environment changed since it was started: run it again
+            snippet.process.communicate()
+            self.start(snippet)
+        if snippet.process is None and snippet.syntax is None and snippet.error is None:
             _parse_file(snippet)
+        if snippet.failure is not None:
+            raise fail(snippet.failure)
+        if snippet.process is not None:
+            out, err = snippet.process.communicate()
+            status = snippet.process.returncode
+            if err or status:
+                lines = "; ".join(f"stderr> {line}" for line in err.decode(errors="replace").splitlines())
+                raise fail(f"{display}: execution failed (exit status: {status})"
+                           + (f": {lines}" if lines else ""))
+            snippet.syntax = parse(out.decode("latin-1"), f"{display} (stdout)")
         if snippet.error is not None:
             raise snippet.error
         assert snippet.syntax is not None
@@ -488,10 +501,6 @@ def _safe(st: os.stat_result) -> bool:
     return st.st_uid in (0, os.geteuid()) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _parse(text: str, name: str) -> Syntax:
-    return parse(text, name)
-
-
 def _parse_file(snippet: _Snippet) -> None:
     """Read and parse one included file, keeping a failure to raise when its turn comes."""
     name = os.fsdecode(snippet.path)
@@ -501,7 +510,7 @@ def _parse_file(snippet: _Snippet) -> None:
     except ConfigError as exc:
         snippet.error = exc
     except OSError as exc:
-        snippet.error = ConfigError(name, 0, f"cannot read: {exc.strerror}")
+        snippet.failure = f"cannot read '{name}': {exc.strerror}"
 
 
 def _hostname() -> str | None:

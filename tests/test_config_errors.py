@@ -132,3 +132,17 @@ def test_console_script_prints_one_line_and_exits_17(tmp_path: Path) -> None:
     assert result.returncode == 17
     assert result.stderr == f"aidepy: {config}:2: group 'Nonexistent' is not defined\n"
     assert result.stdout == ""
+
+
+def test_snippet_that_cannot_be_executed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snippets = tmp_path / "x.d"
+    snippets.mkdir()
+    (snippets / "10_ok").write_text("/ok p\n")
+    broken = snippets / "20_broken"
+    broken.write_bytes(b"\x7fELF not really\n")
+    broken.chmod(0o755)
+    config = tmp_path / "main.conf"
+    config.write_text(f"/first p\n@@x_include {snippets} ^[0-9]\n")
+    assert main(["config-check", "-c", str(config)]) == 17
+    err = capsys.readouterr().err
+    assert err.startswith(f"aidepy: {config}:2: '@@x_include': {broken}: execution failed")
