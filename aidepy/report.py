@@ -1,4 +1,4 @@
-"""Render the changes of one run as AIDE 0.18's plain-text report or as aidepy's JSON report.
+"""Render the changes of one run as AIDE 0.18's plain-text report (JSON: `aidepy.report_json`).
 
 Pure: a `Report` value in, a `str` out. The text layout is AIDE 0.18.3's (start line, outline,
 summary with totals, "Added/Removed/Changed entries" with the per-entry summary string such as
@@ -10,29 +10,22 @@ signature status as the first line, and warnings about files it could not read.
 Paths in text reports: bytes 0x01-0x1f and 0x7f are written as a backslash and three octal
 digits (`\\012` for a newline), as AIDE does (AIDE leaves 0x1f alone; aidepy escapes it too);
 other bytes are written unchanged, also when they are not UTF-8.
-
-Paths in JSON reports are lossless: a name that is valid UTF-8 appears as itself (JSON escapes
-control characters, `"a\\nb"`); each byte that is not part of valid UTF-8 appears as the lone
-surrogate U+DC80..U+DCFF (`"\\udcff"` for byte 0xff), Python's `surrogateescape` convention:
-`json.loads(text)["path"].encode("utf-8", "surrogateescape")` gives the raw bytes back.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import Any
 
 from aidepy import __version__
 from aidepy.attributes import BY_NAME, HASHES, ORDER, AttrSet, Kind, format_attrs
 from aidepy.collect import E2FS_FLAGS
 from aidepy.compare import Change, ChangeKind, Summary
-from aidepy.entry import Entry, Value
+from aidepy.entry import Entry
 
 
 class Mode(Enum):
@@ -152,11 +145,6 @@ def escape_path(path: bytes) -> str:
         else:
             out.append(byte)
     return out.decode("utf-8", "surrogateescape")
-
-
-def json_path(path: bytes) -> str:
-    """A path for a JSON report, lossless (see the module docstring)."""
-    return path.decode("utf-8", "surrogateescape")
 
 
 def format_time(seconds: float, nanoseconds: int | None = None) -> str:
@@ -313,7 +301,8 @@ def _headline(title: str) -> str:
     return f"\n\n{_RULE}\n{title}:\n{_RULE}\n"
 
 
-def _listed(report: Report) -> list[Change]:
+def listed_changes(report: Report) -> list[Change]:
+    """The changes the entry lists show (not the 'different attributes' notes)."""
     return [c for c in report.changes if c.kind is not ChangeKind.ATTRIBUTES]
 
 
@@ -393,7 +382,7 @@ def render_text(report: Report) -> str:
             )
         else:
             out.append(f"\nNumber of entries:\t{s.total}")
-    listed = _listed(r)
+    listed = listed_changes(r)
     if r.mode is not Mode.INIT or o.detailed_init:
         if o.level >= Level.LIST_ENTRIES and listed:
             if o.grouped:
@@ -445,78 +434,3 @@ def _report_options(o: ReportOptions) -> Iterable[tuple[str, str]]:
             yield label, format_attrs(attrs)
     if o.force and o.level >= Level.CHANGED_ATTRIBUTES:
         yield "Forced attributes", format_attrs(o.force)
-
-
-def json_value(name: str, entry: Entry) -> Value | str | list[str]:
-    """An attribute value for JSON: ints as numbers (times in ns), digests in hex, text as text."""
-    if name == "ftype":
-        return entry.ftype
-    value = entry.values.get("s" if name == "S" else name)
-    if value is None or isinstance(value, int):
-        return value
-    if BY_NAME[name].kind is Kind.HASH:
-        return value.hex()
-    return json_path(value)
-
-
-def render_json(report: Report) -> str:
-    """aidepy's JSON report (see the module docstring for how paths are written)."""
-    r, o = report, report.options
-    listed = _listed(r)
-
-    def entry(change: Change) -> dict[str, Any]:
-        return {"path": json_path(change.path), "type": change.ftype}
-
-    def attributes(change: Change) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in report_attributes(change, o):
-            pair: dict[str, Any] = {}
-            if change.old is not None and name in change.old.attrs:
-                pair["old"] = json_value(name, change.old)
-            if change.new is not None and name in change.new.attrs:
-                pair["new"] = json_value(name, change.new)
-            out[name] = pair
-        return out
-
-    doc: dict[str, Any] = {
-        "aidepy_version": r.version,
-        "mode": r.mode.value,
-        "notices": list(r.notices),
-        "start_time": format_time(r.start_time),
-        "end_time": format_time(r.end_time),
-        "outline": outline(r),
-        "summary": {
-            "total": r.summary.total, "added": r.summary.added, "removed": r.summary.removed,
-            "changed": r.summary.changed, "exit_code": r.summary.exit_code,
-        },
-        "added": [entry(c) for c in listed if c.kind is ChangeKind.ADDED],
-        "removed": [entry(c) for c in listed if c.kind is ChangeKind.REMOVED],
-        "changed": [
-            {**entry(c), "summary": summary_string(c, o), "attributes": attributes(c)}
-            for c in listed if c.kind is ChangeKind.CHANGED
-        ],
-        "different_attributes": {
-            json_path(c.path): d for c in r.changes if (d := different_attributes(c, o))
-        },
-        "warnings": list(r.warnings),
-        "databases": [_json_database(db) for db in r.databases],
-    }
-    if r.mode is Mode.INIT and not o.detailed_init:
-        doc["added"] = []
-    if r.new_database is not None:
-        doc["new_database"] = r.new_database
-    if r.databases:
-        doc["database"] = doc["databases"][0]
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def _json_database(db: DatabaseSummary) -> dict[str, Any]:
-    return {
-        "path": db.path,
-        "sha256": db.sha256.hex(),
-        "signature": "verified" if db.signed else "unsigned",
-        "key_fingerprint": db.key_fingerprint,
-        "created": format_time(db.created) if db.created is not None else None,
-        "generation": db.generation,
-        "entries": db.entries,
-    }

@@ -19,11 +19,11 @@ from aidepy.report import (
     Report,
     ReportOptions,
     escape_path,
-    render_json,
     render_text,
     summary_string,
     value_lines,
 )
+from aidepy.report_json import render_json
 
 # The attributes Debian's aide records for a regular file under `R+sha256` (it drops l, b, a,
 # selinux and caps for files), so summary strings line up column by column with AIDE's.

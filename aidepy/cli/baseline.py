@@ -31,9 +31,9 @@ from aidepy.report import (
     Report,
     ReportOptions,
     escape_path,
-    render_json,
     render_text,
 )
+from aidepy.report_json import render_json
 
 Config = Any  # aidepy.config.Config
 
