@@ -103,7 +103,7 @@ def rules(root: Path) -> str:
     r = re.escape(str(root))
     return (
         f"{root} {RULE}\n"
-        f"{r}/logs/app\\.log$ f {LOG_RULE}\n"
+        f"{r}/logs/(app|rewritten)\\.log$ f {LOG_RULE}\n"
         f"{r}/logs/shrink\\.log$ f p+u+g+s+S+i+n\n"
         f"!{r}/excluded\n"
     )
@@ -163,6 +163,7 @@ def build_tree(root: Path) -> None:
     (deep / "bottom").write_bytes(b"deep")
     (deep / "deep-doomed").write_bytes(b"deep")
     (root / "logs" / "app.log").write_bytes(b"line 1\n")
+    (root / "logs" / "rewritten.log").write_bytes(b"line 1\n")
     (root / "logs" / "shrink.log").write_bytes(b"a long line that will be cut\n")
     odd = os.path.join(rb, b"odd")
     os.mkdir(odd)
@@ -202,6 +203,7 @@ def mutate(root: Path) -> None:
     os.unlink(deep / "deep-doomed")
     with open(root / "logs" / "app.log", "ab") as f:  # growing: not a change
         f.write(b"line 2\n" * 100)
+    (root / "logs" / "rewritten.log").write_bytes(b"LINE 1\nline 2\n")  # grew, but not by appending
     with open(root / "logs" / "shrink.log", "r+b") as f:  # S: shrinking is
         f.truncate(5)
     (root / "excluded" / "inner" / "secret").write_bytes(b"changed but excluded")
@@ -256,6 +258,8 @@ def test_check_after_mutations_matches_aide(setup: Setup) -> None:
     root = os.fsencode(setup.root)
     # The mutations above must be visible at all, or this test would prove nothing.
     assert root + b"/same-size" in expected.changed and root + b"/doomed" in expected.removed
+    assert expected.changed[root + b"/logs/rewritten.log"] == {"sha256"}
+    assert root + b"/logs/app.log" not in expected.changed
     assert got.added == expected.added
     assert got.removed == expected.removed
     assert got.changed == expected.changed
