@@ -173,3 +173,17 @@ def test_report_goes_to_each_report_url_and_report_quiet_silences_an_okay_check(
     (site.tree / "etc" / "passwd").write_text("changed\n")
     loud = site.run("check")
     assert loud.returncode == 4 and b"Changed entries" in loud.stdout
+
+
+def test_init_with_limit_refreshes_only_matching_entries_and_keeps_the_rest(site: Site) -> None:
+    assert site.run("init").returncode == 0
+    site.promote()
+    (site.tree / "bin" / "ls").write_bytes(b"trojan")
+    (site.tree / "etc" / "passwd").write_text("admin edit\n")
+    init = site.run("init", "--limit", f"{site.tree}/etc")
+    assert init.returncode == 0, init.stderr
+    assert f"Limit: {site.tree}/etc".encode() in init.stdout
+    site.promote()
+    check = site.run("check", "--json")
+    assert check.returncode == 4
+    assert [c["path"] for c in json.loads(check.stdout)["changed"]] == [f"{site.tree}/bin/ls"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from aidepy.cli import baseline
 from aidepy.cli.options import add_config_arguments
@@ -58,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     summary = Summary()
     changes: list[Change] | None = [] if options.detailed_init else None
     scanned = baseline.scan_tree(config, limit, warnings)
-    if limit is not None and config.database_in:
-        old, _ = baseline.open_baseline(baseline.required_path(config.database_in, "database_in"), config)
+    if limit is not None and config.database_in and Path(config.database_in).exists():
+        old, _ = baseline.open_baseline(Path(config.database_in), config)
         with old:
             entries = baseline.keep_outside_limit(scanned, old.entries(), limit)
             written = baseline.write_baseline(config, out, _recorded(entries, changes, summary),
