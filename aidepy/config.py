@@ -226,6 +226,8 @@ class _Snippet:
 
 
 class _Evaluator:
+    """Runs statements in order against the macro, group and environment tables, filling a Config."""
+
     def __init__(self, config: Config, hostname: str | None) -> None:
         self.config = config
         self.hostname = hostname
@@ -246,9 +248,8 @@ class _Evaluator:
         for piece in expr:
             if isinstance(piece, Var):
                 value = self.defines.get(piece.name)
-                if value is None:
-                    value = self.hostname if piece.name == "HOSTNAME" and piece.name not in self.defines \
-                        and self.hostname is not None else ""
+                if value is None:  # undefined: empty, except the predefined HOSTNAME
+                    value = (self.hostname or "") if piece.name == "HOSTNAME" else ""
                 parts.append(value)
             else:
                 parts.append(piece)
@@ -313,7 +314,7 @@ class _Evaluator:
         text_regex = _text(regex)
         raw = _os_path(regex)
         problem = regex_error(raw)
-        if problem is None and b"//" in node_path(raw):
+        if problem is None and b"//" in raw.replace(b"\\", b"") and b"//" in node_path(raw):
             problem = "invalid double slash"
         if problem:
             raise ConfigError(name, stmt.line, f"error in rule '{text_regex}': {problem}")
@@ -352,7 +353,7 @@ class _Evaluator:
         assert stmt.value is not None
         value = _text(self.string(stmt.value))
         try:
-            value = opt.check_value(option, value, self.hostname)
+            value = opt.check_value(option, value, None if self.hostname is None else _text(self.hostname))
         except ValueError as exc:
             raise ConfigError(name, stmt.line, str(exc)) from None
         if option in opt.FIRST_WINS:
@@ -514,8 +515,9 @@ def _parse_file(snippet: _Snippet) -> None:
 
 
 def _hostname() -> str | None:
+    """The host name as the lexer's latin-1 text (AIDE compares bytes)."""
     try:
-        return socket.gethostname()
+        return socket.gethostname().encode("utf-8", "surrogateescape").decode("latin-1")
     except OSError:
         return None
 
