@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from aidepy.attributes import BY_NAME, AttrSet, Kind, attrset
 from aidepy.compare import Change, ChangeKind, Summary, changed_attributes, compare
-from aidepy.entry import Entry, Value
+from aidepy.entry import Entry, Value, sort_key
 
 RULE = "p+u+g+s+m+c+i+n+sha256"
 
@@ -198,3 +201,27 @@ def test_rename_over_an_existing_file_under_I_reports_the_overwritten_file_remov
     assert [(c.path, c.kind) for c in changes] == [(b"/d/b", ChangeKind.REMOVED)]
     assert changes[0].old is not None and changes[0].old.values["sha256"] == b"B"
     assert (summary.removed, summary.changed, summary.exit_code) == (1, 0, 2)
+
+
+_names = st.sampled_from([b"a", b"a b", b"a-b", b"b", b"\xff", b"a.b", b"z"])
+_paths = st.lists(_names, min_size=1, max_size=4).map(lambda parts: b"/" + b"/".join(parts))
+
+
+@given(old_paths=st.sets(_paths, max_size=25), new_paths=st.sets(_paths, max_size=25),
+       modes=st.dictionaries(_paths, st.sampled_from([0o100644, 0o100600]), max_size=25))
+@settings(max_examples=150, deadline=None)
+def test_streaming_merge_agrees_with_set_arithmetic(
+    old_paths: set[bytes], new_paths: set[bytes], modes: dict[bytes, int],
+) -> None:
+    def stream(paths: set[bytes], with_modes: bool) -> list[Entry]:
+        ordered_paths = sorted(paths, key=sort_key)
+        return [make_entry(p, attrs="p", p=modes.get(p, 0o100644) if with_modes else 0o100644)
+                for p in ordered_paths]
+
+    changes, summary = run(stream(old_paths, False), stream(new_paths, True))
+    assert {c.path for c in changes if c.kind is ChangeKind.ADDED} == new_paths - old_paths
+    assert {c.path for c in changes if c.kind is ChangeKind.REMOVED} == old_paths - new_paths
+    assert {c.path for c in changes if c.kind is ChangeKind.CHANGED} == {
+        p for p in old_paths & new_paths if modes.get(p, 0o100644) != 0o100644}
+    assert [sort_key(c.path) for c in changes] == sorted(sort_key(c.path) for c in changes)
+    assert summary.total == len(new_paths)
