@@ -205,7 +205,7 @@ def _foreign(path: Path, start: bytes, size: int) -> VerificationError:
             f"{path}: AIDE's own (uncompressed) database, not an aidepy database "
             "(build an aidepy baseline with `aidepy init`)"
         )
-    if start.startswith(MAGIC):
+    if MAGIC.startswith(start[:len(MAGIC)]):
         return VerificationError(f"{path}: truncated: {size} bytes, too short for an aidepy database")
     return VerificationError(f"{path}: not an aidepy database (unknown file type)")
 
