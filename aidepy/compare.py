@@ -169,7 +169,7 @@ class Comparison(Iterator[Change]):
         pending: list[Change | None] = []  # changes not yet emitted, in order
         held: dict[bytes, list[int]] = {}  # directory -> indices of its added/removed in `pending`
         for o, n in _merge(old, new):
-            path = (n or o).path  # type: ignore[union-attr]
+            path = n.path if n is not None else o.path if o is not None else b""
             for directory in [d for d in held if not _within(path, d)]:
                 self._resolve(pending, held.pop(directory))
             if n is not None:
@@ -194,11 +194,11 @@ class Comparison(Iterator[Change]):
                 continue
             kind = change.kind
             if kind is ChangeKind.ADDED:
-                if "ANF" in change.new.attrs:  # type: ignore[union-attr]
+                if change.new is not None and "ANF" in change.new.attrs:
                     continue
                 self.summary.added += 1
             elif kind is ChangeKind.REMOVED:
-                if "ARF" in change.old.attrs:  # type: ignore[union-attr]
+                if change.old is not None and "ARF" in change.old.attrs:
                     continue
                 self.summary.removed += 1
             elif kind is ChangeKind.CHANGED:
@@ -236,19 +236,16 @@ class Comparison(Iterator[Change]):
                     sources.setdefault(inode, i)
         for i in indices:
             target = pending[i]
-            if not sources or target is None or target.new is None:
+            inode = target.new.values.get("i") if target is not None and target.new is not None else None
+            if target is None or target.new is None or not isinstance(inode, int) or inode not in sources:
                 continue
-            inode = target.new.values.get("i")
-            match = sources.get(inode) if isinstance(inode, int) else None
-            source = pending[match].old if match is not None else None  # type: ignore[union-attr]
-            if match is None or source is None:
-                continue
-            if (source.attrs ^ target.new.attrs) - _MOVE_IGNORED:
+            source_change = pending[sources[inode]]
+            source = source_change.old if source_change is not None else None
+            if source is None or (source.attrs ^ target.new.attrs) - _MOVE_IGNORED:
                 continue
             if changed_attributes(source, target.new, self._rehash) - {"c"}:
                 continue
-            pending[match] = None
-            del sources[inode]  # type: ignore[arg-type]
+            pending[sources.pop(inode)] = None
             old = target.old
             pending[i] = None if old is None else Change(old.path, old.ftype, old, None)
 
