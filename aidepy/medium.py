@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ FLOPPY_MODE = 0o660
 FLOPPY_GROUP = "floppy"
 
 Warn = Callable[[str], None]
+
+
+def warn_stderr(message: str) -> None:
+    """Default warning sink: one line on stderr."""
+    print(f"aidepy: {message}", file=sys.stderr)
 
 
 class MediumKind(Enum):
@@ -199,6 +205,22 @@ def write_protection(device: Path, context: pyudev.Context | None = None) -> str
             return f"the device refuses to open for writing ({exc.strerror})"
         return None
     os.close(fd)
+    return None
+
+
+def probe_write(root: Path) -> str | None:
+    """A real write on a read-write mount (the last word on write protection, e.g. for media whose
+    driver learns of the tab only when writing); None when it succeeded."""
+    probe = root / ".aidepy-probe"
+    try:
+        with open(probe, "wb", buffering=0) as f:
+            f.write(b"probe")
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as exc:
+        with suppress(OSError):
+            probe.unlink()
+        return f"a test write failed ({exc.strerror})"
     return None
 
 

@@ -1,25 +1,17 @@
 """The vault: the write-protected medium that holds the signed baseline, its public key and rules.
 
-Layout on the medium (ext2, label from `vault_label`):
-    VAULT           marker ("aidepy vault 1"): only a medium carrying it is used or reformatted
-    aidepy.pub      the public key every baseline is verified with
-    aidepy.db       the signed baseline, or instead
-    aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.anchor`)
-    aidepy.conf     the rules the baseline was built with; its includes under `rules/` (+ SOURCES)
-    bin/ lib/ RUNTIME   aidepy itself and the hashes of the runtime it uses (`aidepy vault install`)
-Every file is written atomically and verified (`atomic_write`); the vault is mounted read-only
-with nosuid,nodev except while promote writes to it.
+`Vault` mounts it (read-only with nosuid,nodev, except while promote writes), tells whether
+it is write-protected, writes files onto it atomically and verified (`aidepy.atomic`), keeps
+the baseline on it or anchors one kept on disk, copies the rules, and reports its status.
+The layout and `format_vault` live in `aidepy.vault_layout`, the device layer in `aidepy.medium`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,30 +21,17 @@ from aidepy.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
 from aidepy.atomic import READ_CHUNK, WrittenFile, atomic_write, free_bytes, fsync_dir
 from aidepy.atomic import VaultFullError as VaultFullError  # re-exported for promote
 from aidepy.errors import AidepyError, VaultError, VerificationError
-from aidepy.medium import Medium, MediumKind, Mount, Warn
+from aidepy.medium import Medium, MediumKind, Mount, Warn, warn_stderr
 from aidepy.runtime import MANIFEST as RUNTIME
 from aidepy.runtime import runtime_changes
+from aidepy.vault_layout import ANCHOR, DATABASE, MARKER, PUBLIC_KEY, RULES, RULES_DIR, RULES_INDEX
+from aidepy.vault_layout import format_vault as format_vault  # re-exported for callers
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
     from aidepy.config import Config
     from aidepy.db import DatabaseInfo
-
-MARKER = "VAULT"
-MARKER_TEXT = b"aidepy vault 1\n"
-PUBLIC_KEY = "aidepy.pub"
-DATABASE = "aidepy.db"
-ANCHOR = "aidepy.anchor"
-RULES = "aidepy.conf"
-RULES_DIR = "rules"
-RULES_INDEX = "rules/SOURCES"
-MAX_LABEL = 16  # ext2 volume labels are 16 bytes
-
-
-def warn_stderr(message: str) -> None:
-    """Default warning sink: one line on stderr."""
-    print(f"aidepy: {message}", file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -206,7 +185,7 @@ class Vault:
         reason = md.write_protection(self.medium.path)
         current = self.current_mount()
         if reason is None and current is not None and not current.read_only:
-            reason = _probe_write(current.mountpoint)
+            reason = md.probe_write(current.mountpoint)
         return reason
 
     def is_write_protected(self) -> bool:
@@ -394,9 +373,11 @@ class Vault:
         problems: list[str] = []
         before = self.current_mount()
         device = self.device()
-        fs = md.probe_filesystem(device) if device is not None else None
+        # An image that is not attached is probed as a file: blkid and lseek work on both.
+        target = device or (medium.path if medium.kind is MediumKind.IMAGE else None)
+        fs = md.probe_filesystem(target) if target is not None else None
+        size = md.device_size(target) if target is not None else None
         reason = self.write_protection()
-        size = md.device_size(device) if device is not None else None
         free, fingerprint, database, is_vault = None, None, DatabaseStatus("none"), False
         runtime: list[str] | None = None
         try:
@@ -406,9 +387,8 @@ class Vault:
                 fingerprint, database = self._inspect(problems)
                 if (root / RUNTIME).is_file():
                     runtime = runtime_changes((root / RUNTIME).read_bytes())
-                current = self.current_mount()
-                if reason is None and current is not None and not current.read_only:
-                    reason = _probe_write(root)
+                problems += [f"{p.name}: left by an interrupted write (the next write removes it)"
+                             for p in sorted(root.glob(".*.tmp"))]
         except (VaultError, OSError) as exc:
             problems.append(str(exc))
         if medium.kind is MediumKind.DIRECTORY:
@@ -450,21 +430,6 @@ class Vault:
         return fingerprint(key), database
 
 
-def _probe_write(root: Path) -> str | None:
-    """A real write on a read-write mount: the last word on write protection."""
-    probe = root / ".aidepy-probe"
-    try:
-        with open(probe, "wb", buffering=0) as f:
-            f.write(b"probe")
-            os.fsync(f.fileno())
-        probe.unlink()
-    except OSError as exc:
-        with suppress(OSError):
-            probe.unlink()
-        return f"a test write failed ({exc.strerror})"
-    return None
-
-
 def _same_anchor(found: Anchor, expected: Anchor) -> None:
     if found != expected:
         raise VerificationError("the anchor reads back differently from what was written")
@@ -484,86 +449,3 @@ def _read_chunks(path: Path) -> Iterator[bytes]:
                 yield chunk
     except OSError as exc:
         raise VaultError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def format_vault(
-    spec: str, *, label: str, public_key: Path, force: bool = False, fdformat: bool = False,
-    warn: Warn = warn_stderr,
-) -> Medium:
-    """Prepare a medium as a vault: create a missing floppy node, refuse a mounted device and (unless
-    `force`) a foreign filesystem, `fdformat` (if asked), `mke2fs -L label -m 0`, then write the
-    `VAULT` marker and the public key."""
-    from aidepy.keys import load_public_key
-
-    if not label or len(label.encode()) > MAX_LABEL:
-        raise VaultError(f"vault label {label!r}: must be 1 to {MAX_LABEL} bytes")
-    try:
-        load_public_key(public_key)
-    except AidepyError as exc:
-        raise VaultError(f"{exc} (run 'aidepy keygen' first)") from None
-    key_bytes = public_key.read_bytes()
-    if md.ensure_device_node(Path(spec)):
-        warn(f"created {spec} (block {md.FLOPPY_NODES[Path(spec).name]}, mode 660, group floppy)")
-    medium = md.resolve(spec, warn=warn)
-    if medium.kind is MediumKind.DIRECTORY:
-        _write_layout(medium.path, label, key_bytes)
-        return medium
-    if medium.kind is MediumKind.IMAGE:
-        if md.loop_devices_of(medium.path):
-            raise VaultError(f"{spec} is attached to a loop device; unmount the vault first")
-        device = md.attach(medium.path, read_only=False)
-        try:
-            _format_device(device, spec, label, key_bytes, force, fdformat)
-        finally:
-            md.detach(device)
-    else:
-        _format_device(medium.path, spec, label, key_bytes, force, fdformat)
-    return medium
-
-
-def _format_device(
-    device: Path, spec: str, label: str, key_bytes: bytes, force: bool, fdformat: bool,
-) -> None:
-    if mounted := md.mounts_of(device):
-        raise VaultError(f"{spec} is mounted at {mounted[0].mountpoint}; unmount it first")
-    if reason := md.write_protection(device):
-        raise VaultError(f"{spec} is write-protected ({reason}); turn the write protection off to format it")
-    existing = md.probe_filesystem(device)
-    if existing is not None and not force and not _holds_vault(device, existing):
-        what = f"a {existing.type} filesystem" + (f" labelled {existing.label!r}" if existing.label else "")
-        raise VaultError(f"{spec} holds {what} that is not an aidepy vault; use --force to overwrite it")
-    if fdformat:
-        md.run_tool("fdformat", str(device))
-    md.run_tool("mke2fs", "-q", "-F", "-t", "ext2", "-L", label, "-m", "0", str(device))
-    with _temporary_mount(device, read_only=False) as root:
-        _write_layout(root, label, key_bytes)
-
-
-def _write_layout(root: Path, label: str, key_bytes: bytes) -> None:
-    atomic_write(root, PUBLIC_KEY, [key_bytes])
-    marker = MARKER_TEXT + f"label={label}\nformatted={int(time.time())}\n".encode()
-    atomic_write(root, MARKER, [marker])
-
-
-def _holds_vault(device: Path, fs: md.Filesystem) -> bool:
-    if not fs.type.startswith("ext"):
-        return False
-    try:
-        with _temporary_mount(device, read_only=True) as root:
-            marker = root / MARKER
-            return marker.is_file() and marker.read_bytes().startswith(MARKER_TEXT)
-    except VaultError:
-        return False
-
-
-@contextmanager
-def _temporary_mount(device: Path, *, read_only: bool) -> Iterator[Path]:
-    where = Path(tempfile.mkdtemp(prefix="aidepy-vault-"))
-    try:
-        md.mount(device, where, read_only=read_only)
-        try:
-            yield where
-        finally:
-            md.umount(where)
-    finally:
-        where.rmdir()

@@ -241,6 +241,8 @@ def test_writer_killed_mid_write_leaves_a_database_that_verifies(
         assert reached == point, err
         with open_database(vault.database_path, key.public_key()) as db:
             assert db.header.generation == generation
+        leftover = [p for p in vault.status().problems if "left by an interrupted write" in p]
+        assert leftover == ([] if point == "after-rename" else [leftover[0]])
         vault.write_database(database(key, generation=3))  # the next write cleans up the leftover
         assert not (root / ".aidepy.db.tmp").exists()
     assert vault.status().database.generation == 3
@@ -310,6 +312,7 @@ def test_an_image_file_vault_is_attached_read_only_and_detached(keypair, tmp_pat
     os.truncate(image, 1722 * 1024)
     format_vault(str(image), label=unique_label(), public_key=keypair[1])
     vault = Vault(VaultSettings(str(image), tmp_path / "mnt"), warn=_no_warning)
+    assert vault.status().fstype == "ext2" and vault.device() is None
     try:
         vault.mount()
         device = vault.device()
@@ -327,6 +330,22 @@ def test_an_image_file_vault_is_attached_read_only_and_detached(keypair, tmp_pat
         assert vault.status().database.generation == 1
     finally:
         vault.umount()
+
+
+def test_a_failed_test_write_counts_as_write_protection(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root (runs as root in CI)")
+    from aidepy.medium import probe_write
+
+    assert probe_write(tmp_path) is None and list(tmp_path.iterdir()) == []
+    where = tmp_path / "ro"
+    where.mkdir()
+    subprocess.run([require_tool("mount"), "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(where)],
+                   check=True)
+    try:
+        assert probe_write(where) == "a test write failed (Read-only file system)"
+    finally:
+        subprocess.run([require_tool("umount"), str(where)], check=True)
 
 
 def test_a_directory_vault_warns_every_time(keypair, tmp_path: Path) -> None:

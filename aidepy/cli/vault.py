@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 from aidepy.cli.options import add_config_arguments
 from aidepy.errors import ExitCode, UsageError
+from aidepy.medium import warn_stderr
 from aidepy.runtime import install
-from aidepy.vault import Vault, VaultStatus, format_vault, warn_stderr
+from aidepy.vault import Vault, VaultStatus
+from aidepy.vault_layout import format_vault
 
 if TYPE_CHECKING:
     from aidepy.config import Config

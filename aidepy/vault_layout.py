@@ -1,0 +1,116 @@
+"""The vault's layout, and preparing a medium to hold it (`aidepy vault format`).
+
+Layout on the medium (ext2, label from `vault_label`):
+    VAULT           marker ("aidepy vault 1"): only a medium carrying it is used or reformatted
+    aidepy.pub      the public key every baseline is verified with
+    aidepy.db       the signed baseline, or instead
+    aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.anchor`)
+    aidepy.conf     the rules the baseline was built with; its includes under `rules/` (+ SOURCES)
+    bin/ lib/ RUNTIME   aidepy itself and the hashes of the runtime it uses (`aidepy.runtime`)
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aidepy import medium as md
+from aidepy.atomic import atomic_write
+from aidepy.errors import AidepyError, VaultError
+from aidepy.medium import Medium, MediumKind, Warn, warn_stderr
+
+MARKER = "VAULT"
+MARKER_TEXT = b"aidepy vault 1\n"
+PUBLIC_KEY = "aidepy.pub"
+DATABASE = "aidepy.db"
+ANCHOR = "aidepy.anchor"
+RULES = "aidepy.conf"
+RULES_DIR = "rules"
+RULES_INDEX = "rules/SOURCES"
+MAX_LABEL = 16  # ext2 volume labels are 16 bytes
+
+
+def format_vault(
+    spec: str, *, label: str, public_key: Path, force: bool = False, fdformat: bool = False,
+    warn: Warn = warn_stderr,
+) -> Medium:
+    """Prepare a medium as a vault: create a missing floppy node, refuse a mounted device and (unless
+    `force`) a foreign filesystem, `fdformat` (if asked), `mke2fs -L label -m 0`, then write the
+    `VAULT` marker and the public key."""
+    from aidepy.keys import load_public_key
+
+    if not label or len(label.encode()) > MAX_LABEL:
+        raise VaultError(f"vault label {label!r}: must be 1 to {MAX_LABEL} bytes")
+    try:
+        load_public_key(public_key)
+    except AidepyError as exc:
+        raise VaultError(f"{exc} (run 'aidepy keygen' first)") from None
+    key_bytes = public_key.read_bytes()
+    if md.ensure_device_node(Path(spec)):
+        warn(f"created {spec} (block {md.FLOPPY_NODES[Path(spec).name]}, mode 660, group floppy)")
+    medium = md.resolve(spec, warn=warn)
+    if medium.kind is MediumKind.DIRECTORY:
+        _write_layout(medium.path, label, key_bytes)
+        return medium
+    if medium.kind is MediumKind.IMAGE:
+        if md.loop_devices_of(medium.path):
+            raise VaultError(f"{spec} is attached to a loop device; unmount the vault first")
+        device = md.attach(medium.path, read_only=False)
+        try:
+            _format_device(device, spec, label, key_bytes, force, fdformat)
+        finally:
+            md.detach(device)
+    else:
+        _format_device(medium.path, spec, label, key_bytes, force, fdformat)
+    return medium
+
+
+def _format_device(
+    device: Path, spec: str, label: str, key_bytes: bytes, force: bool, fdformat: bool,
+) -> None:
+    if mounted := md.mounts_of(device):
+        raise VaultError(f"{spec} is mounted at {mounted[0].mountpoint}; unmount it first")
+    if reason := md.write_protection(device):
+        raise VaultError(f"{spec} is write-protected ({reason}); turn the write protection off to format it")
+    existing = md.probe_filesystem(device)
+    if existing is not None and not force and not _holds_vault(device, existing):
+        what = f"a {existing.type} filesystem" + (f" labelled {existing.label!r}" if existing.label else "")
+        raise VaultError(f"{spec} holds {what} that is not an aidepy vault; use --force to overwrite it")
+    if fdformat:
+        md.run_tool("fdformat", str(device))
+    md.run_tool("mke2fs", "-q", "-F", "-t", "ext2", "-L", label, "-m", "0", str(device))
+    with _temporary_mount(device, read_only=False) as root:
+        _write_layout(root, label, key_bytes)
+
+
+def _write_layout(root: Path, label: str, key_bytes: bytes) -> None:
+    atomic_write(root, PUBLIC_KEY, [key_bytes])
+    marker = MARKER_TEXT + f"label={label}\nformatted={int(time.time())}\n".encode()
+    atomic_write(root, MARKER, [marker])
+
+
+def _holds_vault(device: Path, fs: md.Filesystem) -> bool:
+    if not fs.type.startswith("ext"):
+        return False
+    try:
+        with _temporary_mount(device, read_only=True) as root:
+            marker = root / MARKER
+            return marker.is_file() and marker.read_bytes().startswith(MARKER_TEXT)
+    except VaultError:
+        return False
+
+
+@contextmanager
+def _temporary_mount(device: Path, *, read_only: bool) -> Iterator[Path]:
+    where = Path(tempfile.mkdtemp(prefix="aidepy-vault-"))
+    try:
+        md.mount(device, where, read_only=read_only)
+        try:
+            yield where
+        finally:
+            md.umount(where)
+    finally:
+        where.rmdir()
