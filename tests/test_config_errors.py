@@ -146,3 +146,4 @@ def test_snippet_that_cannot_be_executed(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["config-check", "-c", str(config)]) == 17
     err = capsys.readouterr().err
     assert err.startswith(f"aidepy: {config}:2: '@@x_include': {broken}: execution failed")
+

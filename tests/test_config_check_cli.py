@@ -1,0 +1,28 @@
+"""`aidepy config-check` on a valid config: the summary, warnings and ignored options it prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aidepy.cli import main
+
+
+def test_config_check_summary_lists_warnings_and_ignored_options(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "ok.conf"
+    lines = ["gzip_dbout=yes", "Weird_Name = p+tiger", "/a f Weird_Name", "!/a/tmp"]
+    lines += [f"/h{n} p+haval" for n in range(5)]
+    config.write_text("\n".join(lines) + "\n")
+    assert main(["config-check", "-c", str(config), "-B", "G = p", "-A", "/after G"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["rules: 8 (7 regular, 1 negative)",
+                       "groups defined: 2", "files read: 1"]
+    assert f"warning: {config}:2: special characters in group names are deprecated: 'Weird_Name' " \
+           "(use only A-Za-z0-9)" in out
+    assert f"warning: {config}:3: ignoring unsupported hash algorithm(s): tiger" in out
+    folded = [line for line in out if "haval" in line]
+    assert folded == [f"warning: {config}:5: ignoring unsupported hash algorithm(s): haval "
+                      f"(and 4 more lines: {config}:6, {config}:7, {config}:8, ...)"]
+    assert out[-1] == f"ignored option: {config}:1: gzip_dbout (aidepy's signed database format is its own)"
