@@ -339,6 +339,8 @@ class RuleSet:
         self._nodes: dict[bytes, _Node] = {}
         self._index(self._root)
         self._chains: dict[bytes, tuple[_Node, ...]] = {}
+        # the scanner asks match(d) then should_descend(d) for each directory: decide once
+        self._last: tuple[bytes, Decision] = (b"", Decision(Verdict.NONE, None))
 
     def _add(self, rule: Rule) -> None:
         raw = _encode(rule.regex)
@@ -451,10 +453,15 @@ class RuleSet:
     def match(self, path: bytes, ftype: str) -> Rule | None:
         """The rule that selects `path`, or None when AIDE would not add it to the database."""
         decision = self.decide(path, ftype)
+        if ftype == "d":
+            self._last = (path, decision)
         return decision.rule if decision.selected else None
 
     def should_descend(self, path: bytes) -> bool:
         """Whether AIDE enters directory `path` (it may hold something selected); "/" always."""
         if path == b"/" or path in self._nodes:
             return True
-        return self.decide(path, "d").verdict is not Verdict.NONE
+        last_path, decision = self._last
+        if last_path != path:
+            decision = self.decide(path, "d")
+        return decision.verdict is not Verdict.NONE

@@ -28,7 +28,8 @@ Each path gets one line in `aide -p`'s format: `[X] f '/etc/passwd': selective r
 `equal rule: ...` for a selected path, `[ ] ...: negative rule: ...` for a path a negative rule
 excludes, `[ ] ...: no matching rule` otherwise; the rule is shown as AIDE shows it (regex,
 file-type restriction, attributes) followed by FILE:LINE and the config line. Control
-characters in paths are printed as octal escapes (\\012), as aide does.
+characters in paths are printed as octal escapes (\\012), as aide does (the rule and config
+line are printed as written).
 
 With --json, print one JSON array instead, one object per path: {"path", "type", "selected",
 "rule" (FILE:LINE of the selecting or excluding rule, or null), "attributes" (names in AIDE's
@@ -67,7 +68,8 @@ def _escape(raw: bytes) -> bytes:
 
 
 def _raw(text: str) -> bytes:
-    return _escape(text.encode("utf-8", "surrogateescape"))
+    # aide escapes the path only: the rest comes from the admin's config, printed as written
+    return text.encode("utf-8", "surrogateescape")
 
 
 def restriction_string(types: frozenset[str] | None) -> str:
