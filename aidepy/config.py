@@ -12,7 +12,6 @@ order, as AIDE does.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -367,12 +366,9 @@ def _parse_file(snippet: _Snippet) -> None:
         snippet.failure = f"cannot read '{name}': {exc.strerror}"
 
 
-def _hostname() -> str | None:
-    """The host name as the lexer's latin-1 text (AIDE compares bytes)."""
-    try:
-        return socket.gethostname().encode("utf-8", "surrogateescape").decode("latin-1")
-    except OSError:
-        return None
+def _hostname() -> str:
+    """The host name (as gethostname(2) gives it) in the lexer's latin-1 text: AIDE compares bytes."""
+    return os.uname().nodename.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def _evaluate(parts: Sequence[tuple[str, str, Path | None]]) -> Config:

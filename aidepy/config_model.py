@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -56,7 +55,7 @@ class Config:
     def _database(self, name: str) -> str | None:
         value = self.options.get(name)
         return None if value is None else opt.check_url(name, value, None if "//" not in value else
-                                                        socket.gethostname())
+                                                        os.uname().nodename)
 
     @property
     def database_in(self) -> str | None:
