@@ -191,15 +191,27 @@ def _reason(e: OSError) -> str:
     return e.strerror or str(e)
 
 
+def open_quietly(fs_path: bytes, flags: int, owner: int) -> int:
+    """`os.open` with O_NOATIME where it may work (root, or the owner) and without it when the
+    kernel says EPERM (no CAP_FOWNER), so reading leaves atimes alone where it can."""
+    if NOATIME and (owner == _EUID or _EUID == 0):
+        try:
+            return os.open(fs_path, flags | NOATIME)
+        except PermissionError as e:
+            if e.errno != errno.EPERM:
+                raise
+    return os.open(fs_path, flags)
+
+
+_EUID = os.geteuid()
+
+
 def _open(job: Job, warnings: list[str]) -> int:
     """Open the lstat'ed object read-only without following links; -1 (and a warning) if not
     possible or if what was opened is not what lstat saw."""
     flags = OPEN_FLAGS | (os.O_DIRECTORY if job.ftype == "d" else 0)
     try:
-        try:
-            fd = os.open(job.fs_path, flags | NOATIME)
-        except PermissionError:
-            fd = os.open(job.fs_path, flags)  # O_NOATIME needs ownership or CAP_FOWNER
+        fd = open_quietly(job.fs_path, flags, job.st.st_uid)
     except FileNotFoundError:
         warnings.append("vanished before it could be opened")
         return -1

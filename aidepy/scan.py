@@ -26,7 +26,7 @@ from operator import itemgetter
 from typing import Protocol
 
 from aidepy.attributes import AttrSet
-from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, NOATIME, Job, Plan, collect, make_plan
+from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, Job, Plan, collect, make_plan, open_quietly
 from aidepy.entry import Entry
 from aidepy.selection import Rule
 
@@ -223,10 +223,7 @@ def _listing(fs_dir: bytes, path: bytes, st: os.stat_result
     following links and without touching its atime, and must be the one `st` describes."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        try:
-            fd = os.open(fs_dir, flags | NOATIME)
-        except PermissionError:
-            fd = os.open(fs_dir, flags)
+        fd = open_quietly(fs_dir, flags, st.st_uid)
     except FileNotFoundError:
         return ScanWarning(path, "directory vanished before it could be read")
     except OSError as e:

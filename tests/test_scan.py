@@ -417,3 +417,17 @@ def test_a_mount_point_inside_the_tree_is_crossed_like_aide(tmp_path: Path) -> N
     inside = found[b"/mnt/inside"]
     assert inside.values["sha256"] == hashlib.sha256(b"on tmpfs").digest()
     assert warnings == []
+
+
+def test_scan_leaves_atimes_alone(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "file").write_text("read me")
+    old = 1_000_000_000 * 10**9
+    for p in (tmp_path / "dir" / "file", tmp_path / "dir"):
+        os.utime(p, ns=(old, os.stat(p).st_mtime_ns))  # relatime would update an atime this old
+    found, warnings = run(tmp_path, "/ a+sha256+e2fsattrs+xattrs\n")
+    assert found[b"/dir/file"].values["sha256"] == hashlib.sha256(b"read me").digest()
+    assert os.stat(tmp_path / "dir" / "file").st_atime_ns == old
+    assert os.stat(tmp_path / "dir").st_atime_ns == old
+    assert found[b"/dir/file"].values["a"] == old
+    assert warnings == []
