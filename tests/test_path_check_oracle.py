@@ -20,6 +20,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ needs_debian_conf = pytest.mark.skipif(not DEBIAN_CONF.exists(), reason="no /etc
 
 _ATTRS = re.compile(rb"^(\[X\] . '.*?': (?:selective|equal) rule: '.*?) ([A-Za-z0-9+]*)(' \(.*)$", re.S)
 _DROPPED = {name.encode() for name in UNSUPPORTED_HASHES}
-_PATH = re.compile(rb"^\[[X ]\] . '(.*?)': (?:selective rule|equal rule|negative rule|no matching rule"
+_PATH = re.compile(rb"^\[[X ]\] . '(.*?)': (selective rule|equal rule|negative rule|no matching rule"
                    rb"|outside of limit)", re.S)
 
 
@@ -272,15 +273,20 @@ def tree_root(tmp_path: Path) -> Iterator[Path]:
 
 
 def check_generated_tree(root: Path, config: Path, extra: Iterable[tuple[bytes, str]] = (),
-                         wrong_types: bool = False) -> int:
-    """Build a tree from the config's rules, compare aide's and aidepy's dry-init; entries met."""
+                         wrong_types: bool = False) -> Counter[str]:
+    """Build a tree from the config's rules, compare aide's and aidepy's dry-init; how many
+    entries aide met, by kind of decision (`selective rule`, `equal rule`, `negative rule`...),
+    and how many it did not meet (`pruned`: inside directories it did not enter)."""
     prefix = f"root_prefix={root}"
     cfg = load(config, [prefix])
-    build_tree(root, tree_spec(cfg.rules, extra, wrong_types))
+    spec = tree_spec(cfg.rules, extra, wrong_types)
+    build_tree(root, spec)
     theirs = aide_dry_init(config, prefix)
     ours = our_dry_init(cfg.ruleset, os.fsencode(root))
     assert_same_decisions(ours, theirs)
-    return len(theirs)
+    kinds = Counter(_PATH.match(line).group(2).decode() for line in theirs.values())  # type: ignore[union-attr]
+    kinds["pruned"] = len(spec) + 1 - len(theirs)  # the root is not in the spec
+    return kinds
 
 
 # --- configs -------------------------------------------------------------------------------
@@ -395,9 +401,11 @@ def grammar_config(directory: Path) -> Path:
     return config
 
 
-def interactions_config(directory: Path) -> Path:
+def interactions_config(directory: Path, catch_all: bool = True) -> Path:
+    """The interactions config; without its `/ 0 Base` line, unselected directories get pruned."""
     config = directory / "interactions.conf"
-    config.write_text(INTERACTIONS_CONF)
+    text = INTERACTIONS_CONF
+    config.write_text(text if catch_all else text.replace("\n/ 0 Base\n", "\n# no catch-all\n"))
     return config
 
 
@@ -448,19 +456,29 @@ def test_debian_config_on_the_live_file_system() -> None:
 @needs_debian_conf
 @pytest.mark.parametrize("wrong_types", [False, True], ids=["restricted-types", "other-types"])
 def test_debian_config_on_a_tree_generated_from_its_rules(tree_root: Path, wrong_types: bool) -> None:
-    assert check_generated_tree(tree_root, DEBIAN_CONF, wrong_types=wrong_types) > 2000
+    kinds = check_generated_tree(tree_root, DEBIAN_CONF, wrong_types=wrong_types)
+    assert kinds["selective rule"] > 2000 and kinds["negative rule"] > 100
 
 
+@pytest.mark.parametrize("catch_all", [True, False], ids=["with-catch-all", "pruned"])
 @pytest.mark.parametrize("wrong_types", [False, True], ids=["restricted-types", "other-types"])
-def test_rule_interactions_on_a_generated_tree(tmp_path: Path, tree_root: Path, wrong_types: bool) -> None:
-    config = interactions_config(tmp_path)
-    assert check_generated_tree(tree_root, config, HANDWRITTEN, wrong_types) > 150
+def test_rule_interactions_on_a_generated_tree(tmp_path: Path, tree_root: Path, wrong_types: bool,
+                                               catch_all: bool) -> None:
+    config = interactions_config(tmp_path, catch_all)
+    kinds = check_generated_tree(tree_root, config, HANDWRITTEN, wrong_types)
+    assert sum(kinds.values()) > 150
+    assert {"selective rule", "equal rule", "negative rule"} <= kinds.keys()
+    assert ("no matching rule" in kinds) is not catch_all
+    assert kinds["pruned"] > 0  # negative rules prune even under a catch-all
 
 
 @pytest.mark.parametrize("wrong_types", [False, True], ids=["restricted-types", "other-types"])
 def test_grammar_features_on_a_generated_tree(tmp_path: Path, tree_root: Path, wrong_types: bool) -> None:
     config = grammar_config(tmp_path)
-    assert check_generated_tree(tree_root, config, HANDWRITTEN, wrong_types) > 100
+    kinds = check_generated_tree(tree_root, config, HANDWRITTEN, wrong_types)
+    assert sum(kinds.values()) > 100
+    assert {"selective rule", "equal rule", "negative rule", "no matching rule"} <= kinds.keys()
+    assert kinds["pruned"] > 0
 
 
 @pytest.mark.parametrize("query", [
