@@ -145,7 +145,9 @@ _MACRO = re.compile("@@(x_include_setenv|x_include|include|ifndef|ifnhost|ifhost
 _STRING_TOKEN = re.compile(f"@@{{([{_L}]+)}}|([^@\\\\ \t\r\n]+)|\\\\([\\\\@ ])|([\\\\@])")
 _EXPR_TOKEN = re.compile(f"[ \t]*(?:([{_L}>]+)|([-+,]))")
 _CONDITION = re.compile("[ \t]*(not|defined|hostname|exists)")
-_ATTRS_ONLY = re.compile(f"[{_L}>+\\- \t]*")
+_PLAIN = re.compile("[^@\\\\ \t\r\n]*")  # a string without escapes or macros: the common case
+_EXPR_ONLY = re.compile(f"[{_L}>+\\-, \t]*")
+_EXPR_SPLIT = re.compile(f"[{_L}>]+|[-+,]")
 
 
 def _error(ctx: _Line, reason: str) -> ConfigError:
@@ -177,6 +179,9 @@ def _unexpected(ctx: _Line, pos: int) -> ConfigError:
 
 def _string(text: str, pos: int) -> tuple[StrExpr, int]:
     """Lex a string (AIDE's STRING/PATH state) from `pos` up to white space or the end."""
+    end = _PLAIN.match(text, pos).end()  # type: ignore[union-attr]
+    if end == len(text) or text[end] in " \t\r\n":
+        return ((text[pos:end],) if end > pos else ()), end
     pieces: list[str | Var] = []
     literal = ""
     match = _STRING_TOKEN.match
@@ -208,9 +213,11 @@ def _tail(ctx: _Line, pos: int) -> None:
 def _expr_tokens(ctx: _Line, pos: int) -> list[str]:
     """Lex the rest of the line in AIDE's EXPR state: names and the operators + - ,."""
     text = ctx.text
+    end = len(text)
+    if _EXPR_ONLY.match(text, pos).end() == end:  # type: ignore[union-attr]
+        return _EXPR_SPLIT.findall(text, pos)
     tokens: list[str] = []
     match = _EXPR_TOKEN.match
-    end = len(text)
     while True:
         m = match(text, pos)
         if m is None:
