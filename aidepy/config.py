@@ -282,21 +282,23 @@ class _Evaluator:
                            f"'{new_prefix[0]}', expected '/'")
             prefix = (prefix or "") + new_prefix
         snippets: list[_Snippet] = []
-        for entry in names:
-            file_path = directory + b"/" + entry
+        for entry in names:  # a failure is raised when its turn comes, as AIDE meets it then
+            snippet = _Snippet(directory + b"/" + entry)
             try:
-                st = os.stat(file_path)
+                st = os.stat(snippet.path)
             except OSError as exc:
-                raise fail(f"stat for '{os.fsdecode(file_path)}' failed: {exc.strerror}") from None
+                snippet.failure = f"stat for '{os.fsdecode(snippet.path)}' failed: {exc.strerror}"
+                snippets.append(snippet)
+                continue
             if not stat.S_ISREG(st.st_mode) or name_rx.match(entry) is not Match.FULL:
                 continue
-            snippet = _Snippet(file_path)
             if stmt.execute and st.st_mode & stat.S_IXUSR:
-                if not _safe(st):
-                    raise fail(f"bad ownership or modes for '{os.fsdecode(file_path)}' (please ensure "
-                               "it is neither group- nor world-writable and owned by the current "
-                               "user or root)")
-                self.start(snippet)
+                if _safe(st):
+                    self.start(snippet)
+                else:
+                    snippet.failure = (f"bad ownership or modes for '{os.fsdecode(snippet.path)}' (please "
+                                       "ensure it is neither group- nor world-writable and owned by the "
+                                       "current user or root)")
             snippets.append(snippet)
         try:
             for snippet in snippets:  # parse plain files while the executables run
@@ -329,7 +331,8 @@ class _Evaluator:
             snippet.process.kill()  # the environment changed since it was started: run it again
             snippet.process.communicate()
             self.start(snippet)
-        if snippet.process is None and snippet.syntax is None and snippet.error is None:
+        if snippet.process is None and snippet.syntax is None and snippet.error is None \
+                and snippet.failure is None:
             _parse_file(snippet)
         if snippet.failure is not None:
             raise fail(snippet.failure)

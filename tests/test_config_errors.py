@@ -147,3 +147,20 @@ def test_snippet_that_cannot_be_executed(tmp_path: Path, capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert err.startswith(f"aidepy: {config}:2: '@@x_include': {broken}: execution failed")
 
+
+
+def test_first_error_in_snippet_order_wins(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # AIDE meets snippets one by one: an error in 10_first comes before 20_unsafe's bad modes.
+    snippets = tmp_path / "x.d"
+    snippets.mkdir()
+    (snippets / "10_first").write_text("/ok p\n/bad Undefined\n")
+    unsafe = snippets / "20_unsafe"
+    unsafe.write_text("#!/bin/sh\necho /x p\n")
+    unsafe.chmod(0o777)
+    config = tmp_path / "main.conf"
+    config.write_text(f"@@x_include {snippets} ^[0-9]\n")
+    assert main(["config-check", "-c", str(config)]) == 17
+    assert capsys.readouterr().err == f"aidepy: {snippets}/10_first:2: group 'Undefined' is not defined\n"
+    (snippets / "10_first").write_text("/ok p\n")
+    assert main(["config-check", "-c", str(config)]) == 17
+    assert "bad ownership or modes for" in capsys.readouterr().err
