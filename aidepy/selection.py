@@ -4,8 +4,9 @@ Like AIDE, a `RuleSet` hangs each rule on a tree node named by the literal direc
 regex (`/var/log/.*\\.gz$` hangs on `/var/log`), so a path only tests the rules hung on its
 ancestor directories. The decision, as `aide` 0.18.3 (Debian) makes it:
 
-1. Equal rules count only when hung on the path's own parent directory (`=/etc/ssh$` hangs on
-   `/`, so it selects `/etc/ssh` but never anything below it), and they beat regular rules.
+1. Equal rules count only when hung on the path's own parent directory (`=/etc/ssh/` hangs on
+   `/etc/ssh`, so it selects `/etc/ssh/sshd_config` but nothing deeper, although its regex
+   matches deeper paths too), and they beat regular rules.
 2. Otherwise regular rules are tried from the deepest node up; inside a node the first rule
    (config order) whose regex matches and whose file-type restriction admits the type wins.
 3. A positive match is then vetoed by negative rules, root node first. A node's unrestricted

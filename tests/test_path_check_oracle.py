@@ -519,3 +519,24 @@ def test_path_check_json_agrees_with_aide_p_on_debian_config(capsys: pytest.Capt
         assert answer["rule"] == (origin.group(1).decode() if origin else None)
         m = _ATTRS.match(line)
         assert answer["attributes"] == (m.group(2).decode().split("+") if m and m.group(2) else [])
+
+
+_FRAGMENTS = ["etc", "ssh", "moduli", "cron.d", "keep", "var", "log", "apt", "journal", "cache", "tmp",
+              "x", "inner", "srv", "htdocs", "private", ".swp", "home", "al", ".ssh", "authorized_keys", "2",
+              "opt", "app", "bin", "debug", "usr", "lib64", "x.so", ".1", "data", "a+b", "dev", "tty1", "sda",
+              "run", "a.pid", "weird", "a.b", "aXb", "x(y", "\\back", "sp ace", "tail$", "\n", "//", "$",
+              "\xff"]
+
+
+def test_odd_paths_decide_like_aide_p(tmp_path: Path) -> None:
+    """Paths no tree holds (`//`, a trailing `/`, newlines, bytes) built from the rules' words."""
+    import random
+
+    config = interactions_config(tmp_path, catch_all=False)
+    ruleset = load(config).ruleset
+    rng = random.Random(7)
+    for _ in range(120):
+        path = "/" + "".join(rng.choice([*_FRAGMENTS, "/", "/", "/"]) for _ in range(rng.randint(1, 7)))
+        ftype = rng.choice("fdlcbps")
+        raw = os.fsencode(path)
+        assert text_line(ftype, raw, ruleset.decide(raw, ftype)) == aide_path_check(config, f"{ftype}:{path}")
