@@ -6,9 +6,8 @@ files, compression, digests and signatures. Decoding errors raise `VerificationE
 
 from __future__ import annotations
 
-import os
+import operator
 import zlib
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -78,7 +77,7 @@ def _zigzag(n: int) -> int:
 
 
 def _unzigzag(z: int) -> int:
-    return z >> 1 if not z & 1 else -((z + 1) >> 1)
+    return (z >> 1) ^ -(z & 1)
 
 
 def _bytes_field(data: bytes) -> bytes:
@@ -225,38 +224,52 @@ def _layouts(table: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
 
 
 class BlockEncoder:
-    """Turns entries, in canonical order, into framed blocks of compressed columns."""
+    """Turns entries, in canonical order, into framed blocks of compressed columns.
+
+    Values are gathered per column as they come and encoded a whole column at a time when a
+    block is full. After a ValueError the encoder is unusable (the write is abandoned anyway).
+    """
 
     def __init__(self, table: tuple[str, ...] = TABLE, block_entries: int = BLOCK_ENTRIES) -> None:
         self._table = table
-        self._modes = _layouts(table)
+        self._modes = tuple(mode for _, mode in _layouts(table))
         self._index = {name: i for i, name in enumerate(table)}
         self._block_entries = block_entries
-        self._columns: defaultdict[int, list[bytes]] = defaultdict(list)
         self._compressors: dict[int, zlib._Compress] = {}
-        self._bitmaps: dict[frozenset[str], tuple[int, tuple[int, ...]]] = {}
+        self._bitmaps: dict[frozenset[str], tuple[int, tuple[tuple[int, str], ...]]] = {}
         self._prev_path = b""
         self._prev_key: tuple[bytes, ...] | None = None
         self._prev_ints = [0] * len(table)
         self._seen: list[dict[bytes, int]] = [{} for _ in table]
         self._seq = [0] * len(table)
-        self._in_block = 0
+        self._prev_bitmaps = [0, 0, 0]  # attrs, present, none of the previous entry
+        self._new_block()
         self.count = 0
         self.union = 0
+
+    def _new_block(self) -> None:
+        self._shared: list[int] = []
+        self._suffixes: list[bytes] = []
+        self._ftypes: list[str] = []
+        self._attr_bits: list[int] = []
+        self._present_bits: list[int] = []
+        self._none_bits: list[int] = []
+        self._ints: dict[int, list[int]] = {}
+        self._blobs: dict[int, list[bytes]] = {}
 
     def attributes(self) -> AttrSet:
         """Every attribute used so far (in `attrs` or as a value)."""
         return frozenset(self._table[i] for i in _bitmap_indexes(self.union))
 
-    def _bitmap(self, names: Iterable[str]) -> tuple[int, tuple[int, ...]]:
+    def _bitmap(self, names: Iterable[str]) -> tuple[int, tuple[tuple[int, str], ...]]:
         key = frozenset(names)
         found = self._bitmaps.get(key)
         if found is None:
             unknown = key - self._index.keys()
             if unknown:
                 raise ValueError(f"unknown attribute(s) {sorted(unknown)}")
-            indexes = tuple(sorted(self._index[n] for n in key))
-            found = (sum(1 << i for i in indexes), indexes)
+            pairs = tuple(sorted((self._index[n], n) for n in key))
+            found = (sum(1 << i for i, _ in pairs), pairs)
             self._bitmaps[key] = found
         return found
 
@@ -266,89 +279,134 @@ class BlockEncoder:
         key = sort_key(path)
         if self._prev_key is not None and key <= self._prev_key:
             raise ValueError(f"entries out of canonical order: {path!r} after {self._prev_path!r}")
-        if len(entry.ftype) != 1 or entry.ftype not in FILE_TYPES:
-            raise ValueError(f"{path!r}: unknown file type {entry.ftype!r}")
+        ftype = entry.ftype
+        if len(ftype) != 1 or ftype not in FILE_TYPES:
+            raise ValueError(f"{path!r}: unknown file type {ftype!r}")
         attr_bits, _ = self._bitmap(entry.attrs)
-        present_bits, indexes = self._bitmap(entry.values.keys())
-        values = [self._value(path, i, entry.values[self._table[i]]) for i in indexes]
-        none_bits = sum(1 << i for i, v in zip(indexes, values, strict=True) if v is None)
-        # Everything is checked: commit.
-        shared = len(os.path.commonprefix((self._prev_path, path)))  # noqa: RUF071 (byte prefix wanted)
-        columns = self._columns
-        columns[COL_SHARED].append(varint(shared))
-        columns[COL_SUFFIX].append(_bytes_field(path[shared:]))
-        columns[COL_FTYPE].append(entry.ftype.encode("ascii"))
-        columns[COL_ATTRS].append(varint(attr_bits))
-        columns[COL_PRESENT].append(varint(present_bits))
-        columns[COL_NONE].append(varint(none_bits))
-        for i, value in zip(indexes, values, strict=True):
-            if value is not None:
-                self._store(i, value)
+        values = entry.values
+        present_bits, pairs = self._bitmap(values.keys())
+        none_bits = 0
+        modes = self._modes
+        for i, name in pairs:
+            value = values[name]
+            if value is None:
+                none_bits |= 1 << i
+            elif modes[i] == _BYTES:
+                if type(value) is not bytes:
+                    raise ValueError(f"{path!r}: {name} must be bytes, not {type(value).__name__}")
+                self._blobs.setdefault(i, []).append(value)
+            elif type(value) is not int:
+                raise ValueError(f"{path!r}: {name} must be an int, not {type(value).__name__}")
+            elif value.bit_length() > 7 * _MAX_VALUE_BYTES - 64:
+                raise ValueError(f"{path!r}: {name} value too large to store")
+            else:
+                self._ints.setdefault(i, []).append(value)
+        shared = _common_prefix(self._prev_path, path)
+        self._shared.append(shared)
+        self._suffixes.append(path[shared:])
+        self._ftypes.append(ftype)
+        self._attr_bits.append(attr_bits)
+        self._present_bits.append(present_bits)
+        self._none_bits.append(none_bits)
         self._prev_path = path
         self._prev_key = key
         self.count += 1
         self.union |= attr_bits | present_bits
-        self._in_block += 1
-        return self._block() if self._in_block >= self._block_entries else b""
+        return self._block() if len(self._shared) >= self._block_entries else b""
 
     def finish(self) -> bytes:
         """The last block (if any) and the end frame."""
         return self._block() + bytes(4)
 
-    def _value(self, path: bytes, i: int, value: Value) -> Value:
-        name, mode = self._modes[i]
-        if value is None:
-            return None
-        if mode == _BYTES:
-            if not isinstance(value, bytes):
-                raise ValueError(f"{path!r}: {name} must be bytes, not {type(value).__name__}")
-        elif not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{path!r}: {name} must be an int, not {type(value).__name__}")
-        elif value.bit_length() > 7 * _MAX_VALUE_BYTES - 64:
-            raise ValueError(f"{path!r}: {name} value too large to store")
-        return value
+    def _column_bytes(self) -> dict[int, bytes]:
+        """This block's columns, uncompressed, by column id."""
+        columns = {
+            COL_SHARED: _varint_run(self._shared),
+            COL_SUFFIX: b"".join([varint(len(s)) + s for s in self._suffixes]),
+            COL_FTYPE: "".join(self._ftypes).encode("ascii"),
+        }
+        for n, (column_id, bitmaps) in enumerate(
+            ((COL_ATTRS, self._attr_bits), (COL_PRESENT, self._present_bits), (COL_NONE, self._none_bits))
+        ):
+            previous = [self._prev_bitmaps[n], *bitmaps[:-1]]
+            self._prev_bitmaps[n] = bitmaps[-1]
+            columns[column_id] = _varint_run([b ^ p for b, p in zip(bitmaps, previous, strict=True)])
+        for i, blobs in self._blobs.items():
+            columns[_COL_VALUES + 2 * i] = self._bytes_column(i, blobs)
+        for i, values in self._ints.items():
+            column_id = _COL_VALUES + 2 * i
+            mode = self._modes[i]
+            if mode == _INT:
+                columns[column_id] = _varint_run([_zigzag(v) for v in values])
+            elif mode == _DELTA:
+                columns[column_id] = self._delta_column(i, values)
+            else:
+                seconds, nanoseconds = zip(*(divmod(v, 1_000_000_000) for v in values), strict=True)
+                columns[column_id] = self._delta_column(i, seconds)
+                columns[column_id + 1] = _varint_run(nanoseconds)
+        return columns
 
-    def _store(self, i: int, value: int | bytes) -> None:
-        column = self._columns[_COL_VALUES + 2 * i]
-        mode = self._modes[i][1]
-        if isinstance(value, bytes):
-            seen = self._seen[i]
-            seq = self._seq[i]
+    def _delta_column(self, i: int, values: Sequence[int]) -> bytes:
+        previous = [self._prev_ints[i], *values[:-1]]
+        self._prev_ints[i] = values[-1]
+        return _varint_run([_zigzag(v - p) for v, p in zip(values, previous, strict=True)])
+
+    def _bytes_column(self, i: int, values: list[bytes]) -> bytes:
+        seen = self._seen[i]
+        seq = self._seq[i]
+        out = []
+        for value in values:
             earlier = seen.get(value)
             if earlier is not None and seq - earlier <= HISTORY:
-                column.append(varint((seq - earlier) << 1 | 1))
+                out.append(varint((seq - earlier) << 1 | 1))
             else:
-                column.append(varint(len(value) << 1) + value)
+                out.append(varint(len(value) << 1))
+                out.append(value)
             seen[value] = seq
-            self._seq[i] = seq + 1
-            if len(seen) > 2 * HISTORY:  # forget what can no longer be referenced
-                self._seen[i] = {v: s for v, s in seen.items() if seq - s < HISTORY}
-        elif mode == _INT:
-            column.append(varint(_zigzag(value)))
-        elif mode == _DELTA:
-            column.append(varint(_zigzag(value - self._prev_ints[i])))
-            self._prev_ints[i] = value
-        else:
-            seconds, nanoseconds = divmod(value, 1_000_000_000)
-            column.append(varint(_zigzag(seconds - self._prev_ints[i])))
-            self._columns[_COL_VALUES + 2 * i + 1].append(varint(nanoseconds))
-            self._prev_ints[i] = seconds
+            seq += 1
+        if len(seen) > 2 * HISTORY:  # forget what can no longer be referenced
+            self._seen[i] = {v: s for v, s in seen.items() if seq - s <= HISTORY}
+        self._seq[i] = seq
+        return b"".join(out)
 
     def _block(self) -> bytes:
-        if not self._in_block:
+        n = len(self._shared)
+        if not n:
             return b""
-        parts = [varint(self._in_block)]
-        for column_id in sorted(self._columns):
+        parts = [varint(n)]
+        for column_id, raw in sorted(self._column_bytes().items()):
             compressor = self._compressors.get(column_id)
             if compressor is None:
                 compressor = self._compressors[column_id] = zlib.compressobj(ZLIB_LEVEL)
-            data = compressor.compress(b"".join(self._columns[column_id]))
-            data += compressor.flush(zlib.Z_SYNC_FLUSH)
+            data = compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
             parts += (varint(column_id), varint(len(data)), data)
-        self._columns.clear()
-        self._in_block = 0
+        self._new_block()
         payload = b"".join(parts)
         return len(payload).to_bytes(4, "big") + payload
+
+
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
+def _varint_run(numbers: Iterable[int]) -> bytes:
+    """The varints of `numbers`, concatenated."""
+    small = _SMALL
+    return b"".join([small[n] if 0 <= n < 0x80 else varint(n) for n in numbers])
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the longest common prefix of `a` and `b` (binary search over C comparisons)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 class BlockDecoder:
@@ -365,6 +423,7 @@ class BlockDecoder:
         self._prev_ints = [0] * len(table)
         self._history: list[list[bytes]] = [[] for _ in table]
         self._seq = [0] * len(table)
+        self._prev_bitmaps = [0, 0, 0]
         self._attrsets: dict[int, AttrSet] = {}
         self._indexes: dict[int, tuple[int, ...]] = {}
         self.count = 0
@@ -424,9 +483,10 @@ class BlockDecoder:
             shared = _varints(columns.pop(COL_SHARED, b""))
             suffixes = _byte_strings(columns.pop(COL_SUFFIX, b""))
             ftypes = columns.pop(COL_FTYPE, b"").decode("latin-1")
-            attr_bits = _varints(columns.pop(COL_ATTRS, b""))
-            present_bits = _varints(columns.pop(COL_PRESENT, b""))
-            none_bits = _varints(columns.pop(COL_NONE, b""))
+            attr_bits, present_bits, none_bits = (
+                self._bitmaps(n, _varints(columns.pop(column_id, b"")))
+                for n, column_id in enumerate((COL_ATTRS, COL_PRESENT, COL_NONE))
+            )
             streams = self._value_streams(columns)
         except IndexError:
             raise VerificationError(f"structure: a column is cut short near entry {self.count + 1}") from None
@@ -453,7 +513,9 @@ class BlockDecoder:
                 bits = present_bits[k]
                 layout = layouts.get(bits)
                 if layout is None:
-                    layout = layouts[bits] = tuple((table[i], streams[i]) for i in self._bits(bits))
+                    layout = layouts[bits] = tuple(
+                        (table[i], streams.get(i) or iter(())) for i in self._bits(bits)
+                    )
                 nones = none_bits[k]
                 if nones:
                     if nones & ~bits:
@@ -478,6 +540,12 @@ class BlockDecoder:
         self.count = number
         return entries
 
+    def _bitmaps(self, n: int, xors: list[int]) -> list[int]:
+        """Undo the XOR with the previous entry's bitmap."""
+        bitmaps = list(accumulate(xors, operator.xor, initial=self._prev_bitmaps[n]))
+        self._prev_bitmaps[n] = bitmaps[-1]
+        return bitmaps[1:]
+
     def _value_streams(self, columns: dict[int, bytes]) -> dict[int, Iterator[Value]]:
         """For each attribute with a value column in this block, an iterator over its values."""
         streams: dict[int, Iterator[Value]] = {}
@@ -492,7 +560,7 @@ class BlockDecoder:
             if mode == _BYTES:
                 values = self._byte_values(i, data)
             elif mode == _INT:
-                values = [_unzigzag(z) for z in _varints(data, _MAX_VALUE_BYTES)]
+                values = [(z >> 1) ^ -(z & 1) for z in _varints(data, _MAX_VALUE_BYTES)]
             elif mode == _DELTA:
                 values = self._accumulate(i, _varints(data, _MAX_VALUE_BYTES))
             else:
@@ -505,7 +573,7 @@ class BlockDecoder:
         return streams
 
     def _accumulate(self, i: int, zigzags: list[int]) -> list[int]:
-        out = list(accumulate((_unzigzag(z) for z in zigzags), initial=self._prev_ints[i]))
+        out = list(accumulate([(z >> 1) ^ -(z & 1) for z in zigzags], initial=self._prev_ints[i]))
         self._prev_ints[i] = out[-1]
         return out[1:]
 
