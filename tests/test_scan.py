@@ -431,3 +431,22 @@ def test_scan_leaves_atimes_alone(tmp_path: Path) -> None:
     assert os.stat(tmp_path / "dir").st_atime_ns == old
     assert found[b"/dir/file"].values["a"] == old
     assert warnings == []
+
+
+def test_database_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    from aidepy.db import encode_database
+    for i in range(400):
+        d = tmp_path / f"d{i % 7}"
+        d.mkdir(exist_ok=True)
+        (d / f"f{i}").write_bytes(os.urandom(i * 311))
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink("d1/f1", tmp_path / "link")
+    # readlink updates a symlink's atime (relatime), whatever the flags: a first scan settles it
+    assert sum(1 for _ in scan(rules(f"/ {ALL}\n"), root_prefix=bytes(tmp_path), on_warning=print)) > 400
+    images = set()
+    for workers in (1, 3, 8):
+        entries = scan(rules(f"/ {ALL}+sha512+xxh128\n"), root_prefix=bytes(tmp_path), workers=workers,
+                       on_warning=lambda w: None)
+        images.add(b"".join(encode_database(entries, host="h", rules_digest=bytes(32), generation=1,
+                                            signing_key=None, created=1_800_000_000)))
+    assert len(images) == 1
