@@ -28,7 +28,8 @@ import sh
 from aidepy.errors import VaultError
 
 # Floppy nodes the seed practice used, with their (major, minor) numbers (Linux devices.txt).
-FLOPPY_NODES = {"fd0": (2, 0), "fd0u1440": (2, 28), "fd0u1722": (2, 60)}
+FLOPPY_MAJOR = 2
+FLOPPY_NODES = {"fd0": (FLOPPY_MAJOR, 0), "fd0u1440": (FLOPPY_MAJOR, 28), "fd0u1722": (FLOPPY_MAJOR, 60)}
 FLOPPY_MODE = 0o660
 FLOPPY_GROUP = "floppy"
 
@@ -197,13 +198,17 @@ def write_protection(device: Path, context: pyudev.Context | None = None) -> str
     """Why the kernel will refuse writes to `device`, or None when it accepts them."""
     if sysfs_read_only(device, context):
         return "the device is read-only (sysfs ro=1)"
+    if os.major(os.stat(device).st_rdev) != FLOPPY_MAJOR:
+        # Opening other disks for writing would only make udev (which watches them) re-probe.
+        return None
     try:
-        # Floppy drivers only learn about the write-protect tab when the device is opened for writing.
-        fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        # The floppy driver reads the write-protect tab only when the drive is opened for writing
+        # (and not with O_NONBLOCK, which skips the media checks).
+        fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno in (errno.EROFS, errno.EACCES):
             return f"the device refuses to open for writing ({exc.strerror})"
-        return None
+        return None  # no disk in the drive and the like: mounting will say so
     os.close(fd)
     return None
 

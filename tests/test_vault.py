@@ -390,3 +390,19 @@ def test_rules_are_copied_with_their_includes(vault: Vault, tmp_path: Path) -> N
         assert vault.rules_changes() == [f"{include} differs from the copy on the vault"]
         vault.write_rules([main])
         assert not (root / f"rules{include}").exists()
+
+
+def test_install_records_the_runtime_but_skips_the_program_when_it_does_not_fit(
+    vault: Vault, keypair,
+) -> None:
+    from aidepy.runtime import install, runtime_changes
+
+    with vault.mounted(rw=True) as root:
+        vault.write_database(database(keypair[0], generation=1, n=15_000))  # about 1 MiB
+        report = install(vault)
+        assert not report.program_installed and "keeping" in report.message
+        assert not (root / "lib").exists() and not (root / "bin").exists()
+        manifest = (root / "RUNTIME").read_bytes()
+        assert runtime_changes(manifest) == []
+        tampered = manifest.replace(b"  dist  sh\n", b"  dist  sh\n" + b"0" * 64 + b"  dist  pyudev\n")
+        assert runtime_changes(tampered) == ["dist pyudev: changed since 'aidepy vault install'"]

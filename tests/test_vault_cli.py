@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -69,8 +70,11 @@ def test_format_mount_status_umount_and_the_write_protect_tab(
     assert loop_device.mountpoints() == []
 
     loop_device.set_read_only(True)
+    before = hashlib.sha256(Path(loop_device.device).read_bytes()).digest()
     one_line_error(aidepy("vault", "mount", "--rw", "-c", conf), 21, "write-protected")
+    one_line_error(aidepy("vault", "install", "-c", conf), 21, "write-protected")
     assert loop_device.mountpoints() == []
+    assert hashlib.sha256(Path(loop_device.device).read_bytes()).digest() == before
     text = aidepy("vault", "status", "-c", conf)
     assert "write-protected: yes: the device is read-only (sysfs ro=1)" in text.stdout
     assert status(config)["write_protected"] is True
