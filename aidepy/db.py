@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20  # bytes read or written at a time
-_SPOOL_MEMORY = 8 << 20  # compressed body kept in memory before the spool moves to a temp file
+_SPOOL_MEMORY = 1 << 20  # compressed body kept in memory before the spool moves to a temp file
 _MIN_SIZE = PREFIX_SIZE + TAIL_SIZE
 _SIGNATURE_OFFSET = 64  # from the end: signature
 _DIGEST_OFFSET = 96  # from the end: digest, then signature

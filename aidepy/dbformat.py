@@ -364,7 +364,7 @@ class BlockEncoder:
                 out.append(value)
             seen[value] = seq
             seq += 1
-        if len(seen) > 2 * HISTORY:  # forget what can no longer be referenced
+        if len(seen) > HISTORY + HISTORY // 4:  # forget what can no longer be referenced
             self._seen[i] = {v: s for v, s in seen.items() if seq - s <= HISTORY}
         self._seq[i] = seq
         return b"".join(out)
