@@ -542,3 +542,18 @@ def test_odd_paths_decide_like_aide_p(tmp_path: Path) -> None:
         ftype = rng.choice("fdlcbps")
         raw = os.fsencode(path)
         assert text_line(ftype, raw, ruleset.decide(raw, ftype)) == aide_path_check(config, f"{ftype}:{path}")
+
+
+def test_path_check_before_and_after_lines_like_aide(tmp_path: Path,
+                                                     capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    config = interactions_config(tmp_path)
+    extra = ["-B", "G = p+u", "-B", "/extra/x G", "-A", "!/extra/y/z$", "-A", "/extra/y/ f u"]
+    queries = ["f:/extra/x", "f:/extra/y/z", "f:/extra/y/a", "d:/extra/y/a"]
+    expected = []
+    for query in queries:
+        out = subprocess.run(["aide", "-c", str(config), *extra, "-p", query], capture_output=True,
+                             check=False, stdin=subprocess.DEVNULL).stdout
+        expected.append(normalise(out.rstrip(b"\n")))
+    assert main(["path-check", "-c", str(config), *extra, *queries]) == 1
+    assert capsysbinary.readouterr().out.rstrip(b"\n").split(b"\n") == expected
+    assert b"(--before):2: '/extra/x G'" in expected[0]
