@@ -111,7 +111,9 @@ def make_plan(attrs: AttrSet, ftype: str) -> Plan:
             continue
         kept.add(name)
     hashes = tuple(sorted((n, new) for n in kept if (new := BY_NAME[n].new_hash) is not None))
-    fields = tuple(sorted((n, field) for n in kept if (field := BY_NAME[n].stat_field) is not None))
+    # AIDE keeps the size for `S` and `growing` even without `s`: compare needs it
+    sized = kept | {"s"} if kept & {"S", "growing"} else kept
+    fields = tuple(sorted((n, field) for n in sized if (field := BY_NAME[n].stat_field) is not None))
     extra = {"l", "acl", "xattrs", "selinux", "caps", "e2fsattrs"} & kept
     return Plan(frozenset(kept), fields, hashes, "l" in kept, "ftype" in kept, "acl" in kept,
                 "xattrs" in kept, "selinux" in kept, "caps" in kept, "e2fsattrs" in kept,

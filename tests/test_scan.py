@@ -450,3 +450,10 @@ def test_database_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -
         images.add(b"".join(encode_database(entries, host="h", rules_digest=bytes(32), generation=1,
                                             signing_key=None, created=1_800_000_000)))
     assert len(images) == 1
+
+
+def test_size_is_kept_for_S_and_growing_without_s(tmp_path: Path) -> None:
+    (tmp_path / "log").write_text("12345")
+    found, _ = run(tmp_path, "/log$ p+growing+sha256\n/ p+S\n")
+    assert found[b"/"].values["s"] == os.lstat(tmp_path).st_size and "s" not in found[b"/"].attrs
+    assert found[b"/log"].values["s"] == 5 and found[b"/log"].attrs == {"p", "growing", "sha256"}
