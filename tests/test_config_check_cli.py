@@ -26,3 +26,12 @@ def test_config_check_summary_lists_warnings_and_ignored_options(tmp_path: Path,
     assert folded == [f"warning: {config}:5: ignoring unsupported hash algorithm(s): haval "
                       f"(and 4 more lines: {config}:6, {config}:7, {config}:8, ...)"]
     assert out[-1] == f"ignored option: {config}:1: gzip_dbout (aidepy's signed database format is its own)"
+
+
+def test_all_warnings_lists_every_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "ok.conf"
+    config.write_text("".join(f"/h{n} p+gost\n" for n in range(6)))
+    assert main(["config-check", "--all-warnings", "-c", str(config)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {config}:{n}: ignoring unsupported hash algorithm(s): gost"
+                        for n in range(1, 7)]

@@ -19,17 +19,19 @@ compiling every rule's regex, but scan nothing. The language is AIDE 0.18's aide
 When the config is valid, print a short summary (number of rules by kind, groups the config
 defines, files read), then every warning (for example hash algorithms aidepy cannot compute,
 which are dropped from the rules as AIDE drops the ones it lacks; a warning that many lines
-share is printed once with the number of lines) and every option aidepy accepts but ignores,
-and exit 0. When it is not, print one line `aidepy: FILE:LINE: reason`
+share is printed once with the number of lines, unless --all-warnings) and every option
+aidepy accepts but ignores, and exit 0. When it is not, print one line `aidepy: FILE:LINE: reason`
 naming the first offending line and exit 17, AIDE's code for an invalid config line. A config
 file that cannot be opened exits 18."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
+    parser.add_argument("--all-warnings", action="store_true",
+                        help="print every warning line instead of folding a warning many lines share")
 
 
-def summary(cfg: config.Config) -> list[str]:
+def summary(cfg: config.Config, fold_after: int = FOLD_AFTER) -> list[str]:
     """The lines config-check prints for a valid config."""
     kinds: dict[str, int] = {}
     for rule in cfg.rules:
@@ -49,7 +51,7 @@ def summary(cfg: config.Config) -> list[str]:
         origin, _, message = warning.partition(": ")
         repeats.setdefault(message, []).append(origin)
     for message, origins in repeats.items():
-        if len(origins) <= FOLD_AFTER:
+        if len(origins) <= fold_after:
             lines.extend(f"warning: {origin}: {message}" for origin in origins)
         else:
             lines.append(f"warning: {origins[0]}: {message} (and {len(origins) - 1} more lines: "
@@ -60,6 +62,6 @@ def summary(cfg: config.Config) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config.load(args.config, args.before, args.after)
-    for line in summary(cfg):
+    for line in summary(cfg, len(cfg.warnings) if args.all_warnings else FOLD_AFTER):
         print(line, file=sys.stdout)
     return 0
