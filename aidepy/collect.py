@@ -21,7 +21,9 @@ Values, as AIDE records them (stat fields always come from lstat):
   when set, `-` when not), e.g. `b"--------------e-------"`;
 * `caps`: `security.capability` as text in the style of `cap_to_text` (`cap_net_raw=ep`),
   `b""` when the file has none;
-* `ftype`: the type letter as bytes; `l`: the link target.
+* `ftype`: the type letter as bytes; `l`: the link target;
+* `values` also holds `s` when `S` or `growing` is asked for, and `i` for `I` (compare needs
+  them), without adding them to `attrs`.
 
 None means "could not be collected" and always comes with a warning.
 """
@@ -76,6 +78,7 @@ CAP_NAMES: tuple[str, ...] = (
 )
 
 _HASH_ONLY = "f"
+_IMPLIED = (("S", "s"), ("growing", "s"), ("I", "i"))
 _APPLIES: dict[str, str] = {"l": "l", "e2fsattrs": "fd"}
 
 
@@ -111,9 +114,11 @@ def make_plan(attrs: AttrSet, ftype: str) -> Plan:
             continue
         kept.add(name)
     hashes = tuple(sorted((n, new) for n in kept if (new := BY_NAME[n].new_hash) is not None))
-    # AIDE keeps the size for `S` and `growing` even without `s`: compare needs it
-    sized = kept | {"s"} if kept & {"S", "growing"} else kept
-    fields = tuple(sorted((n, field) for n in sized if (field := BY_NAME[n].stat_field) is not None))
+    # AIDE keeps the size for `S` and `growing` without `s`, the inode for `I` without `i`:
+    # compare needs them
+    implied = {implied for flag, implied in _IMPLIED if flag in kept}
+    fields = tuple(sorted((n, field) for n in kept | implied
+                          if (field := BY_NAME[n].stat_field) is not None))
     extra = {"l", "acl", "xattrs", "selinux", "caps", "e2fsattrs"} & kept
     return Plan(frozenset(kept), fields, hashes, "l" in kept, "ftype" in kept, "acl" in kept,
                 "xattrs" in kept, "selinux" in kept, "caps" in kept, "e2fsattrs" in kept,

@@ -452,8 +452,11 @@ def test_database_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -
     assert len(images) == 1
 
 
-def test_size_is_kept_for_S_and_growing_without_s(tmp_path: Path) -> None:
+def test_size_and_inode_are_kept_for_S_growing_and_I(tmp_path: Path) -> None:
     (tmp_path / "log").write_text("12345")
-    found, _ = run(tmp_path, "/log$ p+growing+sha256\n/ p+S\n")
+    (tmp_path / "moved").write_text("m")
+    found, _ = run(tmp_path, "/log$ p+growing+sha256\n/moved$ p+I\n/ p+S\n")
+    assert found[b"/moved"].values["i"] == os.lstat(tmp_path / "moved").st_ino
+    assert found[b"/moved"].attrs == {"p", "I"}
     assert found[b"/"].values["s"] == os.lstat(tmp_path).st_size and "s" not in found[b"/"].attrs
     assert found[b"/log"].values["s"] == 5 and found[b"/log"].attrs == {"p", "growing", "sha256"}
