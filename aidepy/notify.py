@@ -29,13 +29,15 @@ class Verdict:
     removed: int = 0
     changed: int = 0
     failure: str | None = None
-    """Why the baseline failed verification (None: it verified and the check ran)."""
+    """Why no check could be done (None: the baseline verified and the check ran)."""
+    alarm: str = "BASELINE FAILED VERIFICATION"
+    """The subject's alarm words when `failure` is set."""
 
 
 def subject(verdict: Verdict) -> str:
     """`aidepy: HOST: 3 changed, 1 added`, `aidepy: HOST: no changes`, or the verification alarm."""
     if verdict.failure is not None:
-        return f"aidepy: {verdict.host}: ALERT: BASELINE FAILED VERIFICATION, NO CHECK DONE"
+        return f"aidepy: {verdict.host}: ALERT: {verdict.alarm}, NO CHECK DONE"
     counts = [(verdict.changed, "changed"), (verdict.added, "added"), (verdict.removed, "removed")]
     parts = [f"{n} {label}" for n, label in counts if n]
     return f"aidepy: {verdict.host}: {', '.join(parts) if parts else 'no changes'}"
@@ -44,7 +46,7 @@ def subject(verdict: Verdict) -> str:
 def summary_line(verdict: Verdict) -> str:
     """The one line that goes to syslog."""
     if verdict.failure is not None:
-        return f"baseline failed verification: {verdict.failure}"
+        return f"ALERT: {verdict.alarm.lower()}, no check done: {verdict.failure}"
     return (f"check done: {verdict.added} added, {verdict.removed} removed, "
             f"{verdict.changed} changed")
 

@@ -29,6 +29,7 @@ import pyudev
 
 from aidepy import db, keys, report
 from aidepy.compare import Summary, compare
+from aidepy.daily import newest_seen, record_seen
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ExitCode, VaultError, VerificationError
 from aidepy.vault import Vault, VaultFullError
@@ -161,7 +162,8 @@ class Promotion:
         self.console = console
         self.assume_yes = assume_yes
         self.poll = poll
-        self.vault = Vault.open(config, device=device, warn=lambda m: console.say(f"aidepy: {m}"))
+        self._warn = lambda message: console.say(f"aidepy: {message}")
+        self.vault = Vault.open(config, device=device, warn=self._warn)
         self._entries = entries or self._scan
         self.state_dir = Path(config.state_dir)
         self.old_generation = 0
@@ -203,7 +205,9 @@ class Promotion:
         path = self._install(signed, info, key)
         self._await_protected()
         self.vault.mount(rw=False)
-        return self._verified(path, summary)
+        promoted = self._verified(path, summary)
+        record_seen(self.state_dir, promoted.generation)
+        return promoted
 
     def _scan(self) -> Iterator[Entry]:
         from aidepy.scan import scan
@@ -230,7 +234,7 @@ class Promotion:
                               f"{keys.fingerprint(key)}, verified")
                 except VerificationError as exc:
                     notice = f"WARNING: the vault's baseline FAILED VERIFICATION ({exc}); promote replaces it"
-                    self.old_generation = self._seen_generation()
+                    self.old_generation = newest_seen(self.state_dir)
                 except VaultError as exc:
                     if self.vault.database_path.exists() or self.vault.anchor_path.exists():
                         raise
@@ -244,10 +248,6 @@ class Promotion:
             start_time=start, end_time=time.time(), notices=[notice],
         ))
         return comparison.summary, text
-
-    def _seen_generation(self) -> int:
-        """The newest generation a check has seen, so a replacement never looks like a rollback."""
-        return 0
 
     def _signing_key(self) -> Ed25519PrivateKey:
         path = Path(self.config.signing_key)
@@ -283,16 +283,16 @@ class Promotion:
             return False, str(exc)
 
     def _wait(self, done: Callable[[bool, str | None], bool], first: str) -> None:
-        """Poll the medium until `done(present, reason)`; say when its state changes."""
+        """Poll the medium until `done(present, reason)`; say when it goes or comes back."""
         self.console.say(first)
         events = _MediumEvents()
-        last: tuple[bool, str | None] | None = None
+        last_present = True
         while not done(*(state := self._protection())):
-            if last is not None and state != last:
-                present, reason = state
-                self.console.say("  the medium is there, still write-protected: " + str(reason) if present
-                                 else "  the medium is gone; waiting for it to come back")
-            last = state
+            present, reason = state
+            if present != last_present:
+                self.console.say(f"  the medium is back ({reason or 'writable'}); waiting..." if present
+                                 else "  the medium is gone; waiting for it to come back...")
+            last_present = present
             events.wait(self.poll)
 
     def _await_writable(self) -> None:
@@ -307,6 +307,8 @@ class Promotion:
                    f"Remove the write protection from the vault now ({reason}): flip the lock switch "
                    "(take the medium out first if it needs that, then put it back). Waiting until it "
                    "is writable; Ctrl-C stops and keeps the old baseline.")
+        # The medium may be back under another device name: resolve it afresh.
+        self.vault = Vault(self.vault.settings, warn=self._warn)
         self.console.say("The vault is writable.")
 
     def _install(self, signed: Path, info: db.DatabaseInfo, key: Ed25519PrivateKey) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email.message
 import email.policy
+import io
 import mailbox
 import os
 import shutil
@@ -198,3 +199,97 @@ def make_loop_device(tmp_path: Path) -> Iterator[Callable[..., LoopDevice]]:
 def loop_device(make_loop_device: Callable[..., LoopDevice]) -> LoopDevice:
     """One 1722 KiB image on a loop device (see `make_loop_device` for other sizes)."""
     return make_loop_device()
+
+
+# --- a vault with a signing key and a config, for promote and the daily report (owner: operations)
+
+
+REMOVE = "Remove the write protection"
+RESTORE = "restore the vault's write protection"
+
+
+class Admin(io.StringIO):
+    """promote's output stream, playing the admin: `on(text, action)` runs `action` when promote
+    says `text` (flip the write protection, take the medium out, press Ctrl-C...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[tuple[str, Callable[[], object]]] = []
+
+    def on(self, text: str, action: Callable[[], object]) -> Admin:
+        self.actions.append((text, action))
+        return self
+
+    def write(self, s: str) -> int:
+        n = super().write(s)
+        for text, action in self.actions:
+            if text in s:
+                action()
+        return n
+
+
+@dataclasses.dataclass
+class VaultSite:
+    """A formatted vault on a loop device, a signing key, a small tree and the config naming them."""
+
+    loop: LoopDevice
+    root: Path
+    label: str
+    passphrase: str | None
+
+    @property
+    def tree(self) -> Path:
+        return self.root / "tree"
+
+    @property
+    def key(self) -> Path:
+        return self.root / "signing.key"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def mountpoint(self) -> Path:
+        return self.root / "vault"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "aidepy.conf"
+
+    def write_config(self, device: str | None = None, extra: str = "") -> None:
+        """The config: vault, key and state under `root`, one rule for `tree`."""
+        self.config_path.write_text(
+            f"vault_device={device or self.loop.device}\nvault_label={self.label}\n"
+            f"vault_mountpoint={self.mountpoint}\nsigning_key={self.key}\nstate_dir={self.state_dir}\n"
+            f"{extra}{self.tree} p+i+n+u+g+s+m+sha256\n"
+        )
+
+    def baseline(self) -> tuple[int, str]:
+        """(generation, sha256 hex) of the vault's baseline, verified with the vault's key."""
+        from aidepy import config, db
+        from aidepy.vault import Vault
+
+        vault = Vault.open(config.load(self.config_path), warn=lambda m: None)
+        with vault.mounted(), db.open_database(vault.baseline_path(), vault.public_key()) as base:
+            return base.header.generation, base.sha256.hex()
+
+
+@pytest.fixture
+def vault_site(loop_device: LoopDevice, tmp_path: Path) -> VaultSite:
+    """A formatted, still writable vault (label unique to the test) with an encrypted signing key
+    (passphrase "correct horse") and a small tree; no baseline yet."""
+    from aidepy import keys
+    from aidepy.vault import format_vault
+
+    site = VaultSite(loop_device, tmp_path, f"AT{os.getpid() % 100000}{tmp_path.name[-6:]}"[:16],
+                     "correct horse")
+    site.tree.mkdir()
+    (site.tree / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (site.tree / "motd").write_text("welcome\n")
+    keys.generate_keypair(site.key, site.passphrase.encode() if site.passphrase else None)
+    loop_device.set_read_only(False)  # the kernel keeps a --setro across detach and attach
+    format_vault(loop_device.device, label=site.label, public_key=keys.public_key_path(site.key),
+                 warn=lambda m: None)
+    site.write_config()
+    return site

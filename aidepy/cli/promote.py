@@ -1,0 +1,45 @@
+"""`aidepy promote`: make a fresh scan the vault's new signed baseline (see `aidepy.promote`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from aidepy import config
+from aidepy.cli.options import add_config_arguments
+from aidepy.lock import run_lock
+from aidepy.promote import Console, Promotion
+
+NAME = "promote"
+HELP = "scan afresh and write the new signed baseline onto the vault (at the console)"
+DESCRIPTION = """\
+Build a new baseline and put it on the vault, the way the admin does it at the console after
+reviewing a report:
+
+  1. scan the file system afresh (aidepy.db.new from the daily job is never used);
+  2. show the differences against the vault's baseline (paged when long) and ask to accept them;
+  3. ask for the signing key's passphrase (signing_key, default /etc/aidepy/signing.key);
+  4. ask you to remove the medium's write protection, and wait until it really is writable
+     (take the medium out and put it back if it needs that; promote notices);
+  5. write the signed baseline and the copy of the rules, each atomically, and verify them;
+  6. ask you to restore the write protection, and wait until the medium really is read-only;
+  7. remount the vault read-only and print the new baseline's digest, generation and key
+     fingerprint. The generation is the old baseline's plus one.
+
+Ctrl-C at any step before 5 leaves the old baseline in place, and promote says so; after 5 it
+says that the new baseline is written. With --yes the same steps run without questions for
+scripts: the signing key must have no passphrase, and promote fails at once, writing nothing,
+if the medium is write-protected when it has to write; it never waits.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--yes", action="store_true",
+                        help="no questions, no waiting (scripts; needs a key without passphrase)")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = config.load(args.config, args.before, args.after)
+    with run_lock(settings.state_dir):
+        Promotion(settings, Console.terminal(), assume_yes=args.yes).run()
+    return 0

@@ -1,0 +1,68 @@
+"""`aidepy report`: the daily job (check against the vault, mail the report, log a summary)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from aidepy import notify
+from aidepy.cli import baseline
+from aidepy.cli.options import add_config_arguments
+from aidepy.daily import run_daily
+from aidepy.lock import run_lock
+
+NAME = "report"
+HELP = "the daily job: check against the vault's baseline, mail the report to root, log to syslog"
+FULL_REPORT = "last-report.txt"
+DESCRIPTION = f"""\
+The job that cron or aidepy-report.timer runs every day. It takes a lock under state_dir so
+two runs never overlap (a second run waits up to --wait seconds, then gives up with exit code
+22 and a message naming the run that holds the lock); mounts the vault read-only if it is not
+mounted; verifies the baseline with the vault's public key and refuses one older than the
+newest generation this host has verified (rollback); scans the file system into
+state_dir/aidepy.db.new (for reading only: promote never uses it); compares; and delivers.
+
+The report goes to report_email (default root; --mail overrides it) through
+`sendmail -t -oi` (setting `sendmail`, default /usr/sbin/sendmail), so whatever MTA is
+installed delivers it. The subject names the host and the verdict: `aidepy: HOST: 3 changed,
+1 added`, or `aidepy: HOST: no changes`. A report is mailed every day, also when nothing
+changed: a missing report is itself an alarm. A baseline that fails verification (or a vault
+that cannot be used) is mailed too, with a subject starting `ALERT`, and no check is done.
+Reports longer than {notify.DEFAULT_LIMIT // 1024} KiB are cut in the mail with a note saying how
+much was left out; the full report is always kept in state_dir/{FULL_REPORT}. A summary line
+goes to syslog (facility daemon). The report is also printed on stdout.
+
+Exit status as `check`: 0 no differences, bits 1 added, 2 removed, 4 changed; 20 the baseline
+failed verification; 21 the vault is unusable; 22 another run holds the lock."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--mail", metavar="ADDRESS", help="mail the report here instead of report_email")
+    parser.add_argument("--wait", metavar="SECONDS", type=float, default=60.0,
+                        help="how long to wait for another run's lock before giving up (default 60)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = baseline.load_config(args)
+    state_dir = Path(config.state_dir)
+    with run_lock(state_dir, wait=args.wait,
+                  on_wait=lambda message: print(f"aidepy: {message}", file=sys.stderr)):
+        warnings: list[str] = []
+        daily = run_daily(config, baseline.report_options(config),
+                          baseline.scan_tree(config, None, warnings), warnings,
+                          rehash=baseline.rehasher(config.root_prefix))
+        full = state_dir / FULL_REPORT
+        tmp = full.with_name(f".{FULL_REPORT}.tmp")
+        tmp.write_text(daily.text, errors="surrogateescape")
+        os.replace(tmp, full)
+        body = notify.cut_report(daily.text, full_report=str(full))
+        notify.log_summary(daily.verdict)
+        notify.send(notify.build_message(args.mail or config.report_email, daily.verdict, body),
+                    config.sendmail)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(daily.text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
+    return daily.exit_code

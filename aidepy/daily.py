@@ -1,0 +1,129 @@
+"""The daily job's check: the vault's baseline, verified, against a fresh scan; never raises for
+a baseline that cannot be used, but returns an alarm, because that report must be mailed too.
+
+Steps: mount the vault read-only if it is not mounted; verify the baseline with the vault's
+public key; refuse a generation older than the newest this host has seen (rollback); scan into
+`aidepy.db.new` under the state directory (for reading only: promote never uses it); compare;
+render the report. Delivery (mail, syslog) is `aidepy.notify`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aidepy import keys
+from aidepy.compare import compare
+from aidepy.db import open_database, write_database
+from aidepy.entry import Entry
+from aidepy.errors import AidepyError, ExitCode, VerificationError
+from aidepy.notify import Verdict
+from aidepy.report import DatabaseSummary, Mode, Report, ReportOptions, render_text
+from aidepy.vault import Vault
+
+if TYPE_CHECKING:
+    from aidepy.compare import Rehash
+    from aidepy.config import Config
+
+NEW_DATABASE = "aidepy.db.new"
+SEEN_GENERATION = "generation.seen"
+"""Newest baseline generation this host has verified; an older one is a rollback."""
+
+
+@dataclass(frozen=True)
+class DailyReport:
+    """One daily run's outcome: what to mail and log, and the exit code."""
+
+    verdict: Verdict
+    text: str
+    exit_code: int
+
+
+def newest_seen(state_dir: Path) -> int:
+    """The newest baseline generation verified on this host (0: none yet)."""
+    try:
+        return int((state_dir / SEEN_GENERATION).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def record_seen(state_dir: Path, generation: int) -> None:
+    """Remember `generation` as the newest seen (atomically) if it is newer."""
+    if generation <= newest_seen(state_dir):
+        return
+    tmp = state_dir / f".{SEEN_GENERATION}.tmp"
+    tmp.write_text(f"{generation}\n")
+    os.replace(tmp, state_dir / SEEN_GENERATION)
+
+
+def alarm_text(host: str, reason: str, failure: AidepyError) -> str:
+    """The body of the mail sent when no check could be done."""
+    what = ("THE BASELINE ON THE VAULT FAILED VERIFICATION" if isinstance(failure, VerificationError)
+            else "THE VAULT'S BASELINE COULD NOT BE USED")
+    return (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\n{what}:\n    {reason}\n\n"
+            "No comparison was made, because a baseline that does not verify cannot be trusted. "
+            "Someone may have\ntampered with the vault or with this host, or the medium is "
+            "missing or damaged. Check it at the\nconsole: `aidepy vault status`, and compare the "
+            "key fingerprint with the one you recorded.\n")
+
+
+def run_daily(
+    config: Config, options: ReportOptions, scanned: Iterable[Entry], warnings: list[str],
+    rehash: Rehash | None = None,
+) -> DailyReport:
+    """Check the host against the vault's baseline: `scanned` is the live scan (consumed only
+    once the baseline verified; per-file trouble lands in `warnings`). An unusable baseline
+    gives an alarm report instead."""
+    start = time.time()
+    host = socket.gethostname()
+    state_dir = Path(config.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    vault = Vault.open(config, warn=warnings.append)
+    try:
+        with vault.mounted():
+            key = vault.public_key()
+            baseline = open_database(vault.baseline_path(), key)
+            with baseline:
+                generation = baseline.header.generation
+                seen = newest_seen(state_dir)
+                if generation < seen:
+                    raise VerificationError(
+                        f"rollback: the baseline is generation {generation}, but this host has "
+                        f"already verified generation {seen}")
+                notices = [f"Baseline {baseline.path}: signature verified with the vault's key "
+                           f"{keys.fingerprint(key)} (generation {generation})."]
+                notices += [f"Note: {line}" for line in vault.rules_changes()]
+                if baseline.header.rules_digest != config.digest:
+                    notices.append("Note: the rules differ from those the baseline was recorded with.")
+                new_path = state_dir / NEW_DATABASE
+                write_database(new_path, scanned, host=host, rules_digest=config.digest,
+                               generation=generation, signing_key=None)
+                with open_database(new_path, None) as fresh:
+                    comparison = compare(baseline.entries(), fresh.entries(),
+                                         ignore_changed=options.ignore_changed, rehash=rehash)
+                    changes = list(comparison)
+                summary = DatabaseSummary(str(baseline.path), baseline.sha256, baseline.signed,
+                                          baseline.key_fingerprint, baseline.header.created, generation,
+                                          baseline.header.entry_count)
+            record_seen(state_dir, generation)
+    except AidepyError as exc:
+        reason = str(exc)
+        verdict = Verdict(host, failure=reason, alarm=_alarm(exc))
+        code = exc.exit_code if exc.exit_code != ExitCode.OK else ExitCode.VERIFICATION_FAILED
+        return DailyReport(verdict, alarm_text(host, reason, exc), int(code))
+    report = Report(Mode.CHECK, changes, comparison.summary, start, time.time(), options, [summary],
+                    new_database=str(new_path), root_prefix=config.root_prefix, notices=notices,
+                    warnings=warnings)
+    s = comparison.summary
+    return DailyReport(Verdict(host, s.added, s.removed, s.changed), render_text(report), s.exit_code)
+
+
+def _alarm(exc: AidepyError) -> str:
+    return ("BASELINE FAILED VERIFICATION" if isinstance(exc, VerificationError)
+            else "BASELINE NOT USABLE")
+

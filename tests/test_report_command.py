@@ -1,0 +1,135 @@
+"""`aidepy report`, the daily job, end to end: vault on a loop device, real scanner, real MTA.
+
+The mails are delivered by Debian's exim4 into /var/mail/root (see the `root_mailbox` fixture).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aidepy import config
+from aidepy.daily import NEW_DATABASE
+from aidepy.promote import Console, Promotion
+from tests.conftest import RESTORE, Admin, RootMailbox, VaultSite
+
+HOST = socket.gethostname()
+
+
+def aidepy(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+                          timeout=120, **kw)  # type: ignore[call-overload]
+
+
+def promote_tree(site: VaultSite) -> None:
+    """Promote a baseline of the site's tree with the real scanner, then protect the vault."""
+    site.loop.set_read_only(False)
+    admin = Admin().on(RESTORE, lambda: site.loop.set_read_only(True))
+    Promotion(config.load(site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),
+              poll=0.05).run()
+
+
+@pytest.fixture
+def baselined(vault_site: VaultSite) -> VaultSite:
+    """A protected vault holding a verified baseline of the site's tree."""
+    promote_tree(vault_site)
+    return vault_site
+
+
+def test_clean_run_mails_no_changes(baselined: VaultSite, root_mailbox: RootMailbox) -> None:
+    run = aidepy("report", "-c", str(baselined.config_path))
+    assert run.returncode == 0, run.stderr
+    [mail] = root_mailbox.wait_for(1)
+    assert mail["Subject"] == f"aidepy: {HOST}: no changes"
+    body = mail.get_content()
+    assert "signature verified with the vault's key SHA256:" in body
+    assert "AIDE found NO differences" in body
+    assert (baselined.state_dir / NEW_DATABASE).is_file()
+    assert (baselined.state_dir / "last-report.txt").read_text() == run.stdout
+
+
+def test_run_with_changes_mails_the_counts(baselined: VaultSite, root_mailbox: RootMailbox) -> None:
+    (baselined.tree / "motd").write_text("a different welcome\n")
+    (baselined.tree / "backdoor").write_text("#!/bin/sh\n")
+    run = aidepy("report", "-c", str(baselined.config_path))
+    assert run.returncode == 1 | 4, run.stderr  # added and changed
+    [mail] = root_mailbox.wait_for(1)
+    # The tree's directory changed too (its mtime): 2 changed.
+    assert mail["Subject"] == f"aidepy: {HOST}: 2 changed, 1 added"
+    assert f"{baselined.tree}/backdoor" in mail.get_content()
+
+
+def test_baseline_failing_verification_is_mailed_loudly(baselined: VaultSite,
+                                                        root_mailbox: RootMailbox) -> None:
+    baselined.loop.set_read_only(False)
+    subprocess.run(["mount", "-o", "remount,rw", str(baselined.mountpoint)], check=True)
+    database = baselined.mountpoint / "aidepy.db"
+    data = bytearray(database.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # an attacker's edit
+    database.write_bytes(bytes(data))
+    subprocess.run(["mount", "-o", "remount,ro", str(baselined.mountpoint)], check=True)
+    run = aidepy("report", "-c", str(baselined.config_path))
+    assert run.returncode == 20, run.stderr
+    [mail] = root_mailbox.wait_for(1)
+    assert mail["Subject"] == f"aidepy: {HOST}: ALERT: BASELINE FAILED VERIFICATION, NO CHECK DONE"
+    assert mail["Importance"] == "high"
+    assert "NO CHECK WAS DONE TODAY" in mail.get_content()
+    assert not (baselined.state_dir / NEW_DATABASE).exists(), "scanned although the baseline failed"
+
+
+def test_older_generation_is_refused_as_a_rollback(baselined: VaultSite, tmp_path: Path) -> None:
+    old = (baselined.mountpoint / "aidepy.db").read_bytes()  # generation 1, validly signed
+    assert aidepy("report", "-c", str(baselined.config_path), "--mail", "nobody").returncode in (0, 18)
+    promote_tree(baselined)  # generation 2; the report below has seen it
+    baselined.loop.set_read_only(False)
+    subprocess.run(["mount", "-o", "remount,rw", str(baselined.mountpoint)], check=True)
+    (baselined.mountpoint / "aidepy.db").write_bytes(old)
+    subprocess.run(["mount", "-o", "remount,ro", str(baselined.mountpoint)], check=True)
+    sink = tmp_path / "sendmail"
+    sink.write_text(f"#!/bin/sh\ncat > {tmp_path}/mail\n")
+    sink.chmod(0o755)
+    run = aidepy("report", "-c", str(baselined.config_path), "-A", f"sendmail={sink}")
+    assert run.returncode == 20, run.stderr
+    mail = email.message_from_bytes((tmp_path / "mail").read_bytes(), policy=email.policy.default)
+    assert "rollback: the baseline is generation 1, but this host has already verified generation 2" \
+        in mail.get_content()  # type: ignore[attr-defined]
+
+
+def test_overlapping_runs_never_scan_side_by_side(baselined: VaultSite, tmp_path: Path) -> None:
+    """The first run is held inside its mail delivery (a sendmail that waits on a fifo); the
+    second gives up with a clear message and neither scans nor mails."""
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    sink = tmp_path / "sendmail"
+    sink.write_text(f"#!/bin/sh\ncat >> {tmp_path}/mails\necho delivering > {tmp_path}/started\n"
+                    f"read line < {fifo}\n")
+    sink.chmod(0o755)
+    conf = ["-c", str(baselined.config_path), "-A", f"sendmail={sink}"]
+    first = subprocess.Popen([sys.executable, "-m", "aidepy", "report", *conf],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        started = tmp_path / "started"
+        while not started.exists():
+            assert first.poll() is None, first.communicate()[1]
+            os.sched_yield()
+        new_db = baselined.state_dir / NEW_DATABASE
+        scanned = new_db.stat()
+        second = aidepy("report", *conf, "--wait", "0")
+        assert second.returncode == 22
+        assert f"another aidepy run (pid {first.pid}) holds" in second.stderr
+        assert second.stdout == ""
+        assert new_db.stat().st_ino == scanned.st_ino and new_db.stat().st_mtime_ns == scanned.st_mtime_ns
+    finally:
+        with open(fifo, "w") as f:
+            f.write("go\n")
+        first.wait(timeout=60)
+    assert first.returncode == 0
+    assert (tmp_path / "mails").read_text().count("Subject: ") == 1
