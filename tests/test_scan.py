@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -460,3 +461,23 @@ def test_size_and_inode_are_kept_for_S_growing_and_I(tmp_path: Path) -> None:
     assert found[b"/moved"].attrs == {"p", "I"}
     assert found[b"/"].values["s"] == os.lstat(tmp_path).st_size and "s" not in found[b"/"].attrs
     assert found[b"/log"].values["s"] == 5 and found[b"/log"].attrs == {"p", "growing", "sha256"}
+
+
+def test_file_growing_while_hashed(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_bytes(bytes(32 << 20))
+    stop = threading.Event()
+
+    def append() -> None:
+        with open(log, "ab", buffering=0) as f:
+            while not stop.is_set():
+                f.write(b"x" * 512)
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        found, warnings = run(tmp_path, "/ p+s+sha256\n")
+    finally:
+        stop.set()
+        writer.join()
+    assert found[b"/log"].values["sha256"] is None
+    assert any(w in messages(warnings, b"/log") for w in ("changed", "grew"))
