@@ -292,7 +292,10 @@ class Database:
             return
         if scheme != SCHEME_ED25519:
             raise VerificationError(f"{self.path}: unknown signature scheme {scheme}")
-        signer = Ed25519PublicKey.from_public_bytes(embedded)
+        try:
+            signer = Ed25519PublicKey.from_public_bytes(embedded)
+        except ValueError:
+            raise VerificationError(f"{self.path}: the embedded public key is not an Ed25519 key") from None
         if public_key is not None and _raw_public(public_key) != embedded:
             raise VerificationError(
                 f"{self.path}: signed by another key ({fingerprint(signer)}), "

@@ -424,6 +424,7 @@ class BlockDecoder:
         self._history: list[list[bytes]] = [[] for _ in table]
         self._seq = [0] * len(table)
         self._prev_bitmaps = [0, 0, 0]
+        self._bitmap_bytes = 1 + len(table) // 7  # longest varint a bitmap over the table needs
         self._attrsets: dict[int, AttrSet] = {}
         self._indexes: dict[int, tuple[int, ...]] = {}
         self.count = 0
@@ -484,7 +485,7 @@ class BlockDecoder:
             suffixes = _byte_strings(columns.pop(COL_SUFFIX, b""))
             ftypes = columns.pop(COL_FTYPE, b"").decode("latin-1")
             attr_bits, present_bits, none_bits = (
-                self._bitmaps(n, _varints(columns.pop(column_id, b"")))
+                self._bitmaps(n, _varints(columns.pop(column_id, b""), self._bitmap_bytes))
                 for n, column_id in enumerate((COL_ATTRS, COL_PRESENT, COL_NONE))
             )
             streams = self._value_streams(columns)
