@@ -265,6 +265,10 @@ class VaultSite:
             f"{extra}{self.tree} p+i+n+u+g+s+m+sha256\n"
         )
 
+    def write_protected(self) -> bool:
+        """The kernel's write protection of the vault's device (sysfs `ro`)."""
+        return Path(f"/sys/class/block/{Path(self.loop.device).name}/ro").read_text().strip() == "1"
+
     def baseline(self) -> tuple[int, str]:
         """(generation, sha256 hex) of the vault's baseline, verified with the vault's key."""
         from aidepy import config, db

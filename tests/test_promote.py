@@ -47,10 +47,6 @@ def flips(site: VaultSite) -> Admin:
             .on(RESTORE, lambda: site.loop.set_read_only(True)))
 
 
-def sysfs_ro(device: str) -> bool:
-    return Path(f"/sys/class/block/{Path(device).name}/ro").read_text().strip() == "1"
-
-
 @pytest.fixture
 def protected_site(vault_site: VaultSite) -> VaultSite:
     """The vault with a first baseline (generation 1) and its write protection on."""
@@ -69,7 +65,7 @@ def test_promote_waits_for_the_admin_then_writes_a_verified_baseline(vault_site:
     assert vault_site.baseline() == (1, result.sha256)
     assert f"sha256       {result.sha256}" in out and f"signed by    {result.key_fingerprint}" in out
     # Left write-protected and mounted read-only, with the rules beside the baseline.
-    assert sysfs_ro(vault_site.loop.device)
+    assert vault_site.write_protected()
     assert str(vault_site.mountpoint) in vault_site.loop.mountpoints()
     assert (vault_site.mountpoint / "aidepy.conf").read_bytes() == vault_site.config_path.read_bytes()
     with pytest.raises(OSError):
