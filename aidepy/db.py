@@ -1,7 +1,8 @@
 """The baseline database on disk: write (compress, digest, sign) and open (verify, then stream).
 
-The byte layout is specified in `docs/database-format.md` and encoded by `aidepy.dbformat`;
-this module adds compression, the SHA-256 digest, the Ed25519 signature and file handling.
+The byte layout is specified in `docs/database-format.md` and encoded by `aidepy.dbformat`
+(envelope, header) and `aidepy.dbblocks` (body); this module adds the SHA-256 digest, the
+Ed25519 signature and file handling.
 `open_database` verifies a whole file before it returns; nothing of a file that fails is used.
 
     info = write_database(path, entries, host="web1", rules_digest=cfg.digest,
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from aidepy import __version__
+from aidepy.dbblocks import BlockDecoder, BlockEncoder
 from aidepy.dbformat import (
     FORMAT_VERSION,
     MAGIC,
@@ -38,8 +40,6 @@ from aidepy.dbformat import (
     SIGNATURE_CONTEXT,
     TABLE,
     TAIL_SIZE,
-    BlockDecoder,
-    BlockEncoder,
     Header,
     UnsupportedFormatError,
     decode_header,

@@ -1,19 +1,15 @@
-"""The database format's pure codec: header and record encoding, no I/O.
+"""The database format's envelope and header, and the primitive encodings; pure, no I/O.
 
-`docs/database-format.md` specifies every byte; this module follows it. `db` wraps it with
-files, compression, digests and signatures. Decoding errors raise `VerificationError`.
+`docs/database-format.md` specifies every byte; this module and `dbblocks` (the body's
+blocks of columns) follow it, `db` adds files, digests and signatures. Decoding errors raise
+`VerificationError`.
 """
 
 from __future__ import annotations
 
-import operator
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 
-from aidepy.attributes import BY_NAME, CATALOGUE, AttrSet, Kind
-from aidepy.entry import FILE_TYPES, Entry, Value, sort_key
+from aidepy.attributes import BY_NAME, CATALOGUE, AttrSet
 from aidepy.errors import ExitCode, VerificationError
 
 MAGIC = b"\x89AIDEPY\n"
@@ -24,18 +20,8 @@ SCHEME_ED25519 = 1
 TAIL_SIZE = 1 + 32 + 32 + 64  # scheme, public key, digest, signature
 SIGNATURE_CONTEXT = b"aidepy-database-v1\0"
 COMPRESSION_ZLIB = 1
-ZLIB_LEVEL = 6  # see "Measurements behind the choices" in docs/database-format.md
-BLOCK_ENTRIES = 4096  # entries per block the writer makes
-MAX_BLOCK_ENTRIES = 65536  # a reader refuses larger blocks ...
-MAX_BLOCK_BYTES = 64 << 20  # ... and larger frames or decompressed columns (guards crafted files)
-HISTORY = 1 << 16  # how far back a bytes value may repeat an earlier one of its attribute
-_MAX_COUNT_BYTES = 10
-_MAX_VALUE_BYTES = 1024
-
-# Column ids inside a block; attribute i of the table has value column 16 + 2i and, for
-# times, nanoseconds column 17 + 2i.
-COL_SHARED, COL_SUFFIX, COL_FTYPE, COL_ATTRS, COL_PRESENT, COL_NONE = range(6)
-_COL_VALUES = 16
+MAX_COUNT_BYTES = 10  # longest varint of a count or length
+MAX_BLOCK_BYTES = 64 << 20  # largest block frame, and largest decompressed column of a block
 
 
 class UnsupportedFormatError(VerificationError):
@@ -72,23 +58,23 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _zigzag(n: int) -> int:
+def zigzag(n: int) -> int:
     return n << 1 if n >= 0 else (-n << 1) - 1
 
 
-def _unzigzag(z: int) -> int:
+def unzigzag(z: int) -> int:
     return (z >> 1) ^ -(z & 1)
 
 
-def _bytes_field(data: bytes) -> bytes:
+def bytes_field(data: bytes) -> bytes:
     return varint(len(data)) + data
 
 
 def _str_field(text: str) -> bytes:
-    return _bytes_field(text.encode("utf-8", "surrogateescape"))
+    return bytes_field(text.encode("utf-8", "surrogateescape"))
 
 
-def read_varint(buf: bytes, pos: int, max_bytes: int = _MAX_COUNT_BYTES) -> tuple[int, int]:
+def read_varint(buf: bytes, pos: int, max_bytes: int = MAX_COUNT_BYTES) -> tuple[int, int]:
     """Decode a varint at `pos`; IndexError when `buf` ends inside it."""
     b = buf[pos]
     if b < 0x80:
@@ -110,7 +96,7 @@ def read_varint(buf: bytes, pos: int, max_bytes: int = _MAX_COUNT_BYTES) -> tupl
         shift += 7
 
 
-def _bitmap_indexes(bitmap: int) -> tuple[int, ...]:
+def bitmap_indexes(bitmap: int) -> tuple[int, ...]:
     out = []
     i = 0
     while bitmap:
@@ -128,13 +114,13 @@ def encode_header(header: Header, table: tuple[str, ...]) -> bytes:
         varint(header.format_version),
         _str_field(header.aidepy_version),
         _str_field(header.host),
-        varint(_zigzag(header.created)),
+        varint(zigzag(header.created)),
         varint(header.generation),
         bytes((COMPRESSION_ZLIB,)),
         varint(len(table)),
         *(_str_field(name) for name in table),
         varint(sum(1 << index[name] for name in header.attributes)),
-        _bytes_field(header.rules_digest),
+        bytes_field(header.rules_digest),
         varint(header.entry_count),
     ))
     return MAGIC + header.format_version.to_bytes(2, "big") + len(body).to_bytes(4, "big") + body
@@ -159,7 +145,7 @@ def decode_header(data: bytes) -> tuple[Header, tuple[str, ...]]:
             name, pos = _read_str(data, pos)
             names.append(name)
         attr_bits, pos = read_varint(data, pos, max_bytes=1 + count // 7)
-        rules_digest, pos = _read_bytes(data, pos)
+        rules_digest, pos = read_bytes(data, pos)
         entry_count, pos = read_varint(data, pos)
     except IndexError:
         raise VerificationError("structure: header ends early") from None
@@ -174,19 +160,19 @@ def decode_header(data: bytes) -> tuple[Header, tuple[str, ...]]:
         raise VerificationError("structure: attribute table names an attribute twice")
     if attr_bits >> len(table):
         raise VerificationError("structure: attribute bitmap beyond the attribute table")
-    attributes = frozenset(table[i] for i in _bitmap_indexes(attr_bits))
+    attributes = frozenset(table[i] for i in bitmap_indexes(attr_bits))
     unknown = attributes - BY_NAME.keys()
     if unknown:
         raise UnsupportedFormatError(
             f"uses attribute(s) {', '.join(sorted(unknown))} unknown to this aidepy "
             f"(written by aidepy {aidepy_version})"
         )
-    header = Header(version, aidepy_version, host, _unzigzag(created), generation, attributes,
+    header = Header(version, aidepy_version, host, unzigzag(created), generation, attributes,
                     rules_digest, entry_count)
     return header, table
 
 
-def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
+def read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
     length, pos = read_varint(data, pos)
     end = pos + length
     if end > len(data):
@@ -195,7 +181,7 @@ def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def _read_str(data: bytes, pos: int) -> tuple[str, int]:
-    raw, pos = _read_bytes(data, pos)
+    raw, pos = read_bytes(data, pos)
     try:
         return raw.decode("utf-8", "surrogateescape"), pos
     except UnicodeDecodeError:  # surrogateescape only fails on encoded surrogates
@@ -204,436 +190,3 @@ def _read_str(data: bytes, pos: int) -> tuple[str, int]:
 
 TABLE: tuple[str, ...] = tuple(a.name for a in CATALOGUE)
 """The attribute table this aidepy writes: its whole catalogue, in catalogue order."""
-
-# How a value column stores its attribute (see "Values" in docs/database-format.md).
-_INT, _DELTA, _TIME, _BYTES = range(4)
-
-
-def _mode(name: str) -> int:
-    attribute = BY_NAME[name]
-    if attribute.kind is not Kind.STAT:
-        return _BYTES
-    field = attribute.stat_field or ""
-    if field.endswith("_ns"):
-        return _TIME
-    return _DELTA if field == "st_ino" else _INT
-
-
-def _layouts(table: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    return tuple((name, _mode(name) if name in BY_NAME else _BYTES) for name in table)
-
-
-class BlockEncoder:
-    """Turns entries, in canonical order, into framed blocks of compressed columns.
-
-    Values are gathered per column as they come and encoded a whole column at a time when a
-    block is full. After a ValueError the encoder is unusable (the write is abandoned anyway).
-    """
-
-    def __init__(self, table: tuple[str, ...] = TABLE, block_entries: int = BLOCK_ENTRIES) -> None:
-        self._table = table
-        self._modes = tuple(mode for _, mode in _layouts(table))
-        self._index = {name: i for i, name in enumerate(table)}
-        self._block_entries = block_entries
-        self._compressors: dict[int, zlib._Compress] = {}
-        self._bitmaps: dict[frozenset[str], tuple[int, tuple[tuple[int, str], ...]]] = {}
-        self._prev_path = b""
-        self._prev_key: tuple[bytes, ...] | None = None
-        self._prev_ints = [0] * len(table)
-        self._seen: list[dict[bytes, int]] = [{} for _ in table]
-        self._seq = [0] * len(table)
-        self._prev_bitmaps = [0, 0, 0]  # attrs, present, none of the previous entry
-        self._new_block()
-        self.count = 0
-        self.union = 0
-
-    def _new_block(self) -> None:
-        self._shared: list[int] = []
-        self._suffixes: list[bytes] = []
-        self._ftypes: list[str] = []
-        self._attr_bits: list[int] = []
-        self._present_bits: list[int] = []
-        self._none_bits: list[int] = []
-        self._ints: dict[int, list[int]] = {}
-        self._blobs: dict[int, list[bytes]] = {}
-
-    def attributes(self) -> AttrSet:
-        """Every attribute used so far (in `attrs` or as a value)."""
-        return frozenset(self._table[i] for i in _bitmap_indexes(self.union))
-
-    def _bitmap(self, names: Iterable[str]) -> tuple[int, tuple[tuple[int, str], ...]]:
-        key = frozenset(names)
-        found = self._bitmaps.get(key)
-        if found is None:
-            unknown = key - self._index.keys()
-            if unknown:
-                raise ValueError(f"unknown attribute(s) {sorted(unknown)}")
-            pairs = tuple(sorted((self._index[n], n) for n in key))
-            found = (sum(1 << i for i, _ in pairs), pairs)
-            self._bitmaps[key] = found
-        return found
-
-    def add(self, entry: Entry) -> bytes:
-        """Take one entry; returns a finished block frame, or b"" while the block fills."""
-        path = entry.path
-        key = sort_key(path)
-        if self._prev_key is not None and key <= self._prev_key:
-            raise ValueError(f"entries out of canonical order: {path!r} after {self._prev_path!r}")
-        ftype = entry.ftype
-        if len(ftype) != 1 or ftype not in FILE_TYPES:
-            raise ValueError(f"{path!r}: unknown file type {ftype!r}")
-        attr_bits, _ = self._bitmap(entry.attrs)
-        values = entry.values
-        present_bits, pairs = self._bitmap(values.keys())
-        none_bits = 0
-        modes = self._modes
-        for i, name in pairs:
-            value = values[name]
-            if value is None:
-                none_bits |= 1 << i
-            elif modes[i] == _BYTES:
-                if type(value) is not bytes:
-                    raise ValueError(f"{path!r}: {name} must be bytes, not {type(value).__name__}")
-                self._blobs.setdefault(i, []).append(value)
-            elif type(value) is not int:
-                raise ValueError(f"{path!r}: {name} must be an int, not {type(value).__name__}")
-            elif value.bit_length() > 7 * _MAX_VALUE_BYTES - 64:
-                raise ValueError(f"{path!r}: {name} value too large to store")
-            else:
-                self._ints.setdefault(i, []).append(value)
-        shared = _common_prefix(self._prev_path, path)
-        self._shared.append(shared)
-        self._suffixes.append(path[shared:])
-        self._ftypes.append(ftype)
-        self._attr_bits.append(attr_bits)
-        self._present_bits.append(present_bits)
-        self._none_bits.append(none_bits)
-        self._prev_path = path
-        self._prev_key = key
-        self.count += 1
-        self.union |= attr_bits | present_bits
-        return self._block() if len(self._shared) >= self._block_entries else b""
-
-    def finish(self) -> bytes:
-        """The last block (if any) and the end frame."""
-        return self._block() + bytes(4)
-
-    def _column_bytes(self) -> dict[int, bytes]:
-        """This block's columns, uncompressed, by column id."""
-        columns = {
-            COL_SHARED: _varint_run(self._shared),
-            COL_SUFFIX: b"".join([varint(len(s)) + s for s in self._suffixes]),
-            COL_FTYPE: "".join(self._ftypes).encode("ascii"),
-        }
-        for n, (column_id, bitmaps) in enumerate(
-            ((COL_ATTRS, self._attr_bits), (COL_PRESENT, self._present_bits), (COL_NONE, self._none_bits))
-        ):
-            previous = [self._prev_bitmaps[n], *bitmaps[:-1]]
-            self._prev_bitmaps[n] = bitmaps[-1]
-            columns[column_id] = _varint_run([b ^ p for b, p in zip(bitmaps, previous, strict=True)])
-        for i, blobs in self._blobs.items():
-            columns[_COL_VALUES + 2 * i] = self._bytes_column(i, blobs)
-        for i, values in self._ints.items():
-            column_id = _COL_VALUES + 2 * i
-            mode = self._modes[i]
-            if mode == _INT:
-                columns[column_id] = _varint_run([_zigzag(v) for v in values])
-            elif mode == _DELTA:
-                columns[column_id] = self._delta_column(i, values)
-            else:
-                seconds, nanoseconds = zip(*(divmod(v, 1_000_000_000) for v in values), strict=True)
-                columns[column_id] = self._delta_column(i, seconds)
-                columns[column_id + 1] = _varint_run(nanoseconds)
-        return columns
-
-    def _delta_column(self, i: int, values: Sequence[int]) -> bytes:
-        previous = [self._prev_ints[i], *values[:-1]]
-        self._prev_ints[i] = values[-1]
-        return _varint_run([_zigzag(v - p) for v, p in zip(values, previous, strict=True)])
-
-    def _bytes_column(self, i: int, values: list[bytes]) -> bytes:
-        seen = self._seen[i]
-        seq = self._seq[i]
-        out = []
-        for value in values:
-            earlier = seen.get(value)
-            if earlier is not None and seq - earlier <= HISTORY:
-                out.append(varint((seq - earlier) << 1 | 1))
-            else:
-                out.append(varint(len(value) << 1))
-                out.append(value)
-            seen[value] = seq
-            seq += 1
-        if len(seen) > HISTORY + HISTORY // 4:  # forget what can no longer be referenced
-            self._seen[i] = {v: s for v, s in seen.items() if seq - s <= HISTORY}
-        self._seq[i] = seq
-        return b"".join(out)
-
-    def _block(self) -> bytes:
-        n = len(self._shared)
-        if not n:
-            return b""
-        parts = [varint(n)]
-        for column_id, raw in sorted(self._column_bytes().items()):
-            compressor = self._compressors.get(column_id)
-            if compressor is None:
-                compressor = self._compressors[column_id] = zlib.compressobj(ZLIB_LEVEL)
-            data = compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
-            parts += (varint(column_id), varint(len(data)), data)
-        self._new_block()
-        payload = b"".join(parts)
-        return len(payload).to_bytes(4, "big") + payload
-
-
-_SMALL = [bytes((n,)) for n in range(0x80)]
-
-
-def _varint_run(numbers: Iterable[int]) -> bytes:
-    """The varints of `numbers`, concatenated."""
-    small = _SMALL
-    return b"".join([small[n] if 0 <= n < 0x80 else varint(n) for n in numbers])
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the longest common prefix of `a` and `b` (binary search over C comparisons)."""
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-class BlockDecoder:
-    """Turns block payloads (frames without their length) back into entries, checking structure."""
-
-    def __init__(self, table: tuple[str, ...], attributes: AttrSet, entry_count: int) -> None:
-        self._table = table
-        self._modes = _layouts(table)
-        self._allowed = sum(1 << i for i, name in enumerate(table) if name in attributes)
-        self._expected = entry_count
-        self._decompressors: dict[int, zlib._Decompress] = {}
-        self._prev_path = b""
-        self._prev_key: tuple[bytes, ...] | None = None
-        self._prev_ints = [0] * len(table)
-        self._history: list[list[bytes]] = [[] for _ in table]
-        self._seq = [0] * len(table)
-        self._prev_bitmaps = [0, 0, 0]
-        self._bitmap_bytes = 1 + len(table) // 7  # longest varint a bitmap over the table needs
-        self._attrsets: dict[int, AttrSet] = {}
-        self._indexes: dict[int, tuple[int, ...]] = {}
-        self.count = 0
-
-    def finish(self) -> None:
-        """Check that the blocks held exactly the promised number of entries."""
-        if self.count != self._expected:
-            raise VerificationError(
-                f"structure: header promises {self._expected} entries, body holds {self.count}"
-            )
-
-    def _columns(self, payload: bytes) -> tuple[int, dict[int, bytes]]:
-        try:
-            n, pos = read_varint(payload, 0)
-            columns: dict[int, bytes] = {}
-            last = -1
-            while pos < len(payload):
-                column_id, pos = read_varint(payload, pos)
-                length, pos = read_varint(payload, pos)
-                if column_id <= last or column_id >= _COL_VALUES + 2 * len(self._table):
-                    raise VerificationError(f"structure: unexpected column {column_id}")
-                if pos + length > len(payload):
-                    raise IndexError
-                last = column_id
-                decompressor = self._decompressors.get(column_id)
-                if decompressor is None:
-                    decompressor = self._decompressors[column_id] = zlib.decompressobj()
-                columns[column_id] = decompressor.decompress(payload[pos:pos + length], MAX_BLOCK_BYTES)
-                if decompressor.unconsumed_tail or decompressor.eof:
-                    raise VerificationError(f"structure: column {column_id} is too large or ends early")
-                pos += length
-        except IndexError:
-            raise VerificationError("structure: block ends early") from None
-        except zlib.error as exc:
-            raise VerificationError(f"structure: compressed column is corrupt ({exc})") from None
-        if not 0 < n <= MAX_BLOCK_ENTRIES or self.count + n > self._expected:
-            raise VerificationError(f"structure: block of {n} entries")
-        return n, columns
-
-    def _bits(self, bitmap: int) -> tuple[int, ...]:
-        indexes = self._indexes.get(bitmap)
-        if indexes is None:
-            if bitmap & ~self._allowed:
-                raise VerificationError(
-                    f"structure: entry {self.count + 1} uses an attribute missing from the header"
-                )
-            indexes = self._indexes[bitmap] = _bitmap_indexes(bitmap)
-        return indexes
-
-    def decode(self, payload: bytes) -> list[Entry]:
-        """The entries of one block.
-
-        Columns are decoded whole (fast loops over one kind of value), then zipped into entries.
-        """
-        n, columns = self._columns(payload)
-        try:
-            shared = _varints(columns.pop(COL_SHARED, b""))
-            suffixes = _byte_strings(columns.pop(COL_SUFFIX, b""))
-            ftypes = columns.pop(COL_FTYPE, b"").decode("latin-1")
-            attr_bits, present_bits, none_bits = (
-                self._bitmaps(n, _varints(columns.pop(column_id, b""), self._bitmap_bytes))
-                for n, column_id in enumerate((COL_ATTRS, COL_PRESENT, COL_NONE))
-            )
-            streams = self._value_streams(columns)
-        except IndexError:
-            raise VerificationError(f"structure: a column is cut short near entry {self.count + 1}") from None
-        if any(len(c) != n for c in (shared, suffixes, ftypes, attr_bits, present_bits, none_bits)):
-            raise VerificationError(f"structure: columns disagree on a block size (entry {self.count + 1})")
-        table = self._table
-        layouts: dict[int, tuple[tuple[str, Iterator[Value]], ...]] = {}
-        entries: list[Entry] = []
-        prev_path = self._prev_path
-        prev_key = self._prev_key
-        number = self.count
-        try:
-            for k in range(n):
-                number += 1
-                if shared[k] > len(prev_path):
-                    raise VerificationError(f"structure: entry {number} shares more than the previous path")
-                path = prev_path[:shared[k]] + suffixes[k]
-                key = sort_key(path)
-                if prev_key is not None and key <= prev_key:
-                    raise VerificationError(f"structure: entry {number} ({path!r}) is out of canonical order")
-                ftype = ftypes[k]
-                if ftype not in FILE_TYPES:
-                    raise VerificationError(f"structure: entry {number} has file type {ftype!r}")
-                bits = present_bits[k]
-                layout = layouts.get(bits)
-                if layout is None:
-                    layout = layouts[bits] = tuple(
-                        (table[i], streams.get(i) or iter(())) for i in self._bits(bits)
-                    )
-                nones = none_bits[k]
-                if nones:
-                    if nones & ~bits:
-                        raise VerificationError(f"structure: entry {number} has a None it does not hold")
-                    values = {name: None if nones >> i & 1 else next(it)
-                              for i, (name, it) in zip(self._bits(bits), layout, strict=True)}
-                else:
-                    values = {name: next(it) for name, it in layout}
-                attrs = self._attrsets.get(attr_bits[k])
-                if attrs is None:
-                    attrs = frozenset(table[i] for i in self._bits(attr_bits[k]))
-                    self._attrsets[attr_bits[k]] = attrs
-                entries.append(Entry(path, ftype, attrs, values))
-                prev_path = path
-                prev_key = key
-        except (StopIteration, KeyError):
-            raise VerificationError(f"structure: entry {number} has fewer values than it claims") from None
-        if any(next(it, None) is not None for it in streams.values()):
-            raise VerificationError(f"structure: a value column holds more than its block (entry {number})")
-        self._prev_path = prev_path
-        self._prev_key = prev_key
-        self.count = number
-        return entries
-
-    def _bitmaps(self, n: int, xors: list[int]) -> list[int]:
-        """Undo the XOR with the previous entry's bitmap."""
-        bitmaps = list(accumulate(xors, operator.xor, initial=self._prev_bitmaps[n]))
-        self._prev_bitmaps[n] = bitmaps[-1]
-        return bitmaps[1:]
-
-    def _value_streams(self, columns: dict[int, bytes]) -> dict[int, Iterator[Value]]:
-        """For each attribute with a value column in this block, an iterator over its values."""
-        streams: dict[int, Iterator[Value]] = {}
-        for column_id, data in columns.items():
-            i, is_ns = divmod(column_id - _COL_VALUES, 2)
-            mode = self._modes[i][1]
-            if is_ns:
-                if mode != _TIME or column_id - 1 not in columns:
-                    raise VerificationError(f"structure: unexpected column {column_id}")
-                continue
-            values: Sequence[Value]
-            if mode == _BYTES:
-                values = self._byte_values(i, data)
-            elif mode == _INT:
-                values = [(z >> 1) ^ -(z & 1) for z in _varints(data, _MAX_VALUE_BYTES)]
-            elif mode == _DELTA:
-                values = self._accumulate(i, _varints(data, _MAX_VALUE_BYTES))
-            else:
-                seconds = self._accumulate(i, _varints(data, _MAX_VALUE_BYTES))
-                nanoseconds = _varints(columns.get(column_id + 1, b""))
-                if len(nanoseconds) != len(seconds) or any(ns >= 1_000_000_000 for ns in nanoseconds):
-                    raise VerificationError(f"structure: nanoseconds column {column_id + 1} is damaged")
-                values = [s * 1_000_000_000 + ns for s, ns in zip(seconds, nanoseconds, strict=True)]
-            streams[i] = iter(values)
-        return streams
-
-    def _accumulate(self, i: int, zigzags: list[int]) -> list[int]:
-        out = list(accumulate([(z >> 1) ^ -(z & 1) for z in zigzags], initial=self._prev_ints[i]))
-        self._prev_ints[i] = out[-1]
-        return out[1:]
-
-    def _byte_values(self, i: int, data: bytes) -> list[Value]:
-        history = self._history[i]
-        seq = self._seq[i]
-        out: list[Value] = []
-        pos = 0
-        end = len(data)
-        while pos < end:
-            number, pos = read_varint(data, pos)
-            if number & 1:
-                distance = number >> 1
-                if not 0 < distance <= min(seq, HISTORY):
-                    raise VerificationError(f"structure: a value refers {distance} values back")
-                value = history[(seq - distance) % HISTORY]
-            else:
-                stop = pos + (number >> 1)
-                if stop > end:
-                    raise IndexError
-                value = data[pos:stop]
-                pos = stop
-            if seq < HISTORY:
-                history.append(value)
-            else:
-                history[seq % HISTORY] = value
-            seq += 1
-            out.append(value)
-        self._seq[i] = seq
-        return out
-
-
-def _varints(data: bytes, max_bytes: int = _MAX_COUNT_BYTES) -> list[int]:
-    """Every varint in `data`."""
-    out: list[int] = []
-    append = out.append
-    pos = 0
-    end = len(data)
-    while pos < end:
-        b = data[pos]
-        if b < 0x80:
-            append(b)
-            pos += 1
-        else:
-            value, pos = read_varint(data, pos, max_bytes)
-            append(value)
-    return out
-
-
-def _byte_strings(data: bytes) -> list[bytes]:
-    """Every length-prefixed byte string in `data`."""
-    out: list[bytes] = []
-    pos = 0
-    end = len(data)
-    while pos < end:
-        length, pos = read_varint(data, pos)
-        stop = pos + length
-        if stop > end:
-            raise IndexError
-        out.append(data[pos:stop])
-        pos = stop
-    return out

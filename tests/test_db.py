@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from aidepy.attributes import CATALOGUE, Kind
 from aidepy.db import encode_database, open_database, write_database
-from aidepy.dbformat import HISTORY
+from aidepy.dbblocks import HISTORY
 from aidepy.entry import Entry, Value, sort_key
 from aidepy.errors import DatabaseReadError, DatabaseWriteError
 
