@@ -140,7 +140,7 @@ def _run_batch(batch: list[_Item]) -> list[Entry | ScanWarning]:
 
 def _limit_prefix(limit: re.Pattern[bytes] | None) -> bytes:
     """Bytes every path matching `limit` starts with (b"" when unsure)."""
-    if limit is None or b"|" in limit.pattern or limit.flags & re.VERBOSE:
+    if limit is None or b"|" in limit.pattern or limit.flags & (re.VERBOSE | re.IGNORECASE):
         return b""
     pattern = limit.pattern[1:] if limit.pattern.startswith(b"^") else limit.pattern
     end = 0
