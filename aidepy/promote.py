@@ -156,12 +156,15 @@ class Promotion:
 
     def __init__(
         self, config: Config, console: Console, *, assume_yes: bool = False, device: str | None = None,
-        poll: float = 0.5, entries: Callable[[], Iterable[Entry]] | None = None,
+        poll: float = 0.5, patience: float | None = None,
+        entries: Callable[[], Iterable[Entry]] | None = None,
     ) -> None:
         self.config = config
         self.console = console
         self.assume_yes = assume_yes
         self.poll = poll
+        self.patience = patience
+        """Give up waiting for the medium after this many seconds (None: as long as it takes)."""
         self._warn = lambda message: console.say(f"aidepy: {message}")
         self.vault = Vault.open(config, device=device, warn=self._warn)
         self._entries = entries or self._scan
@@ -287,7 +290,10 @@ class Promotion:
         self.console.say(first)
         events = _MediumEvents()
         last_present = True
+        deadline = None if self.patience is None else time.monotonic() + self.patience
         while not done(*(state := self._protection())):
+            if deadline is not None and time.monotonic() > deadline:
+                raise VaultError(f"gave up after waiting {self.patience:g} s for the medium ({state[1]})")
             present, reason = state
             if present != last_present:
                 self.console.say(f"  the medium is back ({reason or 'writable'}); waiting..." if present

@@ -37,7 +37,7 @@ def tree_entries(tree: Path) -> Callable[[], Iterator[Entry]]:
 
 def promote(site: VaultSite, answers: str, admin: Admin, **kw: object) -> Promoted:
     console = Console(io.StringIO(answers), admin)
-    return Promotion(config.load(site.config_path), console, poll=0.05,  # type: ignore[arg-type]
+    return Promotion(config.load(site.config_path), console, poll=0.05, patience=60,  # type: ignore[arg-type]
                      entries=tree_entries(site.tree), **kw).run()
 
 

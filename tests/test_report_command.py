@@ -34,7 +34,7 @@ def promote_tree(site: VaultSite) -> None:
     site.loop.set_read_only(False)
     admin = Admin().on(RESTORE, lambda: site.loop.set_read_only(True))
     Promotion(config.load(site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),
-              poll=0.05).run()
+              poll=0.05, patience=60).run()
 
 
 @pytest.fixture
