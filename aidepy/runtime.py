@@ -129,14 +129,14 @@ def install(vault: Vault) -> InstallReport:
     reserve = space_needed(baseline.stat().st_size, root) if baseline.exists() else 0
     available = vault.free_bytes() + old_program - reserve
     if needed > available:
+        for path in _installed(root):
+            vault.remove(str(path.relative_to(root)))  # an old copy would not match RUNTIME
         return InstallReport(False, f"the program needs {needed} bytes, {available} are available "
                                     f"(keeping {reserve} for the next baseline); recorded the runtime only")
-    keep = set()
-    for data, name, mode in files:
-        keep.add(vault.write_file(name, [data], mode=mode).path)
-    for path in sorted(_installed(root), reverse=True):
+    keep = {vault.write_file(name, [data], mode=mode).path for data, name, mode in files}
+    for path in _installed(root):
         if path not in keep:
-            path.unlink()
+            vault.remove(str(path.relative_to(root)))
     return InstallReport(True, f"aidepy {aidepy.__version__} installed: run {root / LAUNCHER_NAME}")
 
 

@@ -17,6 +17,7 @@ import pytest
 from conftest import LoopDevice, require_tool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from aidepy import vault as vault_module
 from aidepy.atomic import VaultFullError
 from aidepy.db import encode_database, open_database, write_database
 from aidepy.entry import Entry
@@ -398,10 +399,13 @@ def test_install_records_the_runtime_but_skips_the_program_when_it_does_not_fit(
     from aidepy.runtime import install, runtime_changes
 
     with vault.mounted(rw=True) as root:
+        assert install(vault).program_installed  # an empty vault has room
+        assert (root / "lib" / "aidepy" / "vault.py").read_bytes() == Path(vault_module.__file__).read_bytes()
         vault.write_database(database(keypair[0], generation=1, n=15_000))  # about 1 MiB
         report = install(vault)
         assert not report.program_installed and "keeping" in report.message
-        assert not (root / "lib").exists() and not (root / "bin").exists()
+        program = [p for d in ("lib", "bin") for p in (root / d).rglob("*") if p.is_file()]
+        assert program == []
         manifest = (root / "RUNTIME").read_bytes()
         assert runtime_changes(manifest) == []
         tampered = manifest.replace(b"  dist  sh\n", b"  dist  sh\n" + b"0" * 64 + b"  dist  pyudev\n")

@@ -41,7 +41,8 @@ is verified with, a copy of the rules, and optionally aidepy itself.
 
 Write protection is read from the kernel (sysfs ro), from mount falling back to read-only,
 and from a real test write. Exit status 21 when the vault is unusable or write-protected
-for a write, 14 when a file does not fit (the previous one is intact)."""
+for a write, 14 when a file does not fit (the previous one is intact); status exits 0 only
+when the medium is a vault without problems (a baseline that does not verify is one)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
