@@ -95,8 +95,8 @@ def _encode(
         for entry in entries:
             block = encoder.add(entry)
             if block:
-                spool.write(block)
-        spool.write(encoder.finish())
+                _spool(spool, block)
+        _spool(spool, encoder.finish())
     except BaseException:
         spool.close()
         raise
@@ -106,6 +106,15 @@ def _encode(
         attributes=encoder.attributes(), rules_digest=rules_digest, entry_count=encoder.count,
     )
     return header, _chunks(header, spool, signing_key)
+
+
+def _spool(spool: IO[bytes], block: bytes) -> None:
+    try:
+        spool.write(block)
+    except OSError as exc:
+        raise DatabaseWriteError(
+            f"cannot spool the database body in {tempfile.gettempdir()}: {exc.strerror or exc}"
+        ) from exc
 
 
 def _chunks(
@@ -162,6 +171,7 @@ def write_database(
     file_hash = hashlib.sha256()
     size = 0
     tmp: str | None = None
+    renamed = False
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "wb") as out:
@@ -174,15 +184,17 @@ def write_database(
             os.fsync(out.fileno())
         os.replace(tmp, path)
         tmp = None
+        renamed = True
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
     except OSError as exc:
+        intact = not renamed and path.exists()
         raise DatabaseWriteError(
             f"cannot write database {path}: {exc.strerror or exc}"
-            + (" (the previous database is intact)" if path.exists() else "")
+            + (" (the previous database is intact)" if intact else "")
         ) from exc
     finally:
         if tmp is not None:

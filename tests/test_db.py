@@ -185,6 +185,34 @@ def test_writing_into_a_missing_directory_is_a_write_error(tmp_path: Path) -> No
                        signing_key=None)
 
 
+FULL_DISK_WRITER = """
+import resource, signal, sys
+from pathlib import Path
+from aidepy.db import write_database
+from aidepy.errors import DatabaseWriteError
+sys.path.insert(0, sys.argv[2])
+from test_db import many
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # writes beyond 20 kB fail: EFBIG
+try:
+    write_database(Path(sys.argv[1]), many(20_000), host="h", rules_digest=b"", generation=2,
+                   signing_key=None)
+except DatabaseWriteError as exc:
+    print(exc)
+"""
+
+
+def test_a_write_that_runs_out_of_space_keeps_the_previous_database(tmp_path: Path) -> None:
+    target = tmp_path / "db"
+    write_database(target, odd_entries(), host="h", rules_digest=b"", generation=1, signing_key=None)
+    before = target.read_bytes()
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_WRITER, str(target), str(Path(__file__).parent)],
+                            capture_output=True, text=True, check=True)
+    assert "cannot write database" in result.stdout and "the previous database is intact" in result.stdout
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["db"]
+
+
 def test_a_missing_database_is_a_read_error(tmp_path: Path) -> None:
     with pytest.raises(DatabaseReadError, match="no such database"):
         open_database(tmp_path / "absent", None)
