@@ -133,3 +133,17 @@ def test_overlapping_runs_never_scan_side_by_side(baselined: VaultSite, tmp_path
         first.wait(timeout=60)
     assert first.returncode == 0
     assert (tmp_path / "mails").read_text().count("Subject: ") == 1
+
+
+def test_missing_vault_is_mailed_as_an_alert(tmp_path: Path) -> None:
+    sink = tmp_path / "sendmail"
+    sink.write_text(f"#!/bin/sh\ncat > {tmp_path}/mail\n")
+    sink.chmod(0o755)
+    conf = tmp_path / "aidepy.conf"
+    conf.write_text(f"vault_device={tmp_path}/no-such-medium\nstate_dir={tmp_path}/state\n"
+                    f"sendmail={sink}\n{tmp_path} p\n")
+    run = aidepy("report", "-c", str(conf))
+    assert run.returncode == 21, run.stderr
+    mail = email.message_from_bytes((tmp_path / "mail").read_bytes(), policy=email.policy.default)
+    assert mail["Subject"] == f"aidepy: {HOST}: ALERT: BASELINE NOT USABLE, NO CHECK DONE"
+    assert "no-such-medium" in mail.get_content()  # type: ignore[attr-defined]

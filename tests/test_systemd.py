@@ -9,12 +9,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import LoopDevice, require_tool
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 UNITS = ("aidepy-report.service", "aidepy-report.timer", "var-lib-aidepy-vault.mount")
@@ -106,20 +106,11 @@ def test_cron_file_name_is_one_cron_runs() -> None:
 
 
 @pytest.fixture(params=["AIDEPY", "OTHER"])
-def labelled_loop_device(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    """A loop device holding an ext2 filesystem labelled AIDEPY (or not); detached afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root for loop devices (runs as root in CI)")
-    image = tmp_path / "vault.img"
-    with open(image, "wb") as f:
-        f.truncate(1722 * 1024)
-    subprocess.run([require_tool("mke2fs"), "-q", "-L", request.param, "-m", "0", str(image)], check=True)
-    device = subprocess.run([require_tool("losetup"), "-f", "--show", str(image)], capture_output=True,
-                            text=True, check=True).stdout.strip()
-    try:
-        yield Path(device)
-    finally:
-        subprocess.run([require_tool("losetup"), "-d", device], check=False)
+def labelled_loop_device(make_loop_device: Callable[..., LoopDevice], request: pytest.FixtureRequest) -> Path:
+    """A loop device holding an ext2 filesystem labelled AIDEPY (or not)."""
+    loop = make_loop_device()
+    subprocess.run([require_tool("mke2fs"), "-q", "-L", request.param, "-m", "0", loop.device], check=True)
+    return Path(loop.device)
 
 
 def test_udev_rule_wants_the_mount_only_for_a_medium_with_the_vault_label(labelled_loop_device: Path) -> None:
