@@ -24,6 +24,10 @@ _ANCHORED = 0x80000000
 _PARTIAL_SOFT = 0x00000010
 _JIT_PARTIAL_SOFT = 0x00000002
 _ERROR_PARTIAL = -2
+_INFO_FIRSTCODEUNIT = 5
+_INFO_FIRSTCODETYPE = 6
+_INFO_FIRSTBITMAP = 7
+_INFO_MATCHEMPTY = 13
 
 
 class RegexError(ValueError):
@@ -67,6 +71,8 @@ def _load() -> Any:
     lib.pcre2_code_free_8.restype = None
     lib.pcre2_get_error_message_8.argtypes = [ctypes.c_int, ctypes.c_char_p, sz]
     lib.pcre2_get_error_message_8.restype = ctypes.c_int
+    lib.pcre2_pattern_info_8.argtypes = [vp, u32, vp]
+    lib.pcre2_pattern_info_8.restype = ctypes.c_int
     return lib
 
 
@@ -87,6 +93,36 @@ class _MatchData(threading.local):
 
 
 _match_data = _MatchData()
+
+
+def first_bytes(pattern: bytes) -> frozenset[int] | None:
+    """The bytes any match of `pattern` (not anchored) must start with, as PCRE2 works them out
+    for its own start-of-match optimisation; None when it may match the empty string, when
+    PCRE2 cannot tell, or when PCRE2 refuses the pattern."""
+    err = ctypes.c_int()
+    offset = ctypes.c_size_t()
+    code = _lib.pcre2_compile_8(pattern, len(pattern), 0, ctypes.byref(err), ctypes.byref(offset), None)
+    if not code:
+        return None
+    try:
+        empty = ctypes.c_uint32()
+        kind = ctypes.c_uint32()
+        if (_lib.pcre2_pattern_info_8(code, _INFO_MATCHEMPTY, ctypes.byref(empty)) != 0 or empty.value
+                or _lib.pcre2_pattern_info_8(code, _INFO_FIRSTCODETYPE, ctypes.byref(kind)) != 0):
+            return None
+        if kind.value == 1:  # one fixed first code unit
+            unit = ctypes.c_uint32()
+            _lib.pcre2_pattern_info_8(code, _INFO_FIRSTCODEUNIT, ctypes.byref(unit))
+            return frozenset((unit.value,))
+        bitmap = ctypes.c_void_p()
+        if kind.value != 0 or _lib.pcre2_pattern_info_8(code, _INFO_FIRSTBITMAP, ctypes.byref(bitmap)) != 0:
+            return None
+        if not bitmap.value:
+            return None
+        bits = ctypes.string_at(bitmap.value, 32)
+        return frozenset(b for b in range(256) if bits[b >> 3] & (1 << (b & 7)))
+    finally:
+        _lib.pcre2_code_free_8(code)
 
 
 class Regex:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from aidepy.attributes import AttrSet
-from aidepy.pcre import Match, Regex, RegexError
+from aidepy.pcre import Match, Regex, RegexError, first_bytes
 
 
 class RuleKind(Enum):
@@ -84,6 +84,7 @@ _NODE_STOP = frozenset(b"(^$?*[")
 _LITERAL_STOP = frozenset(b"\\^$.|?*+()[]{}")
 _QUANTIFIERS = frozenset(b"?*+{")
 _EXTENDED_FLAG = re.compile(rb"\(\?[a-zA-Z^-]*x")
+_INLINE_OPTIONS = re.compile(rb"\(\?[a-zA-Z^-]*[a-zA-Z^][a-zA-Z^-]*[):]")
 
 
 def node_path(regex: bytes) -> bytes:
@@ -114,12 +115,14 @@ class Literal:
 
     Every subject that matches, fully or partially, starts with `prefix` or is a prefix of it.
     `whole` says the regex is exactly `prefix` (it matches whatever starts with it), `dollar`
-    that it is `prefix` followed by `$`.
+    that it is `prefix` followed by `$`. `after`, when known, holds every byte a subject longer
+    than `prefix` can have right after it (`/(var/)?tmp` -> `v`, `t`).
     """
 
     prefix: bytes
     whole: bool = False
     dollar: bool = False
+    after: frozenset[int] | None = None  # the bytes that can follow the prefix (None: any)
 
 
 def literal(regex: bytes) -> Literal:
@@ -142,9 +145,15 @@ def literal(regex: bytes) -> Literal:
         return Literal(bytes(out), whole=True)
     if regex[i:] == b"$":
         return Literal(bytes(out), dollar=True)
-    if regex[i] in _QUANTIFIERS and out:
-        del out[-1]  # the quantifier makes the last character optional or repeated
-    return Literal(bytes(out))
+    if regex[i] in _QUANTIFIERS:
+        if out:
+            del out[-1]  # the quantifier makes the last character optional or repeated
+        return Literal(bytes(out))
+    rest = regex[i:]
+    # PCRE2 reports a caseless first byte as one case only, so inline options rule this out
+    if _INLINE_OPTIONS.search(rest) or b"(*" in rest:
+        return Literal(bytes(out))
+    return Literal(bytes(out), after=first_bytes(rest))
 
 
 def _has_top_level_alternation(regex: bytes) -> bool:
@@ -201,7 +210,7 @@ def _encode(text: str) -> bytes:
 class _Compiled:
     """A rule ready to test: compiled regex, its literal part, restriction."""
 
-    __slots__ = ("dollar", "prefix", "regex", "rule", "types", "whole")
+    __slots__ = ("after", "dollar", "prefix", "regex", "rule", "types", "whole")
 
     def __init__(self, rule: Rule) -> None:
         raw = _encode(rule.regex)
@@ -211,6 +220,7 @@ class _Compiled:
         self.prefix = lit.prefix
         self.whole = lit.whole
         self.dollar = lit.dollar
+        self.after = lit.after
         self.types = rule.file_types or None  # an empty restriction restricts nothing
 
     def match(self, path: bytes) -> Match:
@@ -231,20 +241,28 @@ class _RuleList:
     """The rules of one kind on one node, with an index on the byte that follows the node path.
 
     Every path tested against a node's rules lies below the node, so a rule whose literal part
-    reaches past the node path can only match paths with the same byte at that position.
+    reaches past the node path (or that says which bytes follow its literal part) can only
+    match paths with one of those bytes at that position.
     """
 
     __slots__ = ("all", "by_byte", "other", "position")
 
     def __init__(self, node_path: bytes, rules: list[_Compiled]) -> None:
         self.all = tuple(rules)
-        self.position = 1 if node_path == b"/" else len(node_path) + 1
-        keys = {r.prefix[self.position] for r in rules if len(r.prefix) > self.position}
+        self.position = position = 1 if node_path == b"/" else len(node_path) + 1
+
+        def possible(rule: _Compiled) -> frozenset[int] | None:
+            """The bytes a path matching `rule` can have at `position`; None: any."""
+            if len(rule.prefix) > position:
+                return frozenset((rule.prefix[position],))
+            return rule.after if len(rule.prefix) == position else None
+
+        sets = [possible(r) for r in rules]
+        keys = frozenset().union(*(k for k in sets if k is not None))
         self.by_byte = {
-            key: tuple(r for r in rules if len(r.prefix) <= self.position or r.prefix[self.position] == key)
-            for key in keys
+            key: tuple(r for r, k in zip(rules, sets, strict=True) if k is None or key in k) for key in keys
         }
-        self.other = tuple(r for r in rules if len(r.prefix) <= self.position)
+        self.other = tuple(r for r, k in zip(rules, sets, strict=True) if k is None)
 
     def candidates(self, path: bytes) -> tuple[_Compiled, ...]:
         """The rules that may match `path` (a path below the node), in config order."""

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from aidepy.pcre import Match, Regex, RegexError
+from aidepy.pcre import Match, Regex, RegexError, first_bytes
 
 
 def test_matches_are_anchored_at_the_start_and_partial_when_the_path_runs_out() -> None:
@@ -58,3 +58,11 @@ def test_threads_match_concurrently_without_mixing_results() -> None:
     for t in threads:
         t.join()
     assert not failures
+
+
+def test_first_bytes_is_what_pcre_knows_a_match_starts_with() -> None:
+    assert first_bytes(rb"(var/)?tmp") == frozenset(b"vt")
+    assert first_bytes(rb"[0-9]+x") == frozenset(b"0123456789")
+    assert first_bytes(rb"x?") is None  # may match the empty string
+    assert first_bytes(rb".") is None  # any byte but newline: not worth a set
+    assert first_bytes(rb"(unclosed") is None

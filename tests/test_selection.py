@@ -193,9 +193,13 @@ def test_rule_errors_name_pcre_reason_and_double_slashes() -> None:
     (b"/boot/x\\.EFI$", Literal(b"/boot/x.EFI", dollar=True)),
     (b"/etc", Literal(b"/etc", whole=True)),
     (b"/etc/ssh?", Literal(b"/etc/ss")),
-    (b"/etc/(a|b)", Literal(b"/etc/")),
+    (b"/etc/(a|b)", Literal(b"/etc/", after=frozenset(b"ab"))),
+    (b"/(var/)?tmp/", Literal(b"/", after=frozenset(b"vt"))),
+    (b"/etc/(?i)ab", Literal(b"/etc/")),  # PCRE2 reports one case only: no `after`
+    (b"/etc/[^/]+x", Literal(b"/etc/")),
+    (b"/etc/(x)?", Literal(b"/etc/")),  # may match nothing more
     (b"/etc|/usr", Literal(b"")),
-    (b"/x\\d", Literal(b"/x")),
+    (b"/x\\d", Literal(b"/x", after=frozenset(b"0123456789"))),
 ])
 def test_literal_part_of_a_regex(regex: bytes, expected: Literal) -> None:
     assert literal(regex) == expected
