@@ -190,8 +190,12 @@ def probe_filesystem(device: Path) -> Filesystem | None:
 
 
 def sysfs_read_only(device: Path, context: pyudev.Context | None = None) -> bool:
-    """The kernel's read-only flag of the device (sysfs `ro`: `blockdev --setro`, lock switches)."""
-    return bool(udev_device(device, context).attributes.asint("ro"))
+    """The kernel's read-only flag of the device (sysfs `ro`: `blockdev --setro`, lock switches);
+    asked with `blockdev --getro` for nodes sysfs does not list (a floppy's format nodes)."""
+    try:
+        return bool(udev_device(device, context).attributes.asint("ro"))
+    except (VaultError, KeyError, ValueError):
+        return run_tool("blockdev", "--getro", str(device)).stdout.strip() == "1"
 
 
 def write_protection(device: Path, context: pyudev.Context | None = None) -> str | None:
@@ -269,9 +273,9 @@ def _unescape(field: str) -> str:
 def mounts_of(device: Path) -> list[Mount]:
     """Where `device` (or one of its partitions) is mounted."""
     devnos = {os.stat(device).st_rdev}
-    for child in udev_device(device).children:
-        if child.subsystem == "block":
-            devnos.add(child.device_number)
+    with suppress(VaultError):  # not in sysfs (a floppy's format node): it has no partitions
+        devnos.update(child.device_number for child in udev_device(device).children
+                      if child.subsystem == "block")
     return [m for m in mounts() if m.devno in devnos]
 
 
