@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,10 @@ def test_all_warnings_lists_every_line(tmp_path: Path, capsys: pytest.CaptureFix
     warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
     assert warnings == [f"warning: {config}:{n}: ignoring unsupported hash algorithm(s): gost"
                         for n in range(1, 7)]
+
+
+def test_config_from_stdin() -> None:
+    result = subprocess.run([sys.executable, "-m", "aidepy", "config-check", "-c", "-"],
+                            input="/etc p+sha256\n/x Bad\n", capture_output=True, text=True, check=False)
+    assert result.returncode == 17
+    assert result.stderr == "aidepy: (stdin):2: group 'Bad' is not defined\n"
