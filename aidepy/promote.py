@@ -203,7 +203,7 @@ class Promotion:
         with db.open_database(candidate, None) as fresh:
             info = db.write_database(signed, fresh.entries(), host=fresh.header.host,
                                      rules_digest=fresh.header.rules_digest,
-                                     generation=self.old_generation + 1, signing_key=key)
+                                     generation=self._next_generation(), signing_key=key)
         self._await_writable()
         path = self._install(signed, info, key)
         self._await_protected()
@@ -211,6 +211,11 @@ class Promotion:
         promoted = self._verified(path, summary)
         record_seen(self.state_dir, promoted.generation)
         return promoted
+
+    def _next_generation(self) -> int:
+        """One more than the vault's baseline, and than any generation this host has verified
+        (so the new baseline never looks like a rollback, even after a broken one)."""
+        return max(self.old_generation, newest_seen(self.state_dir)) + 1
 
     def _scan(self) -> Iterator[Entry]:
         from aidepy.scan import scan
@@ -226,7 +231,6 @@ class Promotion:
         with self.vault.mounted():
             key = self.vault.public_key()
             self._vault_key = key.public_bytes_raw()
-            notice = "the vault holds no baseline yet: everything below is new"
             old: Iterable[Entry] = ()
             with ExitStack() as stack:
                 try:
@@ -237,7 +241,6 @@ class Promotion:
                               f"{keys.fingerprint(key)}, verified")
                 except VerificationError as exc:
                     notice = f"WARNING: the vault's baseline FAILED VERIFICATION ({exc}); promote replaces it"
-                    self.old_generation = newest_seen(self.state_dir)
                 except VaultError as exc:
                     if self.vault.database_path.exists() or self.vault.anchor_path.exists():
                         raise
