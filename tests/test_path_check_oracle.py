@@ -466,6 +466,15 @@ def test_debian_config_on_a_tree_generated_from_its_rules(tree_root: Path, wrong
     assert kinds["selective rule"] > 2000 and kinds["negative rule"] > 100
 
 
+SHIPPED = sorted((Path(__file__).resolve().parent.parent / "rules").glob("*.conf"))
+
+
+@pytest.mark.parametrize("config", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_rules_on_a_tree_generated_from_them(tree_root: Path, config: Path) -> None:
+    kinds = check_generated_tree(tree_root, config)
+    assert kinds["selective rule"] > 20 and kinds["negative rule"] > 0
+
+
 @pytest.mark.parametrize("catch_all", [True, False], ids=["with-catch-all", "pruned"])
 @pytest.mark.parametrize("wrong_types", [False, True], ids=["restricted-types", "other-types"])
 def test_rule_interactions_on_a_generated_tree(tmp_path: Path, tree_root: Path, wrong_types: bool,
