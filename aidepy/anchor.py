@@ -84,7 +84,8 @@ def check_disk_copy(anchor: Anchor, path: Path | None = None) -> Path:
         raise VerificationError(f"anchored database {target}: {exc.strerror}") from None
     if size != anchor.size or digest.hexdigest() != anchor.sha256:
         raise VerificationError(
-            f"anchored database {target} does not match the vault's anchor "
-            f"(size {size}, anchor says {anchor.size}; digest differs: {digest.hexdigest() != anchor.sha256})"
+            f"anchored database {target} does not match the vault's anchor (it has {size} bytes, "
+            f"sha256 {digest.hexdigest()[:16]}…; the anchor says {anchor.size} bytes, "
+            f"sha256 {anchor.sha256[:16]}…, generation {anchor.generation})"
         )
     return target
