@@ -27,7 +27,7 @@ from aidepy.errors import VerificationError
 ZLIB_LEVEL = 6  # see "Measurements behind the choices" in docs/database-format.md
 BLOCK_ENTRIES = 4096  # entries per block the writer makes
 MAX_BLOCK_ENTRIES = 65536  # a reader refuses larger blocks
-HISTORY = 1 << 16  # how far back a bytes value may repeat an earlier one of its attribute
+HISTORY = 1 << 14  # how far back a bytes value may repeat an earlier one of its attribute
 _MAX_VALUE_BYTES = 1024  # longest varint of an attribute value
 
 # Column ids inside a block; attribute i of the table has value column 16 + 2i and, for
