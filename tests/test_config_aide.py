@@ -190,3 +190,31 @@ def test_shipped_rules_pass_config_check(config: Path, capsys: pytest.CaptureFix
 @pytest.mark.parametrize("config", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_rules_are_read_by_aide_the_same_way(config: Path) -> None:
     assert our_rules(load(config)) == aide_rules(config)
+
+
+PROBES = [
+    "f:/etc/passwd", "f:/etc/resolv.conf", "f:/etc/ssh/sshd_config~", "d:/root", "f:/root/.bash_history",
+    "f:/usr/bin/ls", "f:/proc/cpuinfo", "d:/var/log", "f:/var/log/syslog", "f:/var/log/syslog.3.gz",
+    "f:/var/log/mail.log", "f:/var/log/nginx/access.log", "f:/var/lib/dpkg/status",
+    "d:/var/spool/postfix/maildrop", "f:/var/spool/postfix/maildrop/4F2A1",
+    "s:/var/spool/postfix/private/smtp", "f:/etc/postfix/transport.db", "f:/var/lib/clamav/main.cvd",
+    "f:/var/mail/root", "f:/var/lib/postgrey/x.db",
+    "f:/home/al/.ssh/authorized_keys", "f:/home/al/Maildir/new/1",
+]
+_DECISION = re.compile(r"^\[(X| )\] \S+ '.*': "
+                       r"(?:(?:selective|equal) rule: '.*' \((.+?):(\d+): '|negative|no matching)")
+
+
+@needs_aide
+@pytest.mark.parametrize("config", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_rules_select_like_aide(config: Path) -> None:
+    ruleset = load(config).ruleset
+    for probe in PROBES:
+        ftype, path = probe.split(":", 1)
+        out = subprocess.run(["aide", "-p", probe, "-c", str(config)], capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL, check=False).stdout
+        m = _DECISION.match(out)
+        assert m, out
+        expected = f"{m.group(2)}:{m.group(3)}" if m.group(1) == "X" else None
+        rule = ruleset.match(path.encode(), ftype)
+        assert (rule.origin if rule else None) == expected, probe
