@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email.message
 import email.policy
+import fcntl
 import io
 import mailbox
 import os
@@ -112,6 +113,9 @@ def root_mailbox() -> Iterator[RootMailbox]:
         pytest.skip("needs root to configure exim4 (runs as root in CI)")
     exim = require_tool("exim4")
     update = require_tool("update-exim4.conf")
+    # One test run at a time owns root's mailbox (test runs in parallel on one machine).
+    guard = open("/run/aidepy-test-root-mailbox.lock", "w")  # noqa: SIM115 (closed below)
+    fcntl.flock(guard, fcntl.LOCK_EX)
     saved_mbox = None
     if os.path.exists(ROOT_MBOX):
         saved_mbox = ROOT_MBOX + ".aidepy-test-saved"
@@ -135,6 +139,7 @@ def root_mailbox() -> Iterator[RootMailbox]:
             os.unlink(ROOT_MBOX)
         if saved_mbox is not None:
             os.replace(saved_mbox, ROOT_MBOX)
+        guard.close()
 
 
 # --- loop devices (vault helper) ---------------------------------------------------------------
