@@ -255,6 +255,7 @@ class BlockDecoder:
         self._seq = [0] * len(table)
         self._prev_bitmaps = [0, 0, 0]
         self._bitmap_bytes = 1 + len(table) // 7  # longest varint a bitmap over the table needs
+        self._column_end = _COL_VALUES + 2 * len(table)
         self._attrsets: dict[int, AttrSet] = {}
         self._indexes: dict[int, tuple[int, ...]] = {}
         self.count = 0
@@ -274,7 +275,7 @@ class BlockDecoder:
             while pos < len(payload):
                 column_id, pos = read_varint(payload, pos)
                 length, pos = read_varint(payload, pos)
-                if column_id <= last or column_id >= _COL_VALUES + 2 * len(self._table):
+                if column_id <= last or COL_NONE < column_id < _COL_VALUES or column_id >= self._column_end:
                     raise VerificationError(f"structure: unexpected column {column_id}")
                 if pos + length > len(payload):
                     raise IndexError

@@ -215,3 +215,34 @@ def test_a_body_change_after_verification_is_caught(tmp_path: Path, signed: byte
             list(db.entries())
         assert info.value.exit_code == ExitCode.VERIFICATION_FAILED
         assert str(info.value).startswith(f"{path}: ")
+
+
+def test_a_sealed_body_with_any_byte_changed_is_read_or_refused_never_crashes(
+    tmp_path: Path, signed: bytes,
+) -> None:
+    # The key holder's own mistakes (or a crafted unsigned file) must end in a clean refusal.
+    path = tmp_path / "db"
+    for offset in range(10, len(signed) - TAIL_SIZE):
+        for flip in (0x01, 0xFF):
+            changed = bytearray(signed)
+            changed[offset] ^= flip
+            path.write_bytes(reseal(bytes(changed), KEY))
+            try:
+                with open_database(path, KEY.public_key()) as db:
+                    assert len(list(db.entries())) == db.header.entry_count
+            except VerificationError as error:
+                assert str(error).startswith(f"{path}: ")
+
+
+def test_a_column_this_version_does_not_define_is_refused(tmp_path: Path, signed: bytes) -> None:
+    header_end = 14 + int.from_bytes(signed[10:14], "big")
+    length = int.from_bytes(signed[header_end:header_end + 4], "big")
+    payload = signed[header_end + 4:header_end + 4 + length]
+    pos = 1  # past the entry count (one byte for a small block)
+    while payload[pos] < 16:  # column ids 0-5, each: id, length (one byte each here), bytes
+        pos += 2 + payload[pos + 1]
+    squeezed = payload[:pos] + bytes([7, 0]) + payload[pos:]
+    forged = (signed[:header_end] + len(squeezed).to_bytes(4, "big") + squeezed
+              + signed[header_end + 4 + length:])
+    error = refusal(tmp_path / "db", reseal(forged, KEY))
+    assert "structure: unexpected column 7" in str(error)
