@@ -111,3 +111,16 @@ def test_install_puts_rules_runtime_and_program_on_the_vault(
          "print(aidepy.__file__)", str(root / "lib")], capture_output=True, text=True)
     assert where.stdout.strip() == str(root / "lib" / "aidepy" / "__init__.py")
     assert "runtime:         unchanged since install" in aidepy("vault", "status", "-c", conf).stdout
+
+
+def test_a_directory_vault_warns_on_every_command(tmp_path: Path) -> None:
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    generate_keypair(tmp_path / "signing.key", None)
+    conf = tmp_path / "aidepy.conf"
+    conf.write_text(f"vault_device={trial}\nsigning_key={tmp_path / 'signing.key'}\n/etc p\n")
+    for args in (["format", str(trial)], ["mount"], ["install"], ["status"], ["umount"]):
+        result = aidepy("vault", *args, "-c", str(conf))
+        assert "WARNING" in result.stderr and "NOTHING protects it" in result.stderr, args
+        assert result.returncode == (21 if args == ["status"] else 0), (args, result.stderr)
+    assert (trial / "VAULT").is_file() and (trial / "aidepy.conf").read_bytes() == conf.read_bytes()
