@@ -83,6 +83,7 @@ class DatabaseSummary:
     created: int | None = None
     generation: int | None = None
     entries: int | None = None
+    authenticated: bool = False  # the signature was checked against the configured public key
 
 
 @dataclass(frozen=True)
@@ -340,7 +341,10 @@ def _details_block(change: Change, options: ReportOptions) -> str:
 def _database_block(db: DatabaseSummary) -> str:
     digest = _chunks(base64.b64encode(db.sha256).decode("ascii"))
     rows = [("SHA256", "\n".join(digest))]
-    rows.append(("Signed", f"yes, key {db.key_fingerprint}" if db.signed else "NO"))
+    if db.signed:
+        rows.append(("Signed", f"yes, key {db.key_fingerprint}" + (", verified" if db.authenticated else "")))
+    else:
+        rows.append(("Signed", "NO"))
     if db.created is not None:
         rows.append(("Created", format_time(db.created)))
     if db.generation is not None:

@@ -107,7 +107,7 @@ def _json_database(db: DatabaseSummary) -> dict[str, Any]:
     return {
         "path": db.path,
         "sha256": db.sha256.hex(),
-        "signature": "verified" if db.signed else "unsigned",
+        "signature": "verified" if db.authenticated else "signed" if db.signed else "unsigned",
         "key_fingerprint": db.key_fingerprint,
         "created": format_time(db.created) if db.created is not None else None,
         "generation": db.generation,

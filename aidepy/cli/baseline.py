@@ -136,7 +136,8 @@ def unsigned_notice(written: DatabaseSummary) -> list[str]:
 
 def database_summary(db: Database) -> DatabaseSummary:
     return DatabaseSummary(str(db.path), db.sha256, db.signed, db.key_fingerprint,
-                           db.header.created, db.header.generation, db.header.entry_count)
+                           db.header.created, db.header.generation, db.header.entry_count,
+                           authenticated=db.authenticated)
 
 
 def written_summary(path: Path, info: DatabaseInfo, key_fingerprint: str | None) -> DatabaseSummary:
