@@ -95,7 +95,7 @@ def run_tool(name: str, *args: str) -> ToolOutput:
     try:
         result = sh.Command(path)(*args, _env=env, _return_cmd=True, _tty_out=False)
     except sh.ErrorReturnCode as exc:
-        message = _last_line(exc.stderr) or _last_line(exc.stdout) or f"exit status {exc.exit_code}"
+        message = _message(exc.stderr) or _message(exc.stdout) or f"exit status {exc.exit_code}"
         raise VaultError(f"{name} {' '.join(args)}: {message}") from None
     return ToolOutput(_text(result.stdout), _text(result.stderr))
 
@@ -104,9 +104,10 @@ def _text(data: bytes | str) -> str:
     return data.decode(errors="replace") if isinstance(data, bytes) else data
 
 
-def _last_line(data: bytes | str) -> str:
-    lines = [line.strip() for line in _text(data).splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+def _message(data: bytes | str) -> str:
+    """A tool's complaint as one line (without mount's hint to read dmesg)."""
+    lines = [line.strip() for line in _text(data).splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith("dmesg(1)"))
 
 
 def resolve(spec: str, *, warn: Warn, context: pyudev.Context | None = None) -> Medium:
@@ -288,6 +289,7 @@ def mount_at(mountpoint: Path) -> Mount | None:
 def mount(device: Path, mountpoint: Path, *, read_only: bool) -> Mount:
     """Mount `device` with nosuid,nodev; returns the mount as the kernel made it (it may be ro)."""
     mountpoint.mkdir(parents=True, exist_ok=True)
+    mountpoint = mountpoint.resolve()  # mountinfo lists it without symlinks
     mode = "ro" if read_only else "rw"
     run_tool("mount", "-o", f"{mode},nosuid,nodev", str(device), str(mountpoint))
     made = mount_at(mountpoint)

@@ -133,7 +133,7 @@ class Vault:
             return None
         found = md.mounts_of(device)
         for m in found:
-            if m.mountpoint == self.settings.mountpoint:
+            if m.mountpoint == self.settings.mountpoint.resolve():
                 return m
         return found[0] if found else None
 

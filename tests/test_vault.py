@@ -410,3 +410,22 @@ def test_install_records_the_runtime_but_skips_the_program_when_it_does_not_fit(
         assert runtime_changes(manifest) == []
         tampered = manifest.replace(b"  dist  sh\n", b"  dist  sh\n" + b"0" * 64 + b"  dist  pyudev\n")
         assert runtime_changes(tampered) == ["dist pyudev: changed since 'aidepy vault install'"]
+
+
+def test_a_tool_failure_is_one_clear_line(loop_device: LoopDevice, tmp_path: Path) -> None:
+    from aidepy import medium
+
+    with pytest.raises(VaultError) as failed:
+        medium.mount(Path(loop_device.device), tmp_path / "m", read_only=True)  # nothing on it to mount
+    message = str(failed.value)
+    assert message.startswith("mount -o ro,nosuid,nodev") and "wrong fs type" in message
+    assert "\n" not in message and "dmesg" not in message
+
+
+def test_a_mountpoint_behind_a_symlink_works(vault: Vault, tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    linked = Vault(VaultSettings(vault.settings.device, tmp_path / "link"), warn=_no_warning)
+    assert linked.mount() == tmp_path / "real"
+    assert linked.current_mount() is not None and linked.status().mounted == "ro"
+    linked.umount()
