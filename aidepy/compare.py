@@ -148,8 +148,9 @@ def _within(path: bytes, directory: bytes) -> bool:
 class Comparison(Iterator[Change]):
     """Iterate to get the reportable changes in canonical order; `summary` is final once exhausted.
 
-    Added entries, and removed ones, are held back until their directory's subtree has been
-    merged (a later entry may pair them as a rename under `I`); everything else streams.
+    Added and removed entries, and changed ones whose inode changed, are held back until their
+    directory's subtree has been merged (a later entry may pair them as a rename under `I`);
+    unchanged entries are never held.
     """
 
     def __init__(

@@ -17,10 +17,12 @@ import syslog
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aidepy.attributes import BY_NAME, AttrSet
 from aidepy.compare import Rehash
+from aidepy.config import Config, load
 from aidepy.db import Database, DatabaseInfo, open_database, write_database
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import AidepyError, UsageError
@@ -34,8 +36,7 @@ from aidepy.report import (
     render_text,
 )
 from aidepy.report_json import render_json
-
-Config = Any  # aidepy.config.Config
+from aidepy.scan import ScanWarning, scan
 
 
 def add_limit_argument(parser: argparse.ArgumentParser) -> None:
@@ -68,8 +69,6 @@ def warn(message: str) -> None:
 
 def load_config(args: argparse.Namespace) -> Config:
     """The config named by `-c`, with `-B`/`-A` lines; prints its warnings to stderr."""
-    from aidepy.config import load
-
     config = load(args.config, before=args.before, after=args.after)
     for message in config.warnings:
         warn(message)
@@ -145,7 +144,7 @@ def written_summary(path: Path, info: DatabaseInfo, key_fingerprint: str | None)
                            info.header.created, info.header.generation, info.header.entry_count)
 
 
-def signing_key(config: Config, passphrase_file: Path | None) -> tuple[Any, str | None]:
+def signing_key(config: Config, passphrase_file: Path | None) -> tuple[Ed25519PrivateKey | None, str | None]:
     """The private key at `signing_key` and its fingerprint, or (None, None) with a warning."""
     path = Path(config.signing_key)
     passphrase = None
@@ -177,14 +176,12 @@ def write_baseline(config: Config, path: Path, entries: Iterable[Entry], generat
 
 def scan_tree(config: Config, limit: re.Pattern[bytes] | None, warnings: list[str]) -> Iterator[Entry]:
     """The live file system under the config's rules; per-file trouble lands in `warnings`."""
-    from aidepy.scan import ScanWarning, scan
 
     def record(warning: ScanWarning) -> None:
         warnings.append(f"{escape_path(warning.path)}: {warning.message}")
 
-    entries: Iterator[Entry] = scan(config.ruleset, root_prefix=config.root_prefix, limit=limit,
-                                    workers=config.num_workers, on_warning=record)
-    return entries
+    return scan(config.ruleset, root_prefix=config.root_prefix, limit=limit,
+                workers=config.num_workers, on_warning=record)
 
 
 def within_limit(entries: Iterable[Entry], limit: re.Pattern[bytes] | None) -> Iterator[Entry]:
