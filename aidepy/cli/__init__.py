@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from aidepy import __version__
 from aidepy.errors import AidepyError, ExitCode
@@ -43,17 +44,32 @@ def translate_aide_spelling(argv: Sequence[str]) -> list[str]:
     return args
 
 
-def _load(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(f"aidepy.cli.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"aidepy.cli.{name}":
-            return None  # that command is not built yet
-        raise
+class _Parser(argparse.ArgumentParser):
+    """argparse with AIDE's exit code for a bad argument (15) instead of 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.INVALID_ARGUMENT, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"aidepy.cli.{name}")
+
+
+def _wanted(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command modules a run needs: only the one named, or all of them for the overview help.
+
+    Importing one command instead of all keeps start-up short for cron and scripted runs.
+    """
+    for arg in argv:
+        if not arg.startswith("-"):
+            module = arg.replace("-", "_")
+            return (module,) if module in COMMAND_MODULES else COMMAND_MODULES
+    return COMMAND_MODULES
+
+
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="aidepy",
         description=(
             "File-integrity monitor. Records a signed baseline of your system's files on a "
@@ -70,10 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"aidepy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         module = _load(name)
-        if module is None:
-            continue
         cmd = sub.add_parser(
             module.NAME, help=module.HELP, description=module.DESCRIPTION,
             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -86,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run aidepy; returns the exit code (also used as the console script)."""
     args_in = translate_aide_spelling(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(_wanted(args_in))
     args = parser.parse_args(args_in)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
