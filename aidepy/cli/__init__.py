@@ -19,7 +19,7 @@ from aidepy.errors import AidepyError, ExitCode
 
 COMMAND_MODULES = (
     "init", "check", "update", "compare", "config_check", "path_check",
-    "keygen", "vault", "promote", "report",
+    "keygen", "vault", "promote", "report", "demo",
 )
 
 # AIDE's own spellings, rewritten to subcommands before parsing.
