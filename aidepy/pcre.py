@@ -88,8 +88,10 @@ class _MatchData(threading.local):
     def __init__(self) -> None:
         self.ptr = ctypes.c_void_p(_lib.pcre2_match_data_create_8(1, None))
 
-    def __del__(self) -> None:
-        _lib.pcre2_match_data_free_8(self.ptr)
+    # The free function is bound at definition time: at interpreter exit the module's globals
+    # may already be gone when the last thread-local is collected.
+    def __del__(self, _free: Any = _lib.pcre2_match_data_free_8) -> None:
+        _free(self.ptr)
 
 
 _match_data = _MatchData()
@@ -143,10 +145,10 @@ class Regex:
         self._code = ctypes.c_void_p(code)
         _lib.pcre2_jit_compile_8(code, _JIT_PARTIAL_SOFT)  # interpreted matching if JIT fails
 
-    def __del__(self) -> None:
+    def __del__(self, _free: Any = _lib.pcre2_code_free_8) -> None:
         code = getattr(self, "_code", None)
         if code is not None:
-            _lib.pcre2_code_free_8(code)
+            _free(code)
 
     def __repr__(self) -> str:
         return f"Regex({self.pattern!r})"
