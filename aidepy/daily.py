@@ -61,11 +61,11 @@ def record_seen(state_dir: Path, generation: int) -> None:
     os.replace(tmp, state_dir / SEEN_GENERATION)
 
 
-def alarm_text(host: str, reason: str, failure: AidepyError) -> str:
+def alarm_text(host: str, failure: AidepyError) -> str:
     """The body of the mail sent when no check could be done."""
     what = ("THE BASELINE ON THE VAULT FAILED VERIFICATION" if isinstance(failure, VerificationError)
             else "THE VAULT'S BASELINE COULD NOT BE USED")
-    return (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\n{what}:\n    {reason}\n\n"
+    return (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\n{what}:\n    {failure}\n\n"
             "No comparison was made, because a baseline that does not verify cannot be trusted. "
             "Someone may have\ntampered with the vault or with this host, or the medium is "
             "missing or damaged. Check it at the\nconsole: `aidepy vault status`, and compare the "
@@ -112,18 +112,13 @@ def run_daily(
                                           baseline.header.entry_count)
             record_seen(state_dir, generation)
     except AidepyError as exc:
-        reason = str(exc)
-        verdict = Verdict(host, failure=reason, alarm=_alarm(exc))
+        forged = isinstance(exc, VerificationError)
+        alarm = "BASELINE FAILED VERIFICATION" if forged else "BASELINE NOT USABLE"
         code = exc.exit_code if exc.exit_code != ExitCode.OK else ExitCode.VERIFICATION_FAILED
-        return DailyReport(verdict, alarm_text(host, reason, exc), int(code))
+        return DailyReport(Verdict(host, failure=str(exc), alarm=alarm), alarm_text(host, exc), int(code))
     report = Report(Mode.CHECK, changes, comparison.summary, start, time.time(), options, [summary],
                     new_database=str(new_path), root_prefix=config.root_prefix, notices=notices,
                     warnings=warnings)
     s = comparison.summary
     return DailyReport(Verdict(host, s.added, s.removed, s.changed), render_text(report), s.exit_code)
-
-
-def _alarm(exc: AidepyError) -> str:
-    return ("BASELINE FAILED VERIFICATION" if isinstance(exc, VerificationError)
-            else "BASELINE NOT USABLE")
 
