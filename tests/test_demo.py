@@ -34,6 +34,7 @@ def test_demo_promotes_a_baseline_and_reports_the_sample_change(
         assert again.returncode == 4, again.stdout + again.stderr
         assert "$ aidepy promote" not in again.stdout
         assert "generation 1" in again.stdout
+        assert "write-protected: yes" in again.stdout
     finally:
         _aidepy("vault", "umount", "-c", conf)
     attached = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout

@@ -16,9 +16,11 @@ DESCRIPTION = """\
 Show what aidepy does without a floppy, a USB stick or an edit to /etc. In DIR (default
 /var/lib/aidepy-demo) the demo writes a small rule set (aidepy.conf: /etc, /usr/sbin and a
 sample tree of its own), generates a signing key without a passphrase, formats a 1722 KiB
-image file as the vault (as a 3.5" floppy formatted with fdformat /dev/fd0u1722 holds),
-promotes a first signed baseline onto it, changes a file in the sample tree, and runs the
-daily report, which is also mailed to root through the local MTA.
+image file as the vault (as much as a 3.5" floppy formatted as /dev/fd0u1722 holds),
+promotes a first signed baseline onto it, write-protects the image (for an image file, the
+tab is its write permission), changes a file in the sample tree, and runs the daily report,
+which is also mailed to root through the local MTA. The vault stays mounted read-only at
+DIR/vault afterwards; `aidepy vault umount -c DIR/aidepy.conf` detaches it.
 
 Each step is printed as the aidepy command that does it, so the demo doubles as a tour of the
 commands. Run it again to start over (--reset) or to see another daily report on the same
@@ -98,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
         if code != ExitCode.OK:
             print(f"aidepy demo: step failed with exit code {code}", file=sys.stderr)
             return code
+    image = work / "vault.img"
+    if image.stat().st_mode & 0o222:
+        image.chmod(0o444)  # an image file's write-protect tab is its write permission
+        print(f"\n# chmod a-w {image}   (the write-protect tab: the vault is read-only from now on)")
     with (work / "sample" / "hosts.allow").open("a") as f:
         f.write("ALL: ALL\n")  # the intruder's edit the daily report must show
     print("\n# appended 'ALL: ALL' to sample/hosts.allow; the daily report must show it")
