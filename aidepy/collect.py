@@ -14,8 +14,8 @@ Values, as AIDE records them (stat fields always come from lstat):
 * `acl`: getfacl-like text with numeric ids, one entry a line: the access ACL (the minimal one
   derived from the mode when there is no extended ACL, as `acl_get_file` gives AIDE), then
   the default ACL with `default:` before each line;
-* `xattrs`: the `user.`, `trusted.` and `security.` attributes (AIDE's choice), sorted by name,
-  each as name, NUL, 4-byte big-endian value length, value; `b""` when there are none;
+* `xattrs`: the `user.`, `trusted.` and `security.` attributes (AIDE's choice) as text, see
+  `format_xattrs`; `b""` when there are none;
 * `selinux`: the `security.selinux` label without its trailing NUL, `b""` when unlabelled;
 * `e2fsattrs`: AIDE's lsattr-like string, one character per `E2FS_FLAGS` entry (the letter
   when set, `-` when not), e.g. `b"--------------e-------"`;
@@ -30,6 +30,7 @@ None means "could not be collected" and always comes with a warning.
 
 from __future__ import annotations
 
+import base64
 import errno
 import fcntl
 import os
@@ -64,6 +65,9 @@ _FS_IOC_GETFLAGS = 0x80086601
 _NO_FLAGS = (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 _NO_XATTRS = (errno.ENOTSUP, errno.ENOSYS)
 _XATTR_PREFIXES = (b"user.", b"trusted.", b"security.")
+# AIDE's PRINTABLE_XATTR_VALS, without '%' (the escape character here)
+_PRINTABLE = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       b".-_:;,[]{}<>()!@#$^&*|\\/?~")
 
 _ACL_TAGS = {0x01: "user", 0x02: "user", 0x04: "group", 0x08: "group", 0x10: "mask", 0x20: "other"}
 _ACL_QUALIFIED = (0x02, 0x08)
@@ -374,14 +378,26 @@ def _xattrs(target: int | bytes, _mode: int) -> bytes:
         if e.errno == errno.ENODATA:
             return b""
         raise
-    out = []
-    for name in sorted(n.encode("utf-8", "surrogateescape") for n in names):
-        if not name.startswith(_XATTR_PREFIXES):
-            continue
-        value = _getxattr(target, name)
-        if value is not None:
-            out.append(name + b"\0" + len(value).to_bytes(4, "big") + value)
-    return b"".join(out)
+    values = {}
+    for name in map(os.fsencode, names):
+        if name.startswith(_XATTR_PREFIXES) and (value := _getxattr(target, name)) is not None:
+            values[name] = value
+    return format_xattrs(values)
+
+
+def format_xattrs(values: dict[bytes, bytes]) -> bytes:
+    """Extended attributes as sorted lines like AIDE's report: `name = value` when the value is
+    printable in AIDE's sense, `name <=> base64` otherwise. Names are %-escaped outside that set,
+    so no name holds a space or a newline and the text is unambiguous."""
+    lines = []
+    for name in sorted(values):
+        value = values[name]
+        shown = "".join(chr(c) if c in _PRINTABLE else f"%{c:02X}" for c in name)
+        if value and all(c in _PRINTABLE for c in value):
+            lines.append(f"{shown} = {value.decode('ascii')}\n")
+        else:
+            lines.append(f"{shown} <=> {base64.b64encode(value).decode('ascii')}\n")
+    return "".join(lines).encode("ascii")
 
 
 def _selinux(target: int | bytes, _mode: int) -> bytes:

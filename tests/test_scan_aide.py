@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aidepy.collect import decode_caps, e2fs_string
+from aidepy.collect import decode_caps, e2fs_string, format_xattrs
 from aidepy.config import parse_text
 from aidepy.entry import Entry
 from aidepy.scan import ScanWarning, scan
@@ -103,14 +103,10 @@ def test_scan_records_what_aide_records(tmp_path: Path) -> None:
             assert e2fs_string(int(a["e2fsattrs"])) == v["e2fsattrs"], path
         pairs = a["xattrs"].split(",")
         listed = {pairs[i].encode(): base64.b64decode(pairs[i + 1]) for i in range(1, len(pairs) - 1, 2)}
-        assert _xattrs(listed) == v["xattrs"], path
+        assert format_xattrs(listed) == v["xattrs"], path
         if entry.ftype == "f":
             caps = a["capabilities"]
             assert (base64.b64decode(caps) if caps != "0" else b"") == v["caps"], path
-
-
-def _xattrs(pairs: dict[bytes, bytes]) -> bytes:
-    return b"".join(n + b"\0" + len(pairs[n]).to_bytes(4, "big") + pairs[n] for n in sorted(pairs))
 
 
 def test_caps_text_follows_libcap() -> None:
@@ -133,3 +129,12 @@ def test_acl_of_a_plain_file_is_its_mode(tmp_path: Path) -> None:
     assert plain.values["acl"] == b"user::rw-\ngroup::r--\nother::---\n"
     assert stat.S_IMODE(plain.values["p"]) == 0o640  # type: ignore[arg-type]
     assert warnings == []
+
+
+def test_xattrs_text_is_unambiguous() -> None:
+    forged = {b"user.a = b\nuser.c": b"d"}
+    honest = {b"user.a": b"b", b"user.c": b"d"}
+    assert format_xattrs(forged) != format_xattrs(honest)
+    assert format_xattrs({b"user.a": b"b = c"}) != format_xattrs({b"user.a = b": b"c"})
+    assert format_xattrs({b"user.v": b"abc"}) != format_xattrs({b"user.v": b"abc\0"})
+    assert format_xattrs(honest) == b"user.a = b\nuser.c = d\n"
