@@ -230,6 +230,8 @@ def probe_write(root: Path) -> str | None:
     except OSError as exc:
         with suppress(OSError):
             probe.unlink()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return None  # full, not protected: the write itself will say how much is missing
         return f"a test write failed ({exc.strerror})"
     return None
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -429,3 +430,18 @@ def test_a_mountpoint_behind_a_symlink_works(vault: Vault, tmp_path: Path) -> No
     assert linked.mount() == tmp_path / "real"
     assert linked.current_mount() is not None and linked.status().mounted == "ro"
     linked.umount()
+
+
+def test_a_full_vault_is_full_not_write_protected(vault: Vault) -> None:
+    with vault.mounted(rw=True) as root:
+        with open(root / "filler", "wb", buffering=0) as f:
+            for size in (65536, 4096, 1024, 1):  # until not one block is left
+                with suppress(OSError):
+                    while True:
+                        f.write(b"\0" * size)
+        assert vault.free_bytes() == 0
+        assert vault.write_protection() is None  # the test write fails with ENOSPC: full, not protected
+        with pytest.raises(VaultFullError, match="bytes missing") as refused:
+            vault.write_file("note", [b"x" * 200_000])
+        assert refused.value.missing >= 200_000 - refused.value.free > 0
+        assert not (root / "note").exists() and not (root / ".note.tmp").exists()
