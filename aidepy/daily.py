@@ -9,7 +9,6 @@ render the report. Delivery (mail, syslog) is `aidepy.notify`'s.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ExitCode, VerificationError
 from aidepy.notify import Verdict
 from aidepy.report import DatabaseSummary, Mode, Report, ReportOptions, render_text
+from aidepy.rollback import record_seen, refuse_rollback
 from aidepy.vault import Vault
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from aidepy.config import Config
 
 NEW_DATABASE = "aidepy.db.new"
-SEEN_GENERATION = "generation.seen"
-"""Newest baseline generation this host has verified; an older one is a rollback."""
 
 
 @dataclass(frozen=True)
@@ -42,23 +40,6 @@ class DailyReport:
     verdict: Verdict
     text: str
     exit_code: int
-
-
-def newest_seen(state_dir: Path) -> int:
-    """The newest baseline generation verified on this host (0: none yet)."""
-    try:
-        return int((state_dir / SEEN_GENERATION).read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-def record_seen(state_dir: Path, generation: int) -> None:
-    """Remember `generation` as the newest seen (atomically) if it is newer."""
-    if generation <= newest_seen(state_dir):
-        return
-    tmp = state_dir / f".{SEEN_GENERATION}.tmp"
-    tmp.write_text(f"{generation}\n")
-    os.replace(tmp, state_dir / SEEN_GENERATION)
 
 
 def alarm_text(host: str, failure: AidepyError) -> str:
@@ -90,11 +71,7 @@ def run_daily(
             baseline = open_database(vault.baseline_path(), key)
             with baseline:
                 generation = baseline.header.generation
-                seen = newest_seen(state_dir)
-                if generation < seen:
-                    raise VerificationError(
-                        f"rollback: the baseline is generation {generation}, but this host has "
-                        f"already verified generation {seen}")
+                refuse_rollback(state_dir, generation)
                 notices = [f"Baseline {baseline.path}: signature verified with the vault's key "
                            f"{keys.fingerprint(key)} (generation {generation})."]
                 notices += [f"Note: {line}" for line in vault.rules_changes()]

@@ -29,9 +29,9 @@ import pyudev
 
 from aidepy import db, keys, report
 from aidepy.compare import Summary, compare
-from aidepy.daily import newest_seen, record_seen
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ExitCode, VaultError, VerificationError
+from aidepy.rollback import newest_seen, record_seen
 from aidepy.vault import Vault, VaultFullError
 
 if TYPE_CHECKING:

@@ -109,9 +109,22 @@ def required_path(value: str | None, option: str) -> Path:
     return Path(value)
 
 
+def public_key_path(path: Path, config: Config) -> Path | None:
+    """The key a baseline at `path` must verify against: `public_key`, else the vault's own key
+    when the baseline lives on the vault (a signed file there is never taken on trust)."""
+    if config.public_key:
+        return Path(config.public_key)
+    vault = Path(config.vault_mountpoint)
+    vault_key = vault / "aidepy.pub"
+    if path.resolve().is_relative_to(vault.resolve()) and vault_key.exists():
+        return vault_key
+    return None
+
+
 def open_baseline(path: Path, config: Config) -> tuple[Database, str]:
     """Open and verify a baseline with the configured public key; also the report's first line."""
-    public_key = load_public_key(Path(config.public_key)) if config.public_key else None
+    key_path = public_key_path(path, config)
+    public_key = load_public_key(key_path) if key_path else None
     db = open_database(path, public_key)
     created = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(db.header.created))
     about = f"generation {db.header.generation}, created {created}"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from aidepy.cli import baseline
 from aidepy.cli.options import add_config_arguments
 from aidepy.compare import compare
 from aidepy.report import Mode, Report
+from aidepy.rollback import record_seen, refuse_rollback
 
 NAME = "check"
 HELP = "compare the file system with the baseline and report what changed"
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     notices = [notice]
     warnings: list[str] = []
     with db:
+        refuse_rollback(Path(config.state_dir), db.header.generation)
         if db.header.rules_digest != config.digest:
             notices.append("Note: the rules or options differ from those the baseline was recorded with.")
         comparison = compare(
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         )
         changes = list(comparison)
         databases = [baseline.database_summary(db)]
+    if db.authenticated:
+        record_seen(Path(config.state_dir), db.header.generation)
     report = Report(
         Mode.CHECK, changes, comparison.summary, start, time.time(), options, databases,
         limit=args.limit, root_prefix=config.root_prefix, notices=notices, warnings=warnings,
