@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,12 +246,19 @@ class Vault:
         root = before.mountpoint if before is not None and not rw else self.mount(rw=rw)
         try:
             yield root
-        finally:
-            if self.medium.kind is not MediumKind.DIRECTORY:
-                if before is None:
-                    self.umount()
-                elif before.read_only and rw:
-                    self.mount(rw=False)
+        except BaseException:
+            with suppress(AidepyError):  # the original failure matters more than a busy umount
+                self._restore(before, rw)
+            raise
+        self._restore(before, rw)
+
+    def _restore(self, before: Mount | None, rw: bool) -> None:
+        if self.medium.kind is MediumKind.DIRECTORY:
+            return
+        if before is None:
+            self.umount()
+        elif before.read_only and rw:
+            self.mount(rw=False)
 
     def _writable_root(self) -> Path:
         root = self.root

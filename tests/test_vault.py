@@ -445,3 +445,13 @@ def test_a_full_vault_is_full_not_write_protected(vault: Vault) -> None:
             vault.write_file("note", [b"x" * 200_000])
         assert refused.value.missing >= 200_000 - refused.value.free > 0
         assert not (root / "note").exists() and not (root / ".note.tmp").exists()
+
+
+def test_a_failure_inside_mounted_is_not_hidden_by_a_busy_umount(vault: Vault) -> None:
+    with pytest.raises(RuntimeError, match="scan failed"), vault.mounted() as root:
+        held = (root / "VAULT").open("rb")  # keeps the mount busy
+        raise RuntimeError("scan failed")
+    held.close()
+    assert vault.current_mount() is not None  # it was busy
+    vault.umount()
+    assert vault.current_mount() is None
