@@ -218,6 +218,13 @@ def write_protection(device: Path, context: pyudev.Context | None = None) -> str
     return None
 
 
+def image_write_protection(image: Path) -> str | None:
+    """An image file's write-protect tab: no write permission bits (root ignores them otherwise)."""
+    if not image.stat().st_mode & 0o222 or not os.access(image, os.W_OK):
+        return "the image file is read-only (no write permission)"
+    return None
+
+
 def probe_write(root: Path) -> str | None:
     """A real write on a read-write mount (the last word on write protection, e.g. for media whose
     driver learns of the tab only when writing); None when it succeeded."""

@@ -9,7 +9,6 @@ The layout and `format_vault` live in `aidepy.vault_layout`, the device layer in
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -178,10 +177,7 @@ class Vault:
         if kind is MediumKind.DIRECTORY:
             return None
         if kind is MediumKind.IMAGE:
-            image = self.medium.path
-            if not image.stat().st_mode & 0o222 or not os.access(image, os.W_OK):
-                return "the image file is read-only (no write permission)"
-            return None
+            return md.image_write_protection(self.medium.path)
         reason = md.write_protection(self.medium.path)
         current = self.current_mount()
         if reason is None and current is not None and not current.read_only:

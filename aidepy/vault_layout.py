@@ -58,6 +58,8 @@ def format_vault(
     if medium.kind is MediumKind.IMAGE:
         if md.loop_devices_of(medium.path):
             raise VaultError(f"{spec} is attached to a loop device; unmount the vault first")
+        if reason := md.image_write_protection(medium.path):
+            raise VaultError(f"{spec} is write-protected ({reason}); make it writable to format it")
         device = md.attach(medium.path, read_only=False)
         try:
             _format_device(device, spec, label, key_bytes, force, fdformat)

@@ -329,6 +329,8 @@ def test_an_image_file_vault_is_attached_read_only_and_detached(keypair, tmp_pat
         assert vault.is_write_protected()
         with pytest.raises(VaultError, match="write-protected"):
             vault.mount(rw=True)
+        with pytest.raises(VaultError, match="write-protected"):
+            format_vault(str(image), label="AIDEPY", public_key=keypair[1], force=True)
         assert vault.status().database.generation == 1
     finally:
         vault.umount()
