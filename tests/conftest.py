@@ -7,6 +7,7 @@ import email.message
 import email.policy
 import fcntl
 import io
+import json
 import mailbox
 import os
 import shutil
@@ -160,6 +161,15 @@ class LoopDevice:
         subprocess.run([require_tool("blockdev"), "--setro" if read_only else "--setrw", self.device],
                        check=True)
 
+    def backed_by_image(self) -> bool:
+        """Whether `device` is still attached to this image (a test may detach it, and another
+        process may then attach something else to the same device)."""
+        out = subprocess.run([require_tool("losetup"), "--list", "--json", "-O", "BACK-INO", self.device],
+                             capture_output=True, text=True)
+        if out.returncode != 0 or not out.stdout.strip() or not os.path.exists(self.image):
+            return False
+        return bool(json.loads(out.stdout)["loopdevices"][0]["back-ino"] == os.stat(self.image).st_ino)
+
     def mountpoints(self) -> list[str]:
         """Where this device is mounted now (from /proc/self/mountinfo)."""
         rdev = os.stat(self.device).st_rdev
@@ -169,6 +179,8 @@ class LoopDevice:
 
 
 def _release_loop(loop: LoopDevice) -> None:
+    if not loop.backed_by_image():
+        return  # detached by the test, maybe reattached by someone else: not ours to touch
     for where in reversed(loop.mountpoints()):
         subprocess.run([require_tool("umount"), where], check=False)
     loop.set_read_only(False)
