@@ -174,7 +174,7 @@ def udev_device(device: Path, context: pyudev.Context | None = None) -> pyudev.D
     """The udev (sysfs) view of a block device node."""
     try:
         return pyudev.Devices.from_device_file(context or pyudev.Context(), str(device))
-    except (ValueError, OSError) as exc:
+    except (pyudev.DeviceNotFoundError, ValueError, OSError) as exc:
         raise VaultError(f"{device}: not known to udev/sysfs ({exc})") from None
 
 

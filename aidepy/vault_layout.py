@@ -49,8 +49,9 @@ def format_vault(
     except AidepyError as exc:
         raise VaultError(f"{exc} (run 'aidepy keygen' first)") from None
     key_bytes = public_key.read_bytes()
-    if md.ensure_device_node(Path(spec)):
-        warn(f"created {spec} (block {md.FLOPPY_NODES[Path(spec).name]}, mode 660, group floppy)")
+    if Path(spec).parent == Path("/dev") and md.ensure_device_node(Path(spec)):
+        major, minor = md.FLOPPY_NODES[Path(spec).name]
+        warn(f"created {spec} (block {major},{minor}, mode 660, group floppy)")
     medium = md.resolve(spec, warn=warn)
     if medium.kind is MediumKind.DIRECTORY:
         _write_layout(medium.path, label, key_bytes)

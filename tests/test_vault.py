@@ -457,3 +457,21 @@ def test_a_failure_inside_mounted_is_not_hidden_by_a_busy_umount(vault: Vault) -
     assert vault.current_mount() is not None  # it was busy
     vault.umount()
     assert vault.current_mount() is None
+
+
+def test_format_creates_the_missing_floppy_node_then_reports_the_absent_drive(keypair) -> None:
+    node = Path("/dev/fd0u1722")
+    if os.geteuid() != 0:
+        pytest.skip("mknod in /dev needs root (runs as root in CI)")
+    if node.exists() or Path("/sys/block/fd0").exists():
+        pytest.skip("this machine has a floppy drive or node: not touching it")
+    warnings: list[str] = []
+    try:
+        with pytest.raises(VaultError, match="fd0u1722") as refused:
+            format_vault(str(node), label="AIDEPY", public_key=keypair[1], warn=warnings.append)
+        assert "\n" not in str(refused.value)
+        st = node.stat()
+        assert stat.S_ISBLK(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (2, 60)
+        assert warnings == ["created /dev/fd0u1722 (block 2,60, mode 660, group floppy)"]
+    finally:
+        node.unlink(missing_ok=True)
