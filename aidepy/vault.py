@@ -378,9 +378,13 @@ class Vault:
         device = self.device()
         # An image that is not attached is probed as a file: blkid and lseek work on both.
         target = device or (medium.path if medium.kind is MediumKind.IMAGE else None)
-        fs = md.probe_filesystem(target) if target is not None else None
-        size = md.device_size(target) if target is not None else None
-        reason = self.write_protection()
+        fs, size, reason = None, None, None
+        try:
+            if target is not None:
+                fs, size = md.probe_filesystem(target), md.device_size(target)
+            reason = self.write_protection()
+        except (VaultError, OSError) as exc:  # e.g. a drive without a disk: say so, show the rest
+            problems.append(str(exc))
         free, fingerprint, database, is_vault = None, None, DatabaseStatus("none"), False
         runtime: list[str] | None = None
         try:

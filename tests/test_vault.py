@@ -459,7 +459,9 @@ def test_a_failure_inside_mounted_is_not_hidden_by_a_busy_umount(vault: Vault) -
     assert vault.current_mount() is None
 
 
-def test_format_creates_the_missing_floppy_node_then_reports_the_absent_drive(keypair) -> None:
+def test_format_creates_the_missing_floppy_node_then_reports_the_absent_drive(
+    keypair, tmp_path: Path,
+) -> None:
     node = Path("/dev/fd0u1722")
     if os.geteuid() != 0:
         pytest.skip("mknod in /dev needs root (runs as root in CI)")
@@ -473,5 +475,7 @@ def test_format_creates_the_missing_floppy_node_then_reports_the_absent_drive(ke
         st = node.stat()
         assert stat.S_ISBLK(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (2, 60)
         assert warnings == ["created /dev/fd0u1722 (block 2,60, mode 660, group floppy)"]
+        status = Vault(VaultSettings(str(node), tmp_path / "mnt"), warn=_no_warning).status()
+        assert not status.is_vault and status.problems and all("\n" not in p for p in status.problems)
     finally:
         node.unlink(missing_ok=True)
