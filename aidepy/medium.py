@@ -296,11 +296,13 @@ def mount_at(mountpoint: Path) -> Mount | None:
 
 
 def mount(device: Path, mountpoint: Path, *, read_only: bool) -> Mount:
-    """Mount `device` with nosuid,nodev; returns the mount as the kernel made it (it may be ro)."""
+    """Mount the ext2 filesystem on `device` with nosuid,nodev; returns the mount as the kernel made
+    it (it may be ro). Only ext2, which vaults use: a journalled filesystem would be written to
+    (its journal replayed) even by a read-only mount."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     mountpoint = mountpoint.resolve()  # mountinfo lists it without symlinks
     mode = "ro" if read_only else "rw"
-    run_tool("mount", "-o", f"{mode},nosuid,nodev", str(device), str(mountpoint))
+    run_tool("mount", "-t", "ext2", "-o", f"{mode},nosuid,nodev", str(device), str(mountpoint))
     made = mount_at(mountpoint)
     if made is None:
         raise VaultError(f"mount {device} {mountpoint}: no mount appeared")

@@ -421,7 +421,7 @@ def test_a_tool_failure_is_one_clear_line(loop_device: LoopDevice, tmp_path: Pat
     with pytest.raises(VaultError) as failed:
         medium.mount(Path(loop_device.device), tmp_path / "m", read_only=True)  # nothing on it to mount
     message = str(failed.value)
-    assert message.startswith("mount -o ro,nosuid,nodev") and "wrong fs type" in message
+    assert message.startswith("mount -t ext2 -o ro,nosuid,nodev") and "wrong fs type" in message
     assert "\n" not in message and "dmesg" not in message
 
 
