@@ -19,7 +19,9 @@ from aidepy import medium as md
 from aidepy.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
 from aidepy.atomic import READ_CHUNK, WrittenFile, atomic_write, free_bytes, fsync_dir
 from aidepy.atomic import VaultFullError as VaultFullError  # re-exported for promote
+from aidepy.db import open_database
 from aidepy.errors import AidepyError, VaultError, VerificationError
+from aidepy.keys import fingerprint, load_public_key
 from aidepy.medium import Medium, MediumKind, Mount, Warn, warn_stderr
 from aidepy.runtime import MANIFEST as RUNTIME
 from aidepy.runtime import runtime_changes
@@ -163,8 +165,6 @@ class Vault:
 
     def public_key(self) -> Ed25519PublicKey:
         """The vault's public key."""
-        from aidepy.keys import load_public_key
-
         path = self.public_key_path
         if not path.is_file():
             raise VaultError(f"the vault has no public key ({path}); format it with 'aidepy vault format'")
@@ -288,8 +288,6 @@ class Vault:
         """Write the signed baseline as `aidepy.db`; it must verify with the vault's key before it
         replaces the old one. Raises VaultFullError (old one intact) when it does not fit: then
         write it to disk and use `write_anchor`."""
-        from aidepy.db import open_database
-
         key = self.public_key()
 
         def verify(path: Path) -> None:
@@ -303,8 +301,6 @@ class Vault:
     def write_anchor(self, database: Path, info: DatabaseInfo, signing_key: Ed25519PrivateKey) -> Anchor:
         """The anchored layout: pin the signed database at `database` (on disk, normally under
         `state_dir`) with a signed anchor on the vault; removes `aidepy.db` from the vault."""
-        from aidepy.db import open_database
-
         key = self.public_key()
         if signing_key.public_key().public_bytes_raw() != key.public_bytes_raw():
             raise VaultError("the signing key does not belong to the vault's public key")
@@ -411,9 +407,6 @@ class Vault:
         )
 
     def _inspect(self, problems: list[str]) -> tuple[str | None, DatabaseStatus]:
-        from aidepy.db import open_database
-        from aidepy.keys import fingerprint
-
         try:
             key = self.public_key()
         except AidepyError as exc:
@@ -443,8 +436,6 @@ def _same_anchor(found: Anchor, expected: Anchor) -> None:
 
 
 def _generation(path: Path, key: Ed25519PublicKey) -> int:
-    from aidepy.db import open_database
-
     with open_database(path, key) as db:
         return db.header.generation
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from aidepy import medium as md
 from aidepy.atomic import atomic_write
 from aidepy.errors import AidepyError, VaultError
+from aidepy.keys import load_public_key
 from aidepy.medium import Medium, MediumKind, Warn, warn_stderr
 
 MARKER = "VAULT"
@@ -40,8 +41,6 @@ def format_vault(
     """Prepare a medium as a vault: create a missing floppy node, refuse a mounted device and (unless
     `force`) a foreign filesystem, `fdformat` (if asked), `mke2fs -L label -m 0`, then write the
     `VAULT` marker and the public key."""
-    from aidepy.keys import load_public_key
-
     if not label or len(label.encode()) > MAX_LABEL:
         raise VaultError(f"vault label {label!r}: must be 1 to {MAX_LABEL} bytes")
     try:

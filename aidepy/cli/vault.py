@@ -6,17 +6,15 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aidepy.cli.options import add_config_arguments
+from aidepy.config import Config, load
 from aidepy.errors import ExitCode, UsageError
+from aidepy.keys import public_key_path
 from aidepy.medium import warn_stderr
 from aidepy.runtime import install
 from aidepy.vault import Vault, VaultStatus
 from aidepy.vault_layout import format_vault
-
-if TYPE_CHECKING:
-    from aidepy.config import Config
 
 NAME = "vault"
 HELP = "prepare, mount and inspect the write-protected medium that holds the baseline"
@@ -68,8 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    from aidepy.config import load
-
     return load(Path(args.config), args.before, args.after)
 
 
@@ -106,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
 def _format(args: argparse.Namespace) -> int:
     label, public_key = args.label, args.public_key
     if label is None or public_key is None:
-        from aidepy.keys import public_key_path
-
         config = _config(args)
         label = label or config.vault_label
         public_key = public_key or Path(config.public_key or public_key_path(Path(config.signing_key)))
