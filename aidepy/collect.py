@@ -105,6 +105,7 @@ class Plan:
     stat_only: bool  # nothing beyond the lstat result (and the type letter)
     stat_names: tuple[str, ...]
     stat_values: Callable[[os.stat_result], tuple[int, ...]]
+    key: AttrSet  # the attributes the plan was made from
 
 
 def make_plan(attrs: AttrSet, ftype: str) -> Plan:
@@ -127,7 +128,7 @@ def make_plan(attrs: AttrSet, ftype: str) -> Plan:
     return Plan(frozenset(kept), fields, hashes, "l" in kept, "ftype" in kept, "acl" in kept,
                 "xattrs" in kept, "selinux" in kept, "caps" in kept, "e2fsattrs" in kept,
                 "growing" in kept, bool(hashes) or "e2fsattrs" in kept, not hashes and not extra,
-                tuple(n for n, _ in fields), _stat_getter([f for _, f in fields]))
+                tuple(n for n, _ in fields), _stat_getter([f for _, f in fields]), attrs)
 
 
 def _stat_getter(fields: list[str]) -> Callable[[os.stat_result], tuple[int, ...]]:

@@ -4,7 +4,8 @@ The walk runs on the caller's thread in canonical order (`aidepy.entry.sort_key`
 then its contents, siblings by name bytes), one `lstat` per name (from `os.scandir`), pruning
 every directory the rules (and the `--limit` regex) cannot select anything below. It never
 follows symlinks. Collecting attributes (`aidepy.collect`: open, fstat, hash, flags, xattrs)
-happens in a thread pool, in batches of paths; batches are delivered in submission order and
+happens in a pool of worker processes (threads would contend for the GIL: on /usr they gained
+nothing over one thread), in batches of paths; batches are delivered in submission order and
 only a bounded number is in flight, so the output is the same whatever the parallelism and
 memory stays flat whatever the tree's size. Per-path trouble (vanished or unreadable files,
 files changing under the scan, odd names) is reported through `on_warning` as a `ScanWarning`,
@@ -14,20 +15,20 @@ in walk order; it never ends the scan.
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import os
 import re
 import stat
-import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Protocol
 
 from aidepy.attributes import AttrSet
 from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, Job, Plan, collect, make_plan, open_quietly
-from aidepy.entry import Entry
+from aidepy.entry import Entry, Value
 from aidepy.selection import Rule
 
 
@@ -59,7 +60,7 @@ _Item = Job | ScanWarning
 
 
 def default_workers() -> int:
-    """Worker threads when none are asked for: one per CPU (hashing and reads release the GIL)."""
+    """Worker processes when none are asked for: one per CPU."""
     return max(1, min(os.cpu_count() or 1, 16))
 
 
@@ -67,7 +68,8 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[byte
          workers: int | None = None, on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
     """Entries for every path `ruleset` selects below `root_prefix` (recorded without it), in
     canonical order. `limit`: only paths it matches (anchored at the start, as AIDE's
-    `--limit`). `workers`: collection threads (default `default_workers()`; 1 = no threads)."""
+    `--limit`). `workers`: collection processes (default `default_workers()`; 1 = all in the caller's
+    thread)."""
     count = default_workers() if workers is None else max(1, workers)
     items = _walk(ruleset, root_prefix.rstrip(b"/"), limit)
     if count == 1:
@@ -82,8 +84,10 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[byte
                 on_warning(ScanWarning(item.path, message))
         return
     window = count * WINDOW_PER_WORKER
-    pending: deque[Future[list[Entry | ScanWarning]]] = deque()
-    with ThreadPoolExecutor(count, thread_name_prefix="aidepy-scan") as pool:
+    pending: deque[Future[list[_Result]]] = deque()
+    # fork: workers start with everything imported (nothing is re-imported from __main__), and
+    # Python 3.11 starts all of a fork pool's workers before its management thread
+    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
         try:
             for batch in _batches(items):
                 pending.append(pool.submit(_run_batch, batch))
@@ -96,22 +100,32 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[byte
                 future.cancel()
 
 
-def _deliver(results: list[Entry | ScanWarning], on_warning: Callable[[ScanWarning], None]
-             ) -> Iterator[Entry]:
+_Task = tuple[bytes, bytes, str, AttrSet, os.stat_result] | ScanWarning
+_Result = tuple[bytes, str, AttrSet, Mapping[str, Value], list[str]] | ScanWarning
+
+
+def _deliver(results: list[_Result], on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
     for result in results:
-        if isinstance(result, Entry):
-            yield result
-        else:
+        if isinstance(result, ScanWarning):
             on_warning(result)
+            continue
+        path, ftype, attrs, values, messages = result
+        yield Entry(path, ftype, attrs, values)
+        for message in messages:
+            on_warning(ScanWarning(path, message))
 
 
-def _batches(items: Iterator[_Item]) -> Iterator[list[_Item]]:
-    batch: list[_Item] = []
+def _batches(items: Iterator[_Item]) -> Iterator[list[_Task]]:
+    """Items as picklable tasks (a plan holds hash constructors), in batches."""
+    batch: list[_Task] = []
     volume = 0
     for item in items:
-        batch.append(item)
-        if isinstance(item, Job) and item.plan.hashes:
-            volume += item.st.st_size
+        if isinstance(item, ScanWarning):
+            batch.append(item)
+        else:
+            batch.append((item.fs_path, item.path, item.ftype, item.plan.key, item.st))
+            if item.plan.hashes:
+                volume += item.st.st_size
         if len(batch) >= BATCH_ENTRIES or volume >= BATCH_BYTES:
             yield batch
             batch, volume = [], 0
@@ -119,22 +133,26 @@ def _batches(items: Iterator[_Item]) -> Iterator[list[_Item]]:
         yield batch
 
 
-_local = threading.local()
+_worker_plans: dict[tuple[AttrSet, str], Plan] = {}
+_worker_buffer: list[memoryview] = []
 
 
-def _run_batch(batch: list[_Item]) -> list[Entry | ScanWarning]:
-    buf: memoryview | None = getattr(_local, "buf", None)
-    if buf is None:
-        buf = _local.buf = memoryview(bytearray(BUFFER_SIZE))
-    out: list[Entry | ScanWarning] = []
-    for item in batch:
-        if isinstance(item, ScanWarning):
-            out.append(item)
+def _run_batch(batch: list[_Task]) -> list[_Result]:
+    """In a worker process: collect a batch, in order."""
+    if not _worker_buffer:
+        _worker_buffer.append(memoryview(bytearray(BUFFER_SIZE)))
+    buf = _worker_buffer[0]
+    out: list[_Result] = []
+    for task in batch:
+        if isinstance(task, ScanWarning):
+            out.append(task)
             continue
-        entry, messages = collect(item, buf)
-        out.append(entry)
-        if messages:
-            out.extend(ScanWarning(item.path, m) for m in messages)
+        fs_path, path, ftype, attrs, st = task
+        plan = _worker_plans.get((attrs, ftype))
+        if plan is None:
+            plan = _worker_plans[(attrs, ftype)] = make_plan(attrs, ftype)
+        entry, messages = collect(Job(fs_path, path, ftype, plan, st), buf)
+        out.append((path, ftype, entry.attrs, entry.values, messages))
     return out
 
 
