@@ -6,7 +6,9 @@ groups and `@@x_include_setenv` apply to what follows; `@@if` picks a branch; in
 parsed and evaluated where they stand (nested at most 16 deep). Every problem is a
 `ConfigError(file, line, reason)`. Executable snippets of one `@@x_include DIR` run in
 parallel while the plain files around them are parsed; their output is still evaluated in
-order, as AIDE does.
+order, as AIDE does. Stricter than AIDE: the main file and every included file must be owned
+by root or the current user and not group- or world-writable (AIDE checks only executed
+snippets), since whoever can write the rules decides what is checked.
 """
 
 from __future__ import annotations
@@ -242,9 +244,10 @@ class _Evaluator:
             if not stat.S_ISREG(st.st_mode):
                 raise fail(f"'{_text(path)}' is not a regular file")
             execute = stmt.execute and bool(st.st_mode & stat.S_IXUSR)
-            if execute and not _safe(st):
-                self.warn(name, stmt, f"'{keyword}': '{_text(path)}' is group- or world-writable or "
-                          "owned by another user (AIDE runs it anyway; fix its modes)")
+            unsafe = _unsafe(st)
+            if unsafe is not None:  # stricter than AIDE, which reads such a file (and runs it)
+                raise fail(f"'{_text(path)}' {unsafe}; refusing it (whoever can write the rules "
+                           "decides what is checked)")
             snippet = _Snippet(_os_path(path))
             if execute:
                 self.start(snippet)
@@ -299,6 +302,8 @@ class _Evaluator:
                     snippet.failure = (f"bad ownership or modes for '{os.fsdecode(snippet.path)}' (please "
                                        "ensure it is neither group- nor world-writable and owned by the "
                                        "current user or root)")
+            elif (unsafe := _unsafe(st)) is not None:  # stricter than AIDE for plain snippets
+                snippet.failure = f"'{os.fsdecode(snippet.path)}' {unsafe}; refusing it"
             snippets.append(snippet)
         try:
             for snippet in snippets:  # parse plain files while the executables run
@@ -357,6 +362,16 @@ def _safe(st: os.stat_result) -> bool:
     return st.st_uid in (0, os.geteuid()) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
+def _unsafe(st: os.stat_result) -> str | None:
+    """Why a config or rules file may not be trusted (None: it may): AIDE's rule for executed
+    snippets, which aidepy applies to every file it reads rules from."""
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is group- or world-writable (mode {stat.S_IMODE(st.st_mode):04o})"
+    if st.st_uid not in (0, os.geteuid()):
+        return f"is owned by another user (uid {st.st_uid})"
+    return None
+
+
 def _parse_file(snippet: _Snippet) -> None:
     """Read and parse one included file, keeping a failure to raise when its turn comes."""
     name = os.fsdecode(snippet.path)
@@ -405,6 +420,9 @@ def load(path: str | os.PathLike[str], before: Sequence[str] = (), after: Sequen
             parts.append((data.decode("latin-1"), "(stdin)", None))
         else:
             with open(os.path.expanduser(name), "rb") as f:
+                unsafe = _unsafe(os.fstat(f.fileno()))
+                if unsafe is not None:
+                    raise ConfigError(name, 0, f"config file {unsafe}; refusing it (chmod go-w {name})")
                 parts.append((f.read().decode("latin-1"), name, Path(name)))
     except OSError as exc:
         raise ConfigReadError(f"cannot open config file '{name}': {exc.strerror}") from None
