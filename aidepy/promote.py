@@ -32,7 +32,7 @@ from aidepy.compare import Summary, compare
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ExitCode, VaultError, VerificationError
 from aidepy.rollback import newest_seen, record_seen
-from aidepy.vault import Vault, VaultFullError
+from aidepy.vault import Vault, VaultFullError, read_chunks
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -324,7 +324,7 @@ class Promotion:
         """Write the signed baseline and the rules onto the vault (anchored if it does not fit)."""
         with self.vault.mounted(rw=True):
             try:
-                written = str(self.vault.write_database(_chunks(signed), size=info.size).path)
+                written = str(self.vault.write_database(read_chunks(signed), size=info.size).path)
             except VaultFullError as exc:
                 self.console.say(f"{exc}: keeping the database under {self.state_dir} and a signed "
                                  "anchor on the vault")
@@ -377,9 +377,3 @@ class Promotion:
         else:
             self.console.say(f"\n{how}: the new baseline (generation {self.new_generation}) is already "
                              "written and verified. Make sure the vault's write protection is ON again.")
-
-
-def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while chunk := f.read(size):
-            yield chunk

@@ -336,7 +336,7 @@ class Vault:
         if not sources:
             raise VaultError("no configuration files to copy")
         names = [RULES] + [f"{RULES_DIR}{p.resolve()}" for p in sources[1:]]
-        written = [self.write_file(name, _read_chunks(src)) for name, src in zip(names, sources, strict=True)]
+        written = [self.write_file(name, read_chunks(src)) for name, src in zip(names, sources, strict=True)]
         index = "".join(f"{w.sha256.hex()}  {src.resolve()}  {name}\n"
                         for w, src, name in zip(written, sources, names, strict=True))
         written.append(self.write_file(RULES_INDEX, [index.encode()]))
@@ -440,7 +440,8 @@ def _generation(path: Path, key: Ed25519PublicKey) -> int:
         return db.header.generation
 
 
-def _read_chunks(path: Path) -> Iterator[bytes]:
+def read_chunks(path: Path) -> Iterator[bytes]:
+    """The bytes of a file in chunks, for writing it onto the vault."""
     try:
         with open(path, "rb") as f:
             while chunk := f.read(READ_CHUNK):
