@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.message
 import email.policy
@@ -11,6 +12,7 @@ import json
 import mailbox
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -314,3 +316,27 @@ def vault_site(loop_device: LoopDevice, tmp_path: Path) -> VaultSite:
                  warn=lambda m: None)
     site.write_config()
     return site
+
+
+# --- time limits for hostile input (owner: hardening) ------------------------------------------
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised by `time_limit` in the main thread; a BaseException so no `except Exception` in the
+    code under test can swallow it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int, what: str) -> Iterator[None]:
+    """Run the body under SIGALRM: a hang becomes a failure naming `what` after `seconds` (main
+    thread only; a blocking system call in the main thread is interrupted too)."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeLimitExceeded(f"{what}: still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
