@@ -109,8 +109,10 @@ def _read(path: Path, what: str) -> bytes:
 def load_private_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKey:
     """Load a PKCS#8 Ed25519 private key; refuse one readable or writable by group or others."""
     path = Path(path)
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+    try:  # the modes checked are those of the file read (fstat), not of a name that may change
+        with open(path, "rb") as f:
+            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+            data = f.read() if not mode & 0o077 else b""
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such private key") from None
     except OSError as exc:
@@ -120,7 +122,6 @@ def load_private_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKey:
             f"{path}: private key is accessible by group or others (mode {mode:04o}); "
             f"refusing to use it (chmod 600 {path})"
         )
-    data = _read(path, "private key")
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:
