@@ -229,6 +229,10 @@ def test_init_and_check_report_hostile_names_escaped_and_never_block(tmp_path: P
         assert escape_path(bytes(tree) + b"/" + name).encode("utf-8", "surrogateescape") in check.stdout
     assert b"\\033[2J\\033[31mred" in check.stdout
     assert b"\nSubject:" not in check.stdout and b"\nBcc:" not in check.stdout
+    as_json = _aidepy(conf, "check", "--json")
+    assert as_json.returncode == 5, as_json.stderr
+    assert re.fullmatch(rb"[\x20-\x7e\n]*", as_json.stdout), "JSON output is not plain printable ASCII"
+    assert b"\\u001b[2J\\u001b[31mred" in as_json.stdout
 
 
 def test_sparse_10_gib_file_is_hashed_without_allocating(tmp_path: Path) -> None:
