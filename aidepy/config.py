@@ -272,6 +272,13 @@ class _Evaluator:
             if not _safe(st):
                 raise fail(f"bad ownership or modes for '{_text(path)}' (please ensure it is neither "
                            "group- nor world-writable and owned by the current user or root)")
+        else:  # stricter than AIDE: whoever can add or remove snippets decides what is checked
+            try:
+                unsafe = _unsafe(os.stat(directory))
+            except OSError:
+                unsafe = None  # listing it below says what is wrong, as AIDE does
+            if unsafe is not None:
+                raise fail(f"directory '{_text(path)}' {unsafe}; refusing it")
         try:
             names = sorted(os.listdir(directory))
         except OSError as exc:

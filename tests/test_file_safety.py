@@ -85,6 +85,19 @@ def test_world_writable_file_in_an_included_directory_is_refused(tmp_path: Path)
         load(config)
 
 
+def test_world_writable_include_directory_is_refused(tmp_path: Path) -> None:
+    snippets = tmp_path / "rules.d"
+    snippets.mkdir()
+    (snippets / "10_ok").write_text("/ok p\n")
+    snippets.chmod(0o777)
+    config = tmp_path / "aidepy.conf"
+    config.write_text(f"@@include {snippets} ^[0-9]\n")
+    with pytest.raises(ConfigError, match=r"rules\.d' is group- or world-writable \(mode 0777\)"):
+        load(config)
+    snippets.chmod(0o755)
+    assert [r.regex for r in load(config).rules] == ["/ok"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root (runs as root in CI)")
 def test_config_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "aidepy.conf"
