@@ -143,3 +143,21 @@ def test_self_including_config_is_refused_not_looping(tmp_path: Path) -> None:
     config.write_text(f"/a p\n@@include {config}\n")
     with time_limit(10, "self-include"), pytest.raises(ConfigError, match="nested too deeply"):
         load(config)
+
+
+@settings(FUZZ, max_examples=200)
+@given(st.lists(st.sampled_from(TOKENS), max_size=40))
+def test_config_check_exits_0_or_17_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tokens: list[str],
+) -> None:
+    from aidepy.cli import main
+
+    path = tmp_path / "fuzz.conf"
+    path.write_text("".join(tokens), errors="surrogateescape")
+    capsys.readouterr()
+    with time_limit(10, "config-check"):
+        code = main(["config-check", "-c", str(path)])
+    err = capsys.readouterr().err
+    assert code in (ExitCode.OK, ExitCode.INVALID_CONFIG), err
+    if code == ExitCode.INVALID_CONFIG:
+        assert "Traceback" not in err and err.startswith(f"aidepy: {path}:"), err
