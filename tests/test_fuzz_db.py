@@ -10,6 +10,10 @@ a SIGALRM time limit.
 from __future__ import annotations
 
 import hashlib
+import os
+import resource
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -146,3 +150,44 @@ def test_resealed_length_and_count_fields_cannot_exhaust_memory(
     big = b"\xff" * len(value) if value[0] & 1 else value
     changed = signed[:at] + big + signed[at + len(big):]
     read_or_refuse(tmp_path / "db", reseal(changed[:len(signed)], KEY), KEY.public_key())
+
+
+def _in_child_with_memory_cap(check: Callable[[], None], headroom: int = 512 << 20) -> str:
+    """Run `check` in a forked child whose address space may grow by `headroom` bytes only;
+    returns "" or the child's failure (a MemoryError from a huge allocation is one)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.close(read)
+        failure = ""
+        try:
+            size = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                            if line.startswith("VmSize:")).split()[1]) * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (size + headroom, size + headroom))
+            check()
+        except BaseException:
+            failure = traceback.format_exc()
+        finally:
+            os.write(write, failure.encode()[:60000])
+            os._exit(0)
+    os.close(write)
+    with time_limit(120, "the memory-capped reader"), os.fdopen(read, "rb") as inp:
+        failure = inp.read().decode()
+    os.waitpid(pid, 0)
+    return failure
+
+
+def test_huge_lengths_at_every_offset_are_refused_within_bounded_memory(
+    tmp_path: Path, signed: bytes,
+) -> None:
+    """Every 4-byte window of the body set to huge values, re-sealed: read or refused, and the
+    reader never needs more than a bounded amount of memory to find out."""
+    body_end = len(signed) - TAIL_SIZE
+
+    def check() -> None:
+        for offset in range(0, body_end - 3):
+            for big in (b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x00\x01\x00\x00"):
+                changed = signed[:offset] + big + signed[offset + 4:]
+                read_or_refuse(tmp_path / "db", reseal(changed, KEY), KEY.public_key())
+
+    assert _in_child_with_memory_cap(check) == ""
