@@ -49,6 +49,8 @@ from aidepy.selection import Rule, node_path
 __all__ = ["Config", "ConfigReadError", "load", "parse_text"]
 
 MAX_INCLUDE_DEPTH = 16
+MAX_MACRO_LENGTH = 1 << 20
+"""Longest @@define value (aidepy's limit; AIDE has none): bounds every expansion."""
 FILE_TYPES = frozenset("fdlcbps")  # AIDE on Linux: no Solaris doors (D) or event ports (P)
 UNSUPPORTED_HASHES: AttrSet = HASHES - SUPPORTED_HASHES
 _Fail = Callable[[str], ConfigError]
@@ -137,7 +139,11 @@ class _Evaluator:
                 self.groups[stmt.name] = self.attrs(stmt.expr, name, stmt)
                 self.config.defined_groups.append(_text(stmt.name))
             elif isinstance(stmt, DefineStmt):
-                self.defines[stmt.name] = "" if stmt.value is None else self.string(stmt.value)
+                value = "" if stmt.value is None else self.string(stmt.value)
+                if len(value) > MAX_MACRO_LENGTH:  # macros doubling each other would exhaust memory
+                    raise ConfigError(name, stmt.line, f"@@define {_text(stmt.name)}: value longer than "
+                                      f"{MAX_MACRO_LENGTH} bytes")
+                self.defines[stmt.name] = value
             elif isinstance(stmt, UndefStmt):
                 self.defines.pop(stmt.name, None)
             elif isinstance(stmt, IfStmt):

@@ -130,10 +130,15 @@ def test_deep_nesting_and_huge_expansions_are_bounded() -> None:
     nested = "@@ifdef X\n" * depth + "/a p\n" + "@@endif\n" * depth
     config = _accepted_or_refused(nested)
     assert config is not None and config.rules == []
-    # Macros doubling 20 times expand to a 1 MiB regex: refused as too large, not a crash.
+    # Macros doubling each other: 20 times expand to a 1 MiB regex (refused as too large), and
+    # 40 times would need a TiB; refused when a value passes 1 MiB, not a MemoryError.
     doubling = "@@define A0 x\n" + "".join(f"@@define A{i} @@{{A{i - 1}}}@@{{A{i - 1}}}\n"
-                                            for i in range(1, 21))
-    assert _accepted_or_refused(doubling + "/@@{A20} p\n") is None
+                                            for i in range(1, 41))
+    with pytest.raises(ConfigError, match="@@define A21: value longer than 1048576 bytes") as info:
+        parse_text(doubling, "fuzz.conf")
+    assert info.value.line == 22
+    small = doubling.split("@@define A21")[0]
+    assert _accepted_or_refused(small + "/@@{A20} p\n") is None
     config = _accepted_or_refused("/" + "a" * 10_000 + " p\n")
     assert config is not None and len(config.rules[0].regex) == 10_001
 
