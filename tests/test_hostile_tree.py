@@ -235,6 +235,28 @@ def test_init_and_check_report_hostile_names_escaped_and_never_block(tmp_path: P
     assert b"\\u001b[2J\\u001b[31mred" in as_json.stdout
 
 
+def test_hostile_link_targets_and_xattr_values_are_escaped_in_details(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    os.symlink("harmless", tree / "link")
+    (tree / "tagged").write_text("t\n")
+    os.setxattr(tree / "tagged", "user.note", b"plain")
+    conf = tmp_path / "aidepy.conf"
+    conf.write_text(f"database_in=file:{tmp_path}/db\ndatabase_out=file:{tmp_path}/db.new\n"
+                    f"{tree} p+l+xattrs\n")
+    assert _aidepy(conf, "init").returncode == 0
+    (tmp_path / "db.new").replace(tmp_path / "db")
+    (tree / "link").unlink()
+    os.symlink("\x1b[2J\nBcc: evil@example\r\x7f", tree / "link")
+    os.setxattr(tree / "tagged", "user.note", b"\x1b]0;owned\x07\nSubject: x")
+    check = _aidepy(conf, "check")
+    assert check.returncode == 4, check.stderr
+    raw = re.findall(rb"[\x00-\x08\x0b-\x1f\x7f]", check.stdout + check.stderr)
+    assert raw == [], check.stdout[-3000:]
+    assert b"\\033[2J\\012Bcc: evil@example" in check.stdout
+    assert not any(line.lstrip().startswith((b"Bcc:", b"Subject:")) for line in check.stdout.splitlines())
+
+
 def test_sparse_10_gib_file_is_hashed_without_allocating(tmp_path: Path) -> None:
     sparse = tmp_path / "sparse"
     with open(sparse, "wb") as f:
