@@ -18,9 +18,12 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aidepy import notify
 from aidepy.notify import Verdict
+from aidepy.report import escape_path
 
 EVIL = {
     "bcc": b"report\nBcc: evil@example",
@@ -106,3 +109,13 @@ def test_a_host_name_with_a_line_break_cannot_add_headers_or_stop_the_mail(tmp_p
     mail = _mailed(tmp_path, notify.build_message("root", verdict, "report\n"))
     assert list(mail.keys()) == HEADERS
     assert mail["Bcc"] is None
+
+
+@settings(max_examples=500, derandomize=True, database=None)
+@given(st.binary(max_size=300))
+def test_any_name_becomes_one_report_line_without_control_bytes(name: bytes) -> None:
+    shown = escape_path(b"/" + name)
+    raw = shown.encode("utf-8", "surrogateescape")
+    assert not any(b < 0x20 or b == 0x7F for b in raw), raw
+    body = notify.build_message("root", Verdict("h", added=1), f"f++++: {shown}\n").get_content()
+    assert body.count("\n") == 1
