@@ -142,6 +142,9 @@ def test_no_external_command_runs_through_a_shell_string() -> None:
             for kw in call.keywords:
                 if kw.arg == "shell" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
                     offenders.append(f"{where}: shell=")
+            constants = [a.value for a in ast.walk(call) if isinstance(a, ast.Constant)]
+            if "-c" in constants and any(c in ("sh", "bash", "/bin/sh", "/bin/bash") for c in constants):
+                offenders.append(f"{where}: a shell given a command string")
             if name in {"run", "Popen", "call", "check_call", "check_output"} and call.args and \
                     isinstance(call.args[0], (ast.Constant, ast.JoinedStr, ast.BinOp)):
                 offenders.append(f"{where}: {name}() with a command string")
