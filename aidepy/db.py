@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Generator, Iterable, Iterator
@@ -228,7 +229,9 @@ class Database:
     def __init__(self, path: Path, public_key: Ed25519PublicKey | None) -> None:
         self.path = path
         try:
-            self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+            # O_NONBLOCK: a fifo planted in place of the database must not hang the check.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._file = os.fdopen(fd, "rb")
         except FileNotFoundError:
             raise DatabaseReadError(f"{path}: no such database") from None
         except OSError as exc:
@@ -257,6 +260,8 @@ class Database:
 
     def _verify(self, public_key: Ed25519PublicKey | None) -> None:
         st = os.fstat(self._file.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise VerificationError(f"{self.path}: not a regular file, refused as a database")
         size = self._size = st.st_size
         start = os.pread(self._file.fileno(), PREFIX_SIZE, 0)
         if size < _MIN_SIZE or not start.startswith(MAGIC):

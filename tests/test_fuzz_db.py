@@ -193,11 +193,6 @@ def test_huge_lengths_at_every_offset_are_refused_within_bounded_memory(
     assert _in_child_with_memory_cap(check) == ""
 
 
-@pytest.mark.xfail(strict=True, reason="aidepy/db.py Database.__init__ opens the path with a plain "
-                   "open() before any check, so a fifo in place of the database (e.g. a local "
-                   "database_in or `aidepy compare` input replaced by whoever owns the host) blocks "
-                   "the check forever and the daily report is never mailed; should open with "
-                   "O_NONBLOCK and refuse what fstat says is not a regular file")
 def test_a_fifo_in_place_of_the_database_is_refused_not_waited_on(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "aidepy.db")
     try:
