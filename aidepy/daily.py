@@ -2,7 +2,8 @@
 a baseline that cannot be used, but returns an alarm, because that report must be mailed too.
 
 Steps: mount the vault read-only if it is not mounted; verify the baseline with the vault's
-public key; refuse a generation older than the newest this host has seen (rollback); scan into
+public key; refuse a generation older than the newest this host has seen (rollback); note what
+an interrupted promote left behind (a read-write or unprotected vault, temp files); scan into
 `aidepy.db.new` under the state directory (for reading only: promote never uses it); compare;
 render the report. Delivery (mail, syslog) is `aidepy.notify`'s.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +22,10 @@ from aidepy import keys
 from aidepy.compare import compare
 from aidepy.db import open_database, write_database
 from aidepy.entry import Entry
-from aidepy.errors import AidepyError, ExitCode, VerificationError
+from aidepy.errors import AidepyError, DatabaseWriteError, ExitCode, VaultError, VerificationError
+from aidepy.medium import MediumKind
 from aidepy.notify import Verdict
+from aidepy.promote import PROMOTE_WORK
 from aidepy.report import DatabaseSummary, Mode, Report, ReportOptions, render_text
 from aidepy.rollback import record_seen, refuse_rollback
 from aidepy.vault import Vault
@@ -45,12 +49,36 @@ class DailyReport:
 def alarm_text(host: str, failure: AidepyError) -> str:
     """The body of the mail sent when no check could be done."""
     what = ("THE BASELINE ON THE VAULT FAILED VERIFICATION" if isinstance(failure, VerificationError)
+            else "THE NEW DATABASE COULD NOT BE WRITTEN" if isinstance(failure, DatabaseWriteError)
             else "THE VAULT'S BASELINE COULD NOT BE USED")
+    if isinstance(failure, DatabaseWriteError):
+        return (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\n{what}:\n    {failure}\n\n"
+                "The scan could not be stored, so no comparison was made. Make room in the state "
+                "directory\n(state_dir), then run `aidepy report` again.\n")
     return (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\n{what}:\n    {failure}\n\n"
             "No comparison was made, because a baseline that does not verify cannot be trusted. "
             "Someone may have\ntampered with the vault or with this host, or the medium is "
             "missing or damaged. Check it at the\nconsole: `aidepy vault status`, and compare the "
             "key fingerprint with the one you recorded.\n")
+
+
+def leftovers(vault: Vault, state_dir: Path) -> list[str]:
+    """Notices on what an interrupted promote or vault write left behind: the vault mounted
+    read-write or not write-protected, temp files on the vault, promote's work directories."""
+    notes = []
+    current = vault.current_mount()
+    if current is not None and not current.read_only:
+        notes.append(f"WARNING: the vault is mounted read-write at {current.mountpoint} (an interrupted "
+                     "promote?): restore its write protection, then run 'aidepy vault mount'.")
+    elif vault.medium.kind is not MediumKind.DIRECTORY:
+        with suppress(VaultError, OSError):  # a medium that cannot be probed: the mount said enough
+            if vault.write_protection() is None:
+                notes.append("WARNING: the vault is not write-protected: restore its write protection.")
+    notes += [f"Note: {p.name} on the vault was left by an interrupted write (the next promote removes it)."
+              for p in sorted(vault.root.glob(".*.tmp"))]
+    notes += [f"Note: {p} was left by an interrupted promote (the next promote removes it)."
+              for p in sorted(state_dir.glob(f"{PROMOTE_WORK}*"))]
+    return notes
 
 
 def run_daily(
@@ -75,6 +103,7 @@ def run_daily(
                 notices = [f"Baseline {baseline.path}: signature verified with the vault's key "
                            f"{keys.fingerprint(key)} (generation {generation})."]
                 notices += [f"Note: {line}" for line in vault.rules_changes()]
+                notices += leftovers(vault, state_dir)
                 if baseline.header.rules_digest != config.digest:
                     notices.append("Note: the rules differ from those the baseline was recorded with.")
                 new_path = state_dir / NEW_DATABASE
@@ -89,8 +118,9 @@ def run_daily(
                                           baseline.header.entry_count)
             record_seen(state_dir, generation)
     except AidepyError as exc:
-        forged = isinstance(exc, VerificationError)
-        alarm = "BASELINE FAILED VERIFICATION" if forged else "BASELINE NOT USABLE"
+        alarm = ("BASELINE FAILED VERIFICATION" if isinstance(exc, VerificationError)
+                 else "CANNOT WRITE THE NEW DATABASE" if isinstance(exc, DatabaseWriteError)
+                 else "BASELINE NOT USABLE")
         code = exc.exit_code if exc.exit_code != ExitCode.OK else ExitCode.VERIFICATION_FAILED
         return DailyReport(Verdict(host, failure=str(exc), alarm=alarm), alarm_text(host, exc), int(code))
     report = Report(Mode.CHECK, changes, comparison.summary, start, time.time(), options, [summary],

@@ -11,7 +11,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from aidepy.errors import BusyError
@@ -60,7 +60,8 @@ def run_lock(
                     told = True
                 time.sleep(min(poll, max(deadline - time.monotonic(), 0.0)))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with suppress(OSError):  # a full state_dir: the pid only makes messages nicer
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
             yield path
         finally:

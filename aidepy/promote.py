@@ -39,8 +39,12 @@ if TYPE_CHECKING:
 
     from aidepy.config import Config
 
-ANCHORED_DATABASE = "aidepy.db"
-"""Name of the signed baseline under `state_dir` when it is too large for the vault (anchored)."""
+ANCHORED_DATABASE = "aidepy.{generation}.db"
+"""Name of the signed baseline under `state_dir` when it is too large for the vault (anchored):
+one file per generation, so the copy the vault's current anchor pins is never overwritten
+before the new anchor is in place."""
+PROMOTE_WORK = "promote-"
+"""Prefix of promote's work directory under `state_dir` (a killed promote leaves it behind)."""
 PASSPHRASE_TRIES = 3
 
 
@@ -179,7 +183,10 @@ class Promotion:
     def run(self) -> Promoted:
         """Every step in order; an interrupt says which baseline the vault holds, then propagates."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="promote-", dir=self.state_dir) as work:
+        for stale in sorted(self.state_dir.glob(f"{PROMOTE_WORK}*")):
+            self.console.say(f"Removing {stale}, left by an interrupted promote.")
+            shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix=PROMOTE_WORK, dir=self.state_dir) as work:
             try:
                 return self._run(Path(work))
             except Declined:
@@ -328,10 +335,13 @@ class Promotion:
             except VaultFullError as exc:
                 self.console.say(f"{exc}: keeping the database under {self.state_dir} and a signed "
                                  "anchor on the vault")
-                anchored = self.state_dir / ANCHORED_DATABASE
+                anchored = self.state_dir / ANCHORED_DATABASE.format(generation=info.header.generation)
                 os.replace(signed, anchored)
                 self.vault.write_anchor(anchored, info, key)
                 written = str(anchored)
+                for old in self.state_dir.glob(ANCHORED_DATABASE.format(generation="*")):
+                    if old != anchored:  # pinned by no anchor any more
+                        old.unlink()
             self.new_generation = info.header.generation
             self.vault.write_rules(self.config.sources)
         self.console.say(f"New baseline (generation {info.header.generation}) and rules written and "

@@ -45,6 +45,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long to wait for another run's lock before giving up (default 60)")
 
 
+def save_report(full: Path, text: str) -> str | None:
+    """Keep the full report in `full` (atomically); returns what went wrong (a full state_dir),
+    or None: a report that cannot be saved must still be mailed."""
+    tmp = full.with_name(f".{full.name}.tmp")
+    try:
+        tmp.write_text(text, errors="surrogateescape")
+        os.replace(tmp, full)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        return f"the report could not be saved in {full}: {exc.strerror}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     config = baseline.load_config(args)
     state_dir = Path(config.state_dir)
@@ -55,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
                           baseline.scan_tree(config, None, warnings), warnings,
                           rehash=baseline.rehasher(config.root_prefix))
         full = state_dir / FULL_REPORT
-        tmp = full.with_name(f".{FULL_REPORT}.tmp")
-        tmp.write_text(daily.text, errors="surrogateescape")
-        os.replace(tmp, full)
-        body = notify.cut_report(daily.text, full_report=str(full))
+        problem = save_report(full, daily.text)
+        body = notify.cut_report(daily.text, full_report=None if problem else str(full))
+        if problem:
+            print(f"aidepy: {problem}", file=sys.stderr)
+            body += f"\n[aidepy: {problem}]\n"
         notify.log_summary(daily.verdict)
         notify.send(notify.build_message(args.mail or config.report_email, daily.verdict, body),
                     config.sendmail)

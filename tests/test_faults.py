@@ -1,0 +1,315 @@
+"""Faults: promote killed (SIGKILL) at each of its steps, a full vault, a full state directory,
+the medium pulled out in the middle of a write. Afterwards the vault always holds a baseline
+that verifies (the old one or the new one), and the next run says what happened.
+
+A vault write killed while streaming, before its fsync and before or after its rename is in
+`test_vault.py`; here are the steps around it. promote runs in a child process on a pty
+(pexpect); a hook in the child pauses it at a named point of a vault write (fsync of a temp
+file on the vault, or right after a rename onto the vault) until the test kills it or lets it
+go on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from aidepy import config
+from aidepy.errors import DatabaseWriteError
+from aidepy.promote import Console, Promotion
+from tests.conftest import RESTORE, Admin, VaultSite, require_tool, requires_root
+
+pytestmark = requires_root
+
+ACCEPT = "Accept these differences"
+PASSPHRASE = "Passphrase for the signing key"
+REMOVE = "Remove the write protection"
+WRITABLE = "The vault is writable."
+LEFT_BY_PROMOTE = "was left by an interrupted promote"
+
+PROMOTE = r"""
+import os, sys
+from aidepy.cli import main
+conf, mountpoint, point = sys.argv[1:4]
+real_fsync, real_replace = os.fsync, os.replace
+
+def pause(label):
+    if label == point:
+        print(f"PAUSED {label}", flush=True)
+        sys.stdin.readline()  # the test kills us here, or pulls the medium and lets us go on
+
+def fsync(fd):
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if name.startswith(mountpoint + "/."):
+        pause("writing " + os.path.basename(name))
+    real_fsync(fd)
+
+def replace(src, dst):
+    real_replace(src, dst)
+    if str(dst).startswith(mountpoint + "/"):
+        pause("renamed " + os.path.basename(dst))
+
+os.fsync, os.replace = fsync, replace
+sys.exit(main(["promote", "-c", conf]))
+"""
+
+
+def spawn_promote(site: VaultSite, point: str = "") -> pexpect.spawn:
+    env = {**os.environ, "TERM": "xterm", "PAGER": "cat"}
+    return pexpect.spawn(sys.executable, ["-c", PROMOTE, str(site.config_path),
+                                          os.path.realpath(site.mountpoint), point],
+                         env=env, encoding="utf-8", timeout=60, dimensions=(200, 120))
+
+
+def to_writable(child: pexpect.spawn, site: VaultSite) -> None:
+    """Play the admin up to the moment the vault is writable."""
+    child.expect(ACCEPT)
+    child.sendline("y")
+    child.expect(PASSPHRASE)
+    child.sendline(site.passphrase or "")
+    child.expect(REMOVE)
+    site.loop.set_read_only(False)
+    child.expect(WRITABLE)
+
+
+def kill(child: pexpect.spawn) -> None:
+    child.kill(signal.SIGKILL)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.signalstatus == signal.SIGKILL
+
+
+def promote_in_process(site: VaultSite, **kw: object) -> tuple[int, str]:
+    """A complete promote (the admin flips the protection when asked); (generation, output)."""
+    admin = (Admin().on(REMOVE, lambda: site.loop.set_read_only(False))
+             .on(RESTORE, lambda: site.loop.set_read_only(True)))
+    result = Promotion(config.load(site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),
+                       poll=0.05, patience=60, **kw).run()  # type: ignore[arg-type]
+    return result.generation, admin.getvalue()
+
+
+def aidepy(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def report(site: VaultSite) -> subprocess.CompletedProcess[str]:
+    """The next daily run, its mail going to a sink beside the site (site.root / "mail")."""
+    sink = site.root / "sendmail"
+    if not sink.exists():
+        sink.write_text(f"#!/bin/sh\ncat > {site.root}/mail\n")
+        sink.chmod(0o755)
+    return aidepy("report", "-c", str(site.config_path), "-A", f"sendmail={sink}")
+
+
+@pytest.fixture
+def promoted(vault_site: VaultSite) -> VaultSite:
+    """A vault holding generation 1, write-protected, unmounted."""
+    assert promote_in_process(vault_site)[0] == 1
+    vault_site.loop.set_read_only(True)
+    subprocess.run([require_tool("umount"), str(vault_site.mountpoint)], check=True)
+    return vault_site
+
+
+LEFT_ON_VAULT = "on the vault was left by an interrupted write"
+# step: (where promote is killed, the generation the vault holds then, what the next report says)
+STEPS = {
+    "after-scan": (ACCEPT, 1, []),
+    "after-accept": (PASSPHRASE, 1, []),
+    "while-waiting-for-writability": (REMOVE, 1, []),
+    "mid-database-write": ("writing .aidepy.db.tmp", 1,
+                           ["mounted read-write", f".aidepy.db.tmp {LEFT_ON_VAULT}"]),
+    "database-renamed": ("renamed aidepy.db", 2, ["mounted read-write"]),
+    "mid-rules-copy": ("writing .aidepy.conf.tmp", 2,
+                       ["mounted read-write", f".aidepy.conf.tmp {LEFT_ON_VAULT}"]),
+    "while-waiting-for-protection": (RESTORE, 2, ["the vault is not write-protected"]),
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_promote_killed_leaves_a_baseline_that_verifies(promoted: VaultSite, step: str) -> None:
+    site = promoted
+    where, generation, notes = STEPS[step]
+    hooked = where.startswith(("writing ", "renamed "))
+    child = spawn_promote(site, where if hooked else "")
+    if hooked:
+        to_writable(child, site)
+        child.expect(f"PAUSED {where}")
+    else:
+        admin: list[tuple[str, Callable[[], object] | None]] = [
+            (ACCEPT, lambda: child.sendline("y")),
+            (PASSPHRASE, lambda: child.sendline(site.passphrase or "")),
+            (REMOVE, lambda: site.loop.set_read_only(False)), (RESTORE, None)]
+        for prompt, action in admin:
+            child.expect(prompt)
+            if prompt == where or action is None:
+                break
+            action()
+    kill(child)
+
+    assert site.baseline()[0] == generation
+    daily = report(site)
+    assert daily.returncode == 0, daily.stdout + daily.stderr
+    assert f"(generation {generation})" in daily.stdout
+    for note in [*notes, LEFT_BY_PROMOTE]:
+        assert note in daily.stdout
+    if any("interrupted write" in n for n in notes):
+        status = aidepy("vault", "status", "-c", str(site.config_path))
+        assert "left by an interrupted write" in status.stdout
+
+    # The admin promotes again: it cleans up after the killed run and moves on.
+    again, out = promote_in_process(site)
+    assert again == generation + 1
+    assert "left by an interrupted promote" in out
+    assert site.baseline()[0] == generation + 1
+    assert not list(site.mountpoint.glob(".*.tmp")) and not list(site.state_dir.glob("promote-*"))
+
+
+def test_medium_pulled_mid_write_keeps_the_old_baseline(promoted: VaultSite) -> None:
+    """The admin pulls the medium while the database is being written: the loop device goes
+    (`losetup -d`, done once nothing holds it) and its mount with it (`umount -l`)."""
+    site = promoted
+    losetup = require_tool("losetup")
+    child = spawn_promote(site, "writing .aidepy.db.tmp")
+    to_writable(child, site)
+    child.expect("PAUSED writing .aidepy.db.tmp")
+    subprocess.run([losetup, "-d", site.loop.device], check=True)
+    subprocess.run([require_tool("umount"), "-l", str(site.mountpoint)], check=True)
+    child.sendline("")  # promote goes on, with the medium gone
+    child.expect(pexpect.EOF)
+    out = child.before
+    child.close()
+    assert child.exitstatus not in (0, None) and "Traceback" not in out, out
+    assert "the vault keeps its old baseline (generation 1)" in out
+    deadline = time.monotonic() + 30
+    while site.loop.backed_by_image() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the kernel detaches the device once the filesystem lets go of it
+    assert not site.loop.backed_by_image()
+
+    missing = report(site)
+    assert missing.returncode == 21, missing.stdout + missing.stderr
+    assert "NO CHECK WAS DONE TODAY" in missing.stdout and "ALERT" in (site.root / "mail").read_text()
+    assert aidepy("vault", "status", "-c", str(site.config_path)).returncode != 0
+
+    # The medium comes back (as whatever loop device is free): the old baseline verifies.
+    back = subprocess.run([losetup, "-f", "--show", site.loop.image], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    site.loop.device = back  # so the fixture detaches it
+    site.write_config(device=back)
+    assert site.baseline()[0] == 1
+    status = json.loads(aidepy("vault", "status", "--json", "-c", str(site.config_path)).stdout)
+    assert status["database"]["verified"] and status["database"]["generation"] == 1
+    daily = report(site)
+    assert daily.returncode == 0, daily.stdout + daily.stderr
+    assert "(generation 1)" in daily.stdout
+
+
+def fill(root: Path, leave: int = 0) -> None:
+    """Fill the filesystem of `root` until at most `leave` bytes are free."""
+    with open(root / "filler", "ab", buffering=0) as f:
+        while (free := os.statvfs(root).f_bavail * os.statvfs(root).f_frsize) > leave:
+            try:
+                f.write(bytes(max(1024, min(1 << 20, free - leave))))
+            except OSError:
+                break
+        os.fsync(f.fileno())
+
+
+def vault_filler(site: VaultSite, leave: int) -> None:
+    """Fill the (writable) vault as a foreign file would, leaving `leave` bytes free."""
+    mount = require_tool("mount")
+    subprocess.run([mount, "-t", "ext2", site.loop.device, str(site.mountpoint)], check=True)
+    try:
+        fill(site.mountpoint, leave)
+    finally:
+        subprocess.run([require_tool("umount"), str(site.mountpoint)], check=True)
+
+
+def test_a_full_vault_keeps_the_old_baseline(promoted: VaultSite) -> None:
+    site = promoted
+    site.loop.set_read_only(False)
+    vault_filler(site, 0)
+    (site.tree / "new").write_text("new\n")
+    with pytest.raises(DatabaseWriteError, match="does not fit on the vault"):
+        promote_in_process(site)
+    assert site.baseline()[0] == 1
+    status = json.loads(aidepy("vault", "status", "--json", "-c", str(site.config_path)).stdout)
+    assert status["database"]["generation"] == 1 and status["database"]["verified"]
+    assert not [p for p in status["problems"] if "interrupted" in p]
+
+
+def test_anchored_baseline_survives_promote_killed_while_writing_the_new_anchor(promoted: VaultSite) -> None:
+    """A database too big for the vault stays under state_dir, pinned by a signed anchor on the
+    vault. The copy the old anchor pins must never be overwritten before the new anchor is in."""
+    site = promoted
+    site.loop.set_read_only(False)
+    vault_filler(site, 6 * 1024)
+    for i in range(300):  # a database that needs more than the 6 KiB left
+        (site.tree / f"file{i:03d}").write_text(f"{i}\n")
+    generation, out = promote_in_process(site)
+    assert generation == 2 and "signed anchor on the vault" in out
+    assert site.baseline()[0] == 2
+    (site.tree / "file000").write_text("changed\n")
+    site.loop.set_read_only(True)
+    child = spawn_promote(site, "writing .aidepy.anchor.tmp")
+    to_writable(child, site)
+    child.expect("PAUSED writing .aidepy.anchor.tmp")
+    kill(child)
+    assert site.baseline()[0] == 2
+    daily = report(site)
+    assert daily.returncode == 4, daily.stdout + daily.stderr  # file000 changed since generation 2
+    assert ".aidepy.anchor.tmp on the vault was left by an interrupted write" in daily.stdout
+    generation, _ = promote_in_process(site)
+    assert generation == 3 and site.baseline()[0] == 3
+    assert [p.name for p in site.state_dir.glob("aidepy.*.db")] == ["aidepy.3.db"]
+
+
+@pytest.fixture
+def small_state_dir(vault_site: VaultSite) -> Iterator[VaultSite]:
+    """The site's state_dir on a 256 KiB tmpfs (unmounted afterwards)."""
+    site = vault_site
+    site.state_dir.mkdir(exist_ok=True)
+    subprocess.run([require_tool("mount"), "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs",
+                    str(site.state_dir)], check=True)
+    try:
+        yield site
+    finally:
+        subprocess.run([require_tool("umount"), "-l", str(site.state_dir)], check=False)
+
+
+def test_a_full_state_dir_still_mails_the_report(small_state_dir: VaultSite) -> None:
+    site = small_state_dir
+    assert promote_in_process(site)[0] == 1
+    assert report(site).returncode == 0
+    fill(site.state_dir)
+    daily = report(site)
+    assert daily.returncode == 14, daily.stdout + daily.stderr
+    assert "No space left on device" in daily.stdout
+    assert "THE NEW DATABASE COULD NOT BE WRITTEN" in daily.stdout
+    assert "the report could not be saved" in daily.stderr
+    mail = (site.root / "mail").read_text()
+    assert "CANNOT WRITE THE NEW DATABASE" in mail and "the report could not be saved" in mail
+
+
+def test_a_full_state_dir_stops_promote_before_the_vault_is_touched(small_state_dir: VaultSite) -> None:
+    site = small_state_dir
+    assert promote_in_process(site)[0] == 1
+    site.loop.set_read_only(True)
+    fill(site.state_dir)
+    admin = Admin()
+    with pytest.raises(DatabaseWriteError, match="No space left on device"):
+        Promotion(config.load(site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),
+                  poll=0.05, patience=60).run()
+    assert "nothing was written; the vault keeps its old baseline" in admin.getvalue()
+    assert REMOVE not in admin.getvalue()
+    assert site.baseline()[0] == 1 and not list(site.state_dir.glob("promote-*"))
