@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -127,3 +128,19 @@ def test_without_a_mounted_vault_the_unprivileged_run_mails_an_alert(
     assert "NO CHECK WAS DONE TODAY" in run.stdout and "mount" in run.stdout
     [mail] = root_mailbox.wait_for(1)
     assert "ALERT" in mail["Subject"]
+
+
+def test_check_as_an_unprivileged_user_reads_root_only_files(unprivileged_site: VaultSite) -> None:
+    """`aidepy check` against the baseline on the (root-mounted) vault, verified with its key."""
+    site = unprivileged_site
+    (site.tree / "secret").write_bytes(SECRET + b"changed\n")
+    check = [sys.executable, "-m", "aidepy", "check", "--json", "-c", str(site.config_path),
+             "-A", f"database_in=file:{site.mountpoint}/aidepy.db",
+             "-A", f"public_key={site.mountpoint}/aidepy.pub"]
+    run = subprocess.run(setpriv(check), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 4, run.stdout + run.stderr
+    result = json.loads(run.stdout)
+    assert result["database"]["signature"] == "verified"
+    [changed] = result["changed"]
+    assert changed["path"] == str(site.tree / "secret")
+    assert changed["attributes"]["sha256"]["new"] == hashlib.sha256(SECRET + b"changed\n").hexdigest()
