@@ -274,6 +274,27 @@ def test_anchored_baseline_survives_promote_killed_while_writing_the_new_anchor(
     assert [p.name for p in site.state_dir.glob("aidepy.*.db")] == ["aidepy.3.db"]
 
 
+def test_switch_to_the_anchored_layout_killed_before_the_old_database_is_removed(
+    promoted: VaultSite,
+) -> None:
+    """The new anchor is on the vault beside the old aidepy.db: the newer generation wins."""
+    site = promoted
+    site.loop.set_read_only(False)
+    vault_filler(site, 6 * 1024)
+    for i in range(300):
+        (site.tree / f"file{i:03d}").write_text(f"{i}\n")
+    site.loop.set_read_only(True)
+    child = spawn_promote(site, "renamed aidepy.anchor")
+    to_writable(child, site)
+    child.expect("PAUSED renamed aidepy.anchor")
+    kill(child)
+    assert (site.mountpoint / "aidepy.db").exists() and (site.mountpoint / "aidepy.anchor").exists()
+    assert site.baseline()[0] == 2
+    daily = report(site)
+    assert daily.returncode == 0, daily.stdout + daily.stderr
+    assert "(generation 2)" in daily.stdout and LEFT_BY_PROMOTE in daily.stdout
+
+
 @pytest.fixture
 def small_state_dir(vault_site: VaultSite) -> Iterator[VaultSite]:
     """The site's state_dir on a 256 KiB tmpfs (unmounted afterwards)."""
