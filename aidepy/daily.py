@@ -107,6 +107,9 @@ def run_daily(
                 if baseline.header.rules_digest != config.digest:
                     notices.append("Note: the rules differ from those the baseline was recorded with.")
                 new_path = state_dir / NEW_DATABASE
+                for stale in sorted(state_dir.glob(f".{NEW_DATABASE}.*.tmp")):  # db.write_database's
+                    stale.unlink(missing_ok=True)
+                    notices.append(f"Note: removed {stale.name}, left in {state_dir} by an interrupted run.")
                 write_database(new_path, scanned, host=host, rules_digest=config.digest,
                                generation=generation, signing_key=None)
                 with open_database(new_path, None) as fresh:

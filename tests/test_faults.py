@@ -295,6 +295,37 @@ def test_switch_to_the_anchored_layout_killed_before_the_old_database_is_removed
     assert "(generation 2)" in daily.stdout and LEFT_BY_PROMOTE in daily.stdout
 
 
+REPORT = r"""
+import os, sys
+from aidepy.cli import main
+conf, state_dir = sys.argv[1:3]
+real_fsync = os.fsync
+
+def fsync(fd):
+    if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{state_dir}/.aidepy.db.new."):
+        print("PAUSED", flush=True)
+        sys.stdin.readline()
+    real_fsync(fd)
+
+os.fsync = fsync
+sys.exit(main(["report", "-c", conf]))
+"""
+
+
+def test_report_killed_mid_write_is_cleaned_up_by_the_next_run(promoted: VaultSite) -> None:
+    site = promoted
+    child = pexpect.spawn(sys.executable, ["-c", REPORT, str(site.config_path),
+                                           os.path.realpath(site.state_dir)], encoding="utf-8", timeout=60)
+    child.expect("PAUSED")
+    kill(child)
+    [stale] = site.state_dir.glob(".aidepy.db.new.*.tmp")
+    daily = report(site)
+    assert daily.returncode == 0, daily.stdout + daily.stderr
+    assert f"removed {stale.name}, left in {site.state_dir} by an interrupted run" in daily.stdout
+    assert not list(site.state_dir.glob(".aidepy.db.new.*.tmp"))
+    assert site.baseline()[0] == 1
+
+
 @pytest.fixture
 def small_state_dir(vault_site: VaultSite) -> Iterator[VaultSite]:
     """The site's state_dir on a 256 KiB tmpfs (unmounted afterwards)."""
