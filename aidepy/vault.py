@@ -20,7 +20,7 @@ from aidepy.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
 from aidepy.atomic import READ_CHUNK, WrittenFile, atomic_write, free_bytes, fsync_dir
 from aidepy.atomic import VaultFullError as VaultFullError  # re-exported for promote
 from aidepy.db import open_database
-from aidepy.errors import AidepyError, VaultError, VerificationError
+from aidepy.errors import AidepyError, DatabaseWriteError, VaultError, VerificationError
 from aidepy.keys import fingerprint, load_public_key
 from aidepy.medium import Medium, MediumKind, Mount, Warn, warn_stderr
 from aidepy.runtime import MANIFEST as RUNTIME
@@ -271,7 +271,23 @@ class Vault:
         verify: Callable[[Path], None] | None = None, mode: int = 0o644,
     ) -> WrittenFile:
         """Write one file onto the read-write mounted vault atomically and verified (see `atomic_write`)."""
-        return atomic_write(self._writable_root(), name, chunks, size=size, verify=verify, mode=mode)
+        root = self._writable_root()
+        try:
+            return atomic_write(root, name, chunks, size=size, verify=verify, mode=mode)
+        except (DatabaseWriteError, OSError) as exc:
+            if self._gone():
+                raise VaultError(f"the vault went away while {name} was written (medium removed?): "
+                                 f"{exc}") from None
+            raise
+
+    def _gone(self) -> bool:
+        """Whether the vault's mount has disappeared (the medium pulled out)."""
+        if self.medium.kind is MediumKind.DIRECTORY:
+            return False
+        try:
+            return self.current_mount() is None
+        except (VaultError, OSError):
+            return True
 
     def free_bytes(self) -> int:
         """Free space on the mounted vault."""
