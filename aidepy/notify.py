@@ -15,6 +15,7 @@ from email.message import EmailMessage
 import sh
 
 from aidepy.errors import AidepyError
+from aidepy.report import escape_path
 
 DEFAULT_LIMIT = 512 * 1024
 """Largest report body mailed in full, in characters (the rest is cut with a note)."""
@@ -36,11 +37,14 @@ class Verdict:
 
 def subject(verdict: Verdict) -> str:
     """`aidepy: HOST: 3 changed, 1 added`, `aidepy: HOST: no changes`, or the verification alarm."""
+    # The host name is whatever root set with sethostname(2): escape it like a path, so a
+    # line break in it can neither add a header nor stop the mail.
+    host = escape_path(verdict.host.encode("utf-8", "surrogateescape"))
     if verdict.failure is not None:
-        return f"aidepy: {verdict.host}: ALERT: {verdict.alarm}, NO CHECK DONE"
+        return f"aidepy: {host}: ALERT: {verdict.alarm}, NO CHECK DONE"
     counts = [(verdict.changed, "changed"), (verdict.added, "added"), (verdict.removed, "removed")]
     parts = [f"{n} {label}" for n, label in counts if n]
-    return f"aidepy: {verdict.host}: {', '.join(parts) if parts else 'no changes'}"
+    return f"aidepy: {host}: {', '.join(parts) if parts else 'no changes'}"
 
 
 def summary_line(verdict: Verdict) -> str:

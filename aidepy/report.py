@@ -138,14 +138,20 @@ _CHUNK = _COLUMN - 1
 
 
 def escape_path(path: bytes) -> str:
-    """A path for a text report: control bytes as `\\ooo`, everything else unchanged."""
-    out = bytearray()
-    for byte in path:
-        if byte < 0x20 or byte == 0x7F:
-            out += b"\\%03o" % byte
+    """A path for a text report: control characters as `\\ooo` octal bytes, everything else
+    unchanged. Like AIDE for C0 controls and DEL; unlike AIDE, C1 controls are escaped too
+    (U+0080-U+009F, and bytes 0x80-0x9f outside valid UTF-8), because some terminals act on
+    them (0x9b starts an escape sequence)."""
+    out = []
+    for char in path.decode("utf-8", "surrogateescape"):
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append("".join(f"\\{b:03o}" for b in char.encode("utf-8")))
+        elif 0xDC80 <= code <= 0xDC9F:  # a lone byte 0x80-0x9f (surrogateescape)
+            out.append(f"\\{code - 0xDC00:03o}")
         else:
-            out.append(byte)
-    return out.decode("utf-8", "surrogateescape")
+            out.append(char)
+    return "".join(out)
 
 
 def format_time(seconds: float, nanoseconds: int | None = None) -> str:

@@ -8,6 +8,7 @@ remembered in the state directory; an older one is refused.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from aidepy.errors import VerificationError
@@ -28,9 +29,15 @@ def record_seen(state_dir: Path, generation: int) -> None:
     if generation <= newest_seen(state_dir):
         return
     state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / f".{SEEN_GENERATION}.tmp"
-    tmp.write_text(f"{generation}\n")
-    os.replace(tmp, state_dir / SEEN_GENERATION)
+    # mkstemp: a fresh O_EXCL name, so a symlink planted in the state dir is never followed.
+    fd, tmp = tempfile.mkstemp(prefix=f".{SEEN_GENERATION}.", dir=state_dir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{generation}\n")
+        os.replace(tmp, state_dir / SEEN_GENERATION)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def refuse_rollback(state_dir: Path, generation: int) -> None:

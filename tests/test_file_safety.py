@@ -165,9 +165,6 @@ def test_temp_files_are_made_in_the_target_directory_not_in_tmp() -> None:
     assert offenders == []
 
 
-@pytest.mark.xfail(strict=True, reason="aidepy/rollback.py record_seen writes a fixed-name temp file "
-                   "(.generation.seen.tmp) with Path.write_text, which follows a symlink planted there "
-                   "and overwrites its target; should open with O_EXCL|O_NOFOLLOW (or mkstemp in the dir)")
 def test_rollback_state_temp_file_does_not_follow_a_planted_symlink(tmp_path: Path) -> None:
     from aidepy.rollback import SEEN_GENERATION, record_seen
 

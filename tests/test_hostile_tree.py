@@ -191,10 +191,6 @@ def test_report_escapes_control_bytes_in_names(label: str) -> None:
     assert b"\n" not in shown and b"\x1b" not in shown
 
 
-@pytest.mark.xfail(strict=True, reason="aidepy/report.py escape_path writes C1 controls raw: the "
-                   "byte 0x9b (8-bit CSI, in a non-UTF-8 name) and U+009B (CSI as UTF-8 c2 9b) reach "
-                   "the terminal and the mail unescaped, so a name can still start an escape sequence "
-                   "on terminals that honour C1 controls (AIDE escapes only 0x00-0x1f too)")
 def test_report_escapes_c1_control_introducers() -> None:
     for name in (b"/odd/\x9b2J", "/odd/\u009b2J".encode()):
         shown = escape_path(name).encode("utf-8", "surrogateescape")

@@ -99,11 +99,6 @@ def test_an_alarm_mail_keeps_its_headers_whatever_the_failure_text(tmp_path: Pat
     assert mail["Bcc"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="aidepy/notify.py build_message puts the host name "
-                   "(socket.gethostname(), which sethostname(2) lets root set to any bytes) into the "
-                   "Subject unescaped; one with a line break makes EmailMessage raise ValueError, so "
-                   "the daily mail is not sent and `aidepy report` ends with a traceback instead of "
-                   "an escaped subject")
 def test_a_host_name_with_a_line_break_cannot_add_headers_or_stop_the_mail(tmp_path: Path) -> None:
     verdict = Verdict("web1\nBcc: evil@example", changed=1)
     mail = _mailed(tmp_path, notify.build_message("root", verdict, "report\n"))
