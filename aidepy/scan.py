@@ -14,10 +14,12 @@ in walk order; it never ends the scan.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import multiprocessing
 import os
 import re
+import signal
 import stat
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -87,7 +89,8 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[byte
     pending: deque[Future[list[_Result]]] = deque()
     # fork: workers start with everything imported (nothing is re-imported from __main__), and
     # Python 3.11 starts all of a fork pool's workers before its management thread
-    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_worker_start, initargs=(os.getpid(),)) as pool:
         try:
             for batch in _batches(items):
                 pending.append(pool.submit(_run_batch, batch))
@@ -132,6 +135,17 @@ def _batches(items: Iterator[_Item]) -> Iterator[list[_Task]]:
     if batch:
         yield batch
 
+
+def _worker_start(parent: int) -> None:
+    """Ctrl-C is the caller's to handle: workers end when the pool shuts down, or with the
+    caller if it is killed (else they would wait forever on a queue their siblings hold open)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the caller died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 _worker_plans: dict[tuple[AttrSet, str], Plan] = {}
 _worker_buffer: list[memoryview] = []
