@@ -11,8 +11,10 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -481,3 +483,34 @@ def test_file_growing_while_hashed(tmp_path: Path) -> None:
         writer.join()
     assert found[b"/log"].values["sha256"] is None
     assert any(w in messages(warnings, b"/log") for w in ("changed", "grew"))
+
+
+def test_killing_the_caller_leaves_no_worker_behind(tmp_path: Path) -> None:
+    for i in range(64):
+        (tmp_path / f"f{i}").write_bytes(bytes(4 << 20))
+    script = (
+        "import multiprocessing, sys, time\n"
+        "from aidepy.config import parse_text\n"
+        "from aidepy.scan import scan\n"
+        "for entry in scan(parse_text('/ sha512\\n').ruleset, root_prefix=sys.argv[1].encode(),\n"
+        "                  workers=2, on_warning=print):\n"
+        "    print(*[p.pid for p in multiprocessing.active_children()], flush=True)\n"
+        "    time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    workers = [int(pid) for pid in child.stdout.readline().split()]
+    assert len(workers) == 2
+    child.kill()
+    child.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
