@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +128,17 @@ def space_needed(size: int, root: Path) -> int:
     pointers = block // 4
     indirect = 0 if blocks <= 12 else 1 + max(0, -(-(blocks - 12 - pointers) // pointers))
     return (blocks + indirect) * block
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Replace a small state file (no read-back): the text goes to a fresh `mkstemp` name in
+    the same directory, so a symlink planted at a predictable temp name is never followed,
+    and is renamed over `path`. Raises OSError; the temp file never outlives a failure."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", errors="surrogateescape") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -7,10 +7,9 @@ remembered in the state directory; an older one is refused.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from aidepy.atomic import replace_text
 from aidepy.errors import VerificationError
 
 SEEN_GENERATION = "generation.seen"
@@ -29,15 +28,7 @@ def record_seen(state_dir: Path, generation: int) -> None:
     if generation <= newest_seen(state_dir):
         return
     state_dir.mkdir(parents=True, exist_ok=True)
-    # mkstemp: a fresh O_EXCL name, so a symlink planted in the state dir is never followed.
-    fd, tmp = tempfile.mkstemp(prefix=f".{SEEN_GENERATION}.", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{generation}\n")
-        os.replace(tmp, state_dir / SEEN_GENERATION)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    replace_text(state_dir / SEEN_GENERATION, f"{generation}\n")
 
 
 def refuse_rollback(state_dir: Path, generation: int) -> None:

@@ -176,3 +176,16 @@ def test_rollback_state_temp_file_does_not_follow_a_planted_symlink(tmp_path: Pa
     with contextlib.suppress(OSError):  # refusing is fine too; overwriting the victim is not
         record_seen(state, 7)
     assert victim.read_text() == "precious\n"
+
+
+def test_saved_report_does_not_follow_a_symlink_planted_at_the_old_temp_name(tmp_path: Path) -> None:
+    from aidepy.cli.report import FULL_REPORT, save_report
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / f".{FULL_REPORT}.tmp").symlink_to(victim)
+    assert save_report(tmp_path / FULL_REPORT, "the report\n") is None
+    assert victim.read_text() == "precious\n"
+    assert (tmp_path / FULL_REPORT).read_text() == "the report\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".{FULL_REPORT}.")] == [
+        f".{FULL_REPORT}.tmp"]  # only the planted link: no temp file left behind

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from aidepy import notify
+from aidepy.atomic import replace_text
 from aidepy.cli import baseline
 from aidepy.cli.options import add_config_arguments
 from aidepy.daily import run_daily
@@ -48,12 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def save_report(full: Path, text: str) -> str | None:
     """Keep the full report in `full` (atomically); returns what went wrong (a full state_dir),
     or None: a report that cannot be saved must still be mailed."""
-    tmp = full.with_name(f".{full.name}.tmp")
     try:
-        tmp.write_text(text, errors="surrogateescape")
-        os.replace(tmp, full)
+        replace_text(full, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         return f"the report could not be saved in {full}: {exc.strerror}"
     return None
 
