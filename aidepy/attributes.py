@@ -47,8 +47,8 @@ class Attribute:
     adversarial: bool = True  # False for fast non-cryptographic hashes (xxhash, crc)
 
 
-class _Crc32:
-    """zlib CRC-32 with the hashlib interface (AIDE's `crc32b`)."""
+class _Crc32b:
+    """AIDE's `crc32b`: the zlib CRC-32, stored least significant byte first (as libmhash does)."""
 
     def __init__(self) -> None:
         self._crc = 0
@@ -57,14 +57,23 @@ class _Crc32:
         self._crc = zlib.crc32(data, self._crc)
 
     def digest(self) -> bytes:
-        return self._crc.to_bytes(4, "big")
+        return self._crc.to_bytes(4, "little")
 
 
-class _Crc32Mhash(_Crc32):
-    """CRC-32 as libmhash computes it for AIDE's `crc32`: the same sum, bytes reversed."""
+_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
+class _Crc32(_Crc32b):
+    """AIDE's `crc32`: the unreflected CRC-32 of bzip2, least significant byte first.
+
+    It is the zlib CRC of the input with every byte's bits reversed, itself bit-reversed, so
+    zlib does the work at C speed."""
+
+    def update(self, data: bytes, /) -> None:
+        super().update(bytes(data).translate(_BIT_REVERSED))  # the scanner passes memoryviews
 
     def digest(self) -> bytes:
-        return self._crc.to_bytes(4, "little")
+        return int(f"{self._crc:032b}"[::-1], 2).to_bytes(4, "little")
 
 
 def _openssl(name: str) -> Callable[[], Hasher] | None:
@@ -101,10 +110,10 @@ CATALOGUE: tuple[Attribute, ...] = (
     _hash("sha1", "SHA1", _openssl("sha1")),
     _hash("rmd160", "RMD160", _openssl("ripemd160")),
     _hash("tiger", "TIGER", None),
-    _hash("crc32", "CRC32", _Crc32Mhash, adversarial=False),
+    _hash("crc32", "CRC32", _Crc32, adversarial=False),
     _hash("haval", "HAVAL", None),
     _hash("gost", "GOST", None),
-    _hash("crc32b", "CRC32B", _Crc32, adversarial=False),
+    _hash("crc32b", "CRC32B", _Crc32b, adversarial=False),
     Attribute("acl", "ACL", Kind.META),
     Attribute("S", "Size (>)", Kind.FLAG),
     Attribute("I", "I", Kind.FLAG),

@@ -16,7 +16,7 @@ from aidepy.config import parse_text
 from aidepy.entry import Entry
 from aidepy.scan import ScanWarning, scan
 
-ATTRS = "p+i+n+u+g+s+b+m+c+l+acl+xattrs+e2fsattrs+caps+ftype+md5+sha1+sha256+sha512"
+ATTRS = "p+i+n+u+g+s+b+m+c+l+acl+xattrs+e2fsattrs+caps+ftype+md5+sha1+sha256+sha512+rmd160+crc32+crc32b"
 
 
 def aide_database(tree: Path, workdir: Path) -> dict[bytes, dict[str, str]]:
@@ -86,7 +86,7 @@ def test_scan_records_what_aide_records(tmp_path: Path) -> None:
         assert int(base64.b64decode(a["ctime"])) == v["c"] // 10**9  # type: ignore[operator]
         if entry.ftype == "l":
             assert a["lname"].encode() == v["l"]
-        for h in ("md5", "sha1", "sha256", "sha512"):
+        for h in ("md5", "sha1", "sha256", "sha512", "rmd160", "crc32", "crc32b"):
             if entry.ftype == "f":
                 assert base64.b64decode(a[h]) == v[h], (path, h)
             else:
