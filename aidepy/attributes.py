@@ -174,6 +174,16 @@ DEFAULT_GROUPS: dict[str, AttrSet] = {
 }
 
 
+# The e2fsattrs value: one character per flag in this order, the flag's lsattr letter or '-'
+# (AIDE's layout). Pairs are (FS_IOC_GETFLAGS bit, letter).
+E2FS_FLAGS: tuple[tuple[int, str], ...] = (
+    (0x1, "s"), (0x2, "u"), (0x8, "S"), (0x10000, "D"), (0x10, "i"), (0x20, "a"), (0x40, "d"),
+    (0x80, "A"), (0x4, "c"), (0x800, "E"), (0x4000, "j"), (0x1000, "I"), (0x8000, "t"),
+    (0x20000, "T"), (0x80000, "e"), (0x800000, "C"), (0x2000000, "x"), (0x40000000, "F"),
+    (0x10000000, "N"), (0x20000000, "P"), (0x100000, "V"), (0x400, "m"),
+)
+
+
 def ordered(attrs: Iterable[str]) -> list[str]:
     """Attribute names in catalogue order."""
     return sorted(attrs, key=ORDER.__getitem__)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple, cast
 
-from aidepy.attributes import BY_NAME, AttrSet, Hasher, Kind
+from aidepy.attributes import BY_NAME, E2FS_FLAGS, AttrSet, Hasher, Kind
 from aidepy.entry import Entry, Value
 
 FTYPE_BY_FMT: dict[int, str] = {
@@ -55,12 +55,6 @@ BUFFER_SIZE = 64 * 1024
 """Read size. Measured on /usr: reads of 64 KiB cost a third of the kernel time of 128 KiB+ reads."""
 
 # lib/e2p's flag letters in AIDE's order (FS_IOC_GETFLAGS bits).
-E2FS_FLAGS: tuple[tuple[int, str], ...] = (
-    (0x1, "s"), (0x2, "u"), (0x8, "S"), (0x10000, "D"), (0x10, "i"), (0x20, "a"), (0x40, "d"),
-    (0x80, "A"), (0x4, "c"), (0x800, "E"), (0x4000, "j"), (0x1000, "I"), (0x8000, "t"),
-    (0x20000, "T"), (0x80000, "e"), (0x800000, "C"), (0x2000000, "x"), (0x40000000, "F"),
-    (0x10000000, "N"), (0x20000000, "P"), (0x100000, "V"), (0x400, "m"),
-)
 _FS_IOC_GETFLAGS = 0x80086601
 _NO_FLAGS = (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 _NO_XATTRS = (errno.ENOTSUP, errno.ENOSYS)

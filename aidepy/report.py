@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from aidepy import __version__
-from aidepy.attributes import BY_NAME, HASHES, ORDER, AttrSet, Kind, format_attrs
-from aidepy.collect import E2FS_FLAGS
+from aidepy.attributes import BY_NAME, E2FS_FLAGS, HASHES, ORDER, AttrSet, Kind, format_attrs
 from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import Entry
 
