@@ -77,6 +77,7 @@ def generate_keypair(
         for existing in (private_path, pub_path):
             if existing.exists() or existing.is_symlink():
                 raise KeyFileError(f"{existing} exists; refusing to overwrite a key (use --force)")
+    private_path.parent.mkdir(parents=True, exist_ok=True)  # e.g. /etc/aidepy on a new install
     key = Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
         serialization.NoEncryption() if passphrase is None

@@ -160,3 +160,12 @@ def test_keygen_help_explains_itself() -> None:
     result = subprocess.run([*AIDEPY, "keygen", "--help"], capture_output=True, text=True, check=True)
     for phrase in ("PKCS#8", "FILE.pub", "--passphrase-file", "--no-passphrase", "--force", "Exit status"):
         assert phrase in result.stdout
+
+
+def test_keygen_creates_a_missing_key_directory(tmp_path: Path) -> None:
+    from aidepy.keys import generate_keypair, load_private_key
+
+    key = tmp_path / "etc" / "aidepy" / "signing.key"
+    generate_keypair(key, None)
+    assert (key.stat().st_mode & 0o777) == 0o600
+    assert load_private_key(key, None) is not None
