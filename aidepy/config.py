@@ -8,7 +8,9 @@ parsed and evaluated where they stand (nested at most 16 deep). Every problem is
 parallel while the plain files around them are parsed; their output is still evaluated in
 order, as AIDE does. Stricter than AIDE: the main file and every included file must be owned
 by root or the current user and not group- or world-writable (AIDE checks only executed
-snippets), since whoever can write the rules decides what is checked.
+snippets), since whoever can write the rules decides what is checked. With a `rules_root` (the
+vault's `rules/`), every included path is read from its copy there (`copy_path`), while
+messages and `Config.sources` keep naming the original paths.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from aidepy.errors import AidepyError, ConfigError
 from aidepy.pcre import Match, Regex, RegexError
 from aidepy.selection import Rule, node_path
 
-__all__ = ["Config", "ConfigReadError", "load", "parse_text"]
+__all__ = ["Config", "ConfigReadError", "copy_path", "load", "parse_text"]
 
 MAX_INCLUDE_DEPTH = 16
 MAX_MACRO_LENGTH = 1 << 20
@@ -69,11 +71,22 @@ def _os_path(raw: str) -> bytes:
     return raw.encode("latin-1")
 
 
+def copy_path(path: bytes, rules_root: bytes | None) -> bytes:
+    """Where an included file or directory is read from: `path` itself, or with a rules root its
+    copy there, named by the absolute path without `..` (the layout `Vault.write_rules` writes;
+    a relative path is taken from the current directory, as when it was copied). The copy can
+    never lie outside `rules_root`."""
+    if rules_root is None:
+        return path
+    return rules_root.rstrip(b"/") + b"/" + os.path.abspath(path).lstrip(b"/")
+
+
 @dataclass
 class _Snippet:
     """One file of an included directory, prepared ahead of evaluation."""
 
-    path: bytes
+    path: bytes  # the original path, as messages and Config.sources name it
+    file: bytes  # where it is read or run from: `path`, or its copy under the rules root
     syntax: Syntax | None = None
     error: ConfigError | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -84,9 +97,11 @@ class _Snippet:
 class _Evaluator:
     """Runs statements in order against the macro, group and environment tables, filling a Config."""
 
-    def __init__(self, config: Config, hostname: str | None) -> None:
+    def __init__(self, config: Config, hostname: str | None, rules_root: bytes | None = None) -> None:
         self.config = config
         self.hostname = hostname
+        self.rules_root = rules_root
+        self.where = "" if rules_root is None else f" (its copy under {os.fsdecode(rules_root)})"
         self.defines: dict[str, str] = {}
         self.setenv: dict[str, str] = {}
         self.groups = config.groups
@@ -243,10 +258,11 @@ class _Evaluator:
             raise ConfigError(name, stmt.line, "include files are nested too deeply")
         path = self.string(stmt.path)
         if stmt.regex is None:
+            snippet = _Snippet(_os_path(path), copy_path(_os_path(path), self.rules_root))
             try:
-                st = os.lstat(_os_path(path))
+                st = os.lstat(snippet.file)
             except OSError as exc:
-                raise fail(f"lstat for '{_text(path)}' failed: {exc.strerror}") from None
+                raise fail(f"lstat for '{_text(path)}'{self.where} failed: {exc.strerror}") from None
             if not stat.S_ISREG(st.st_mode):
                 raise fail(f"'{_text(path)}' is not a regular file")
             execute = stmt.execute and bool(st.st_mode & stat.S_IXUSR)
@@ -254,7 +270,6 @@ class _Evaluator:
             if unsafe is not None:  # stricter than AIDE, which reads such a file (and runs it)
                 raise fail(f"'{_text(path)}' {unsafe}; refusing it (whoever can write the rules "
                            "decides what is checked)")
-            snippet = _Snippet(_os_path(path))
             if execute:
                 self.start(snippet)
             self.evaluate_snippet(snippet, fail, depth, prefix)
@@ -270,25 +285,28 @@ class _Evaluator:
         except RegexError as exc:
             raise fail(f"error in regular expression '{regex}': {exc.message}") from None
         directory = _os_path(path)
+        copy = copy_path(directory, self.rules_root)
+        if self.rules_root is not None and not os.path.lexists(copy):
+            return  # no file of it was copied: it held none to include when the copy was made
         if stmt.execute:
             try:
-                st = os.stat(directory)
+                st = os.stat(copy)
             except OSError as exc:
-                raise fail(f"stat for '{_text(path)}' failed: {exc.strerror}") from None
+                raise fail(f"stat for '{_text(path)}'{self.where} failed: {exc.strerror}") from None
             if not _safe(st):
                 raise fail(f"bad ownership or modes for '{_text(path)}' (please ensure it is neither "
                            "group- nor world-writable and owned by the current user or root)")
         else:  # stricter than AIDE: whoever can add or remove snippets decides what is checked
             try:
-                unsafe = _unsafe(os.stat(directory))
+                unsafe = _unsafe(os.stat(copy))
             except OSError:
                 unsafe = None  # listing it below says what is wrong, as AIDE does
             if unsafe is not None:
                 raise fail(f"directory '{_text(path)}' {unsafe}; refusing it")
         try:
-            names = sorted(os.listdir(directory))
+            names = sorted(os.listdir(copy))
         except OSError as exc:
-            raise fail(f"failed to open directory '{_text(path)}': {exc.strerror}") from None
+            raise fail(f"failed to open directory '{_text(path)}'{self.where}: {exc.strerror}") from None
         if stmt.prefix is not None:
             new_prefix = self.string(stmt.prefix)
             if new_prefix.endswith("/"):
@@ -299,11 +317,12 @@ class _Evaluator:
             prefix = (prefix or "") + new_prefix
         snippets: list[_Snippet] = []
         for entry in names:  # a failure is raised when its turn comes, as AIDE meets it then
-            snippet = _Snippet(directory + b"/" + entry)
+            snippet = _Snippet(directory + b"/" + entry, copy + b"/" + entry)
             try:
-                st = os.stat(snippet.path)
+                st = os.stat(snippet.file)
             except OSError as exc:
-                snippet.failure = f"stat for '{os.fsdecode(snippet.path)}' failed: {exc.strerror}"
+                snippet.failure = (f"stat for '{os.fsdecode(snippet.path)}'{self.where} failed: "
+                                   f"{exc.strerror}")
                 snippets.append(snippet)
                 continue
             if not stat.S_ISREG(st.st_mode) or name_rx.match(entry) is not Match.FULL:
@@ -338,7 +357,7 @@ class _Evaluator:
         snippet.environ = dict(self.setenv)
         try:
             snippet.process = subprocess.Popen(
-                [snippet.path], executable=os.path.abspath(snippet.path), stdin=subprocess.DEVNULL,
+                [snippet.path], executable=os.path.abspath(snippet.file), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ)
         except OSError as exc:
             snippet.failure = f"{os.fsdecode(snippet.path)}: execution failed: {exc.strerror}"
@@ -389,7 +408,7 @@ def _parse_file(snippet: _Snippet) -> None:
     """Read and parse one included file, keeping a failure to raise when its turn comes."""
     name = os.fsdecode(snippet.path)
     try:
-        with open(snippet.path, "rb") as f:
+        with open(snippet.file, "rb") as f:
             snippet.syntax = parse(f.read().decode("latin-1"), name)
     except ConfigError as exc:
         snippet.error = exc
@@ -402,10 +421,10 @@ def _hostname() -> str:
     return os.uname().nodename.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def _evaluate(parts: Sequence[tuple[str, str, Path | None]]) -> Config:
+def _evaluate(parts: Sequence[tuple[str, str, Path | None]], rules_root: bytes | None = None) -> Config:
     """Parse and evaluate (text, name, source) parts in order: --before, the file, --after."""
     config = Config()
-    evaluator = _Evaluator(config, _hostname())
+    evaluator = _Evaluator(config, _hostname(), rules_root)
     for text, name, source in parts:
         syntax = parse(text, name)
         if source is not None:
@@ -420,8 +439,12 @@ def parse_text(text: str, name: str = "<text>") -> Config:
     return _evaluate([(text.encode("utf-8", "surrogateescape").decode("latin-1"), name, None)])
 
 
-def load(path: str | os.PathLike[str], before: Sequence[str] = (), after: Sequence[str] = ()) -> Config:
-    """Read and evaluate a config file, with AIDE's `-B` lines before it and `-A` lines after it."""
+def load(
+    path: str | os.PathLike[str], before: Sequence[str] = (), after: Sequence[str] = (), *,
+    rules_root: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Read and evaluate a config file, with AIDE's `-B` lines before it and `-A` lines after it.
+    With `rules_root`, every included file or directory is read from its copy there (`copy_path`)."""
     name = os.fspath(path)
     parts: list[tuple[str, str, Path | None]] = []
     if before:
@@ -442,4 +465,4 @@ def load(path: str | os.PathLike[str], before: Sequence[str] = (), after: Sequen
     if after:
         parts.append(("\n".join(after).encode("utf-8", "surrogateescape").decode("latin-1"),
                       "(--after)", None))
-    return _evaluate(parts)
+    return _evaluate(parts, None if rules_root is None else os.fsencode(rules_root))

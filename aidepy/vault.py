@@ -9,6 +9,8 @@ The layout and `format_vault` live in `aidepy.vault_layout`, the device layer in
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -19,6 +21,7 @@ from aidepy import medium as md
 from aidepy.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
 from aidepy.atomic import READ_CHUNK, WrittenFile, atomic_write, free_bytes, fsync_dir
 from aidepy.atomic import VaultFullError as VaultFullError  # re-exported for promote
+from aidepy.config import copy_path, load
 from aidepy.db import open_database
 from aidepy.errors import AidepyError, DatabaseWriteError, VaultError, VerificationError
 from aidepy.keys import fingerprint, load_public_key
@@ -31,7 +34,7 @@ from aidepy.vault_layout import format_vault as format_vault  # re-exported for 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-    from aidepy.config import Config
+    from aidepy.config_model import Config
     from aidepy.db import DatabaseInfo
 
 
@@ -348,22 +351,36 @@ class Vault:
 
     def write_rules(self, sources: Sequence[Path]) -> list[WrittenFile]:
         """Copy the main config (`aidepy.conf`) and every file it includes (under `rules/`, by
-        absolute path) onto the vault, with an index of original paths and digests."""
+        absolute path, as `config.copy_path` maps it; executables stay executable) onto the vault,
+        with an index of original paths and digests. `load_rules` reads them back."""
         if not sources:
             raise VaultError("no configuration files to copy")
-        names = [RULES] + [f"{RULES_DIR}{p.resolve()}" for p in sources[1:]]
-        written = [self.write_file(name, read_chunks(src)) for name, src in zip(names, sources, strict=True)]
-        index = "".join(f"{w.sha256.hex()}  {src.resolve()}  {name}\n"
+        rules_dir = os.fsencode(RULES_DIR)
+        names = [RULES, *(os.fsdecode(copy_path(os.fsencode(p), rules_dir)) for p in sources[1:])]
+        written = [self.write_file(name, read_chunks(src), mode=_copy_mode(src))
+                   for name, src in zip(names, sources, strict=True)]
+        index = "".join(f"{w.sha256.hex()}  {os.path.abspath(src)}  {name}\n"
                         for w, src, name in zip(written, sources, names, strict=True))
         written.append(self.write_file(RULES_INDEX, [index.encode()]))
         keep = {self.root / n for n in [*names, RULES_INDEX]}
-        rules_dir = self.root / RULES_DIR
-        for path in sorted(rules_dir.rglob("*"), reverse=True):
+        for path in sorted((self.root / RULES_DIR).rglob("*"), reverse=True):
             if path.is_file() and path not in keep:
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
+            elif path.is_dir():  # whatever the umask: the loader refuses group-writable directories
+                path.chmod(0o755)
         return written
+
+    def load_rules(self, before: Sequence[str] = (), after: Sequence[str] = ()) -> Config:
+        """The rules copy on the mounted vault, evaluated (with `-B`/`-A` lines) with every include
+        read from its copy under `rules/`, so the host cannot change what is checked. Raises
+        VaultError when the vault holds no copy; ConfigError/ConfigReadError as `config.load`."""
+        main = self.root / RULES
+        if not main.is_file():
+            raise VaultError(f"the vault holds no copy of the rules ({main}); 'aidepy promote' or "
+                             "'aidepy vault install' writes one")
+        return load(main, before, after, rules_root=self.root / RULES_DIR)
 
     def rules_changes(self) -> list[str]:
         """Live config files that differ from the copies on the vault (one line each)."""
@@ -454,6 +471,15 @@ def _same_anchor(found: Anchor, expected: Anchor) -> None:
 def _generation(path: Path, key: Ed25519PublicKey) -> int:
     with open_database(path, key) as db:
         return db.header.generation
+
+
+def _copy_mode(source: Path) -> int:
+    """The mode of a rules copy: 0755 for an executable (an @@x_include snippet), else 0644."""
+    try:
+        executable = bool(source.stat().st_mode & stat.S_IXUSR)
+    except OSError:
+        executable = False  # read_chunks says why it cannot be read
+    return 0o755 if executable else 0o644
 
 
 def read_chunks(path: Path) -> Iterator[bytes]:

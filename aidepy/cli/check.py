@@ -9,8 +9,10 @@ from pathlib import Path
 from aidepy.cli import baseline
 from aidepy.cli.options import add_config_arguments
 from aidepy.compare import compare
+from aidepy.config import Config, load
 from aidepy.report import Mode, Report
 from aidepy.rollback import record_seen, refuse_rollback
+from aidepy.vault import Vault
 
 NAME = "check"
 HELP = "compare the file system with the baseline and report what changed"
@@ -31,6 +33,10 @@ database's checksum and signature. report_level, report_ignore_*_attrs, report_f
 report_summarize_changes, report_grouped and report_base16 shape it as in AIDE; --json (or
 report_format=json) prints aidepy's JSON report instead.
 
+With --vault-rules the rules and settings come from the copy on the vault (written by
+promote), which the host cannot change: an attacker who edits an included file to hide a
+change is then still caught. -c only says where the vault is.
+
 Files that could not be read, vanished, or changed while being read are listed as warnings.
 A file under the `growing` attribute may grow (size, blocks, times); its hashes count as
 unchanged when the first old-size bytes still hash to the recorded values.
@@ -44,15 +50,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     baseline.add_limit_argument(parser)
     baseline.add_json_argument(parser)
+    parser.add_argument(
+        "--vault-rules", action="store_true",
+        help="use the rules copy on the vault, which the host cannot change, instead of -c's files: "
+             "the vault named by -c is mounted read-only for the run (and put back as it was), "
+             "its aidepy.conf is read with -B/-A, and every file it includes is read from the "
+             "vault's rules/ copy; live config files that differ from their copy are noted in the "
+             "report",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.vault_rules:
+        return check(args, baseline.load_config(args), [])
+    vault = Vault.open(load(args.config, before=args.before, after=args.after), warn=baseline.warn)
+    with vault.mounted() as root:
+        config = vault.load_rules(args.before, args.after)
+        for message in config.warnings:
+            baseline.warn(message)
+        notices = [f"Rules: the copy on the vault ({root}), not {args.config}."]
+        notices += [f"Note: {line}" for line in vault.rules_changes()]
+        return check(args, config, notices)
+
+
+def check(args: argparse.Namespace, config: Config, rules_notices: list[str]) -> int:
+    """Compare the file system with the baseline under `config`; print the report."""
     start = time.time()
-    config = baseline.load_config(args)
     limit = baseline.limit_pattern(args)
     options = baseline.report_options(config)
     db, notice = baseline.open_baseline(baseline.required_path(config.database_in, "database_in"), config)
-    notices = [notice]
+    notices = [notice, *rules_notices]
     warnings: list[str] = []
     with db:
         refuse_rollback(Path(config.state_dir), db.header.generation)
