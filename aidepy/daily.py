@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +81,24 @@ def leftovers(vault: Vault, state_dir: Path) -> list[str]:
     return notes
 
 
+def protected_rules(config: Config, before: Sequence[str] = (), after: Sequence[str] = ()
+                    ) -> tuple[Config, str]:
+    """The rules the daily check runs with, and the report line that says where they came from:
+    the copy on the vault (written by promote; the host cannot change it) when there is one,
+    else `config`, the live rules, with a warning. A vault that cannot be used here is left for
+    `run_daily` to raise its alarm about."""
+    vault = Vault.open(config, warn=lambda _: None)
+    try:
+        with vault.mounted() as root:
+            rules = vault.load_rules(before, after)
+    except AidepyError as exc:
+        return config, f"WARNING: checked with the live rules, which this host can change ({exc})."
+    return rules, f"Rules: the copy on the vault ({root}), which this host cannot change."
+
+
 def run_daily(
     config: Config, options: ReportOptions, scanned: Iterable[Entry], warnings: list[str],
-    rehash: Rehash | None = None,
+    rehash: Rehash | None = None, notices: Sequence[str] = (),
 ) -> DailyReport:
     """Check the host against the vault's baseline: `scanned` is the live scan (consumed only
     once the baseline verified; per-file trouble lands in `warnings`). An unusable baseline
@@ -101,7 +116,7 @@ def run_daily(
                 generation = baseline.header.generation
                 refuse_rollback(state_dir, generation)
                 notices = [f"Baseline {baseline.path}: signature verified with the vault's key "
-                           f"{keys.fingerprint(key)} (generation {generation})."]
+                           f"{keys.fingerprint(key)} (generation {generation}).", *notices]
                 notices += [f"Note: {line}" for line in vault.rules_changes()]
                 notices += leftovers(vault, state_dir)
                 if baseline.header.rules_digest != config.digest:
@@ -114,11 +129,12 @@ def run_daily(
                                generation=generation, signing_key=None)
                 with open_database(new_path, None) as fresh:
                     comparison = compare(baseline.entries(), fresh.entries(),
-                                         ignore_changed=options.ignore_changed, rehash=rehash)
+                                         ignore_changed=options.ignore_changed,
+                                         ignore_e2fsattrs=options.ignore_e2fsattrs, rehash=rehash)
                     changes = list(comparison)
                 summary = DatabaseSummary(str(baseline.path), baseline.sha256, baseline.signed,
                                           baseline.key_fingerprint, baseline.header.created, generation,
-                                          baseline.header.entry_count)
+                                          baseline.header.entry_count, authenticated=baseline.authenticated)
             record_seen(state_dir, generation)
     except AidepyError as exc:
         alarm = ("BASELINE FAILED VERIFICATION" if isinstance(exc, VerificationError)

@@ -68,6 +68,19 @@ def test_run_with_changes_mails_the_counts(baselined: VaultSite, root_mailbox: R
     assert f"{baselined.tree}/backdoor" in mail.get_content()
 
 
+def test_report_checks_with_the_vaults_rules_not_the_tampered_live_ones(
+        baselined: VaultSite, root_mailbox: RootMailbox) -> None:
+    (baselined.tree / "passwd").write_text("root:x:0:0::/root:/bin/sh\nevil:x:0:0::/:/bin/sh\n")
+    live = baselined.config_path.read_text()
+    baselined.config_path.write_text(f"!{baselined.tree}/passwd$\n{live}")  # the attacker hides it
+    run = aidepy("report", "-c", str(baselined.config_path))
+    assert run.returncode & 4, run.stdout + run.stderr
+    assert f"{baselined.tree}/passwd" in run.stdout
+    assert "Rules: the copy on the vault" in run.stdout
+    assert f"{baselined.config_path} differs from the copy on the vault" in run.stdout
+    root_mailbox.wait_for(1)
+
+
 def test_baseline_failing_verification_is_mailed_loudly(baselined: VaultSite,
                                                         root_mailbox: RootMailbox) -> None:
     baselined.loop.set_read_only(False)

@@ -10,7 +10,7 @@ from aidepy import notify
 from aidepy.atomic import replace_text
 from aidepy.cli import baseline
 from aidepy.cli.options import add_config_arguments
-from aidepy.daily import run_daily
+from aidepy.daily import protected_rules, run_daily
 from aidepy.lock import run_lock
 
 NAME = "report"
@@ -21,7 +21,9 @@ The job that cron or aidepy-report.timer runs every day. It takes a lock under s
 two runs never overlap (a second run waits up to --wait seconds, then gives up with exit code
 22 and a message naming the run that holds the lock); mounts the vault read-only if it is not
 mounted; verifies the baseline with the vault's public key and refuses one older than the
-newest generation this host has verified (rollback); scans the file system into
+newest generation this host has verified (rollback); takes the rules from the copy on the
+vault (written by promote, so an attacker who edits /etc/aidepy cannot hide a change; the
+report notes live files that differ, and warns when the vault holds no copy); scans the file system into
 state_dir/aidepy.db.new (for reading only: promote never uses it); compares; and delivers.
 
 The report goes to report_email (default root; --mail overrides it) through
@@ -61,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
     with run_lock(state_dir, wait=args.wait,
                   on_wait=lambda message: print(f"aidepy: {message}", file=sys.stderr)):
         warnings: list[str] = []
-        daily = run_daily(config, baseline.report_options(config),
-                          baseline.scan_tree(config, None, warnings), warnings,
-                          rehash=baseline.rehasher(config.root_prefix))
+        rules, source = protected_rules(config, args.before, args.after)
+        daily = run_daily(rules, baseline.report_options(rules),
+                          baseline.scan_tree(rules, None, warnings), warnings,
+                          rehash=baseline.rehasher(rules.root_prefix), notices=[source])
         full = state_dir / FULL_REPORT
         problem = save_report(full, daily.text)
         body = notify.cut_report(daily.text, full_report=None if problem else str(full))
