@@ -207,6 +207,7 @@ def make_loop_device(tmp_path: Path) -> Iterator[Callable[..., LoopDevice]]:
                              check=True, capture_output=True, text=True)
         loop = LoopDevice(out.stdout.strip(), str(image))
         made.append(loop)
+        loop.set_read_only(False)  # the kernel keeps a --setro flag across detach and re-attach
         return loop
 
     yield make
