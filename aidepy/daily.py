@@ -118,6 +118,7 @@ def run_daily(
                 notices = [f"Baseline {baseline.path}: signature verified with the vault's key "
                            f"{keys.fingerprint(key)} (generation {generation}).", *notices]
                 notices += [f"Note: {line}" for line in vault.rules_changes()]
+                notices += [f"WARNING: runtime: {line}" for line in vault.runtime_changes() or []]
                 notices += leftovers(vault, state_dir)
                 if baseline.header.rules_digest != config.digest:
                     notices.append("Note: the rules differ from those the baseline was recorded with.")

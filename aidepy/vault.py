@@ -382,6 +382,12 @@ class Vault:
                              "'aidepy vault install' writes one")
         return load(main, before, after, rules_root=self.root / RULES_DIR)
 
+    def runtime_changes(self) -> list[str] | None:
+        """How the running Python and aidepy's dependencies differ from what `vault install`
+        recorded (one line each), or None when nothing was recorded. The vault must be mounted."""
+        manifest = self.root / RUNTIME
+        return runtime_changes(manifest.read_bytes()) if manifest.is_file() else None
+
     def rules_changes(self) -> list[str]:
         """Live config files that differ from the copies on the vault (one line each)."""
         index = self.root / RULES_INDEX
@@ -421,8 +427,7 @@ class Vault:
                 is_vault = (root / MARKER).is_file()
                 free = free_bytes(root)
                 fingerprint, database = self._inspect(problems)
-                if (root / RUNTIME).is_file():
-                    runtime = runtime_changes((root / RUNTIME).read_bytes())
+                runtime = self.runtime_changes()
                 problems += [f"{p.name}: left by an interrupted write (the next write removes it)"
                              for p in sorted(root.glob(".*.tmp"))]
         except (VaultError, OSError) as exc:

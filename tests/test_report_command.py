@@ -81,6 +81,21 @@ def test_report_checks_with_the_vaults_rules_not_the_tampered_live_ones(
     root_mailbox.wait_for(1)
 
 
+def test_report_warns_when_the_runtime_differs_from_the_one_recorded_on_the_vault(
+        baselined: VaultSite, root_mailbox: RootMailbox, tmp_path: Path) -> None:
+    interpreter_part = tmp_path / "libpython-part.so"
+    interpreter_part.write_bytes(b"as installed\n")
+    baselined.loop.set_read_only(False)
+    subprocess.run(["mount", "-o", "remount,rw", str(baselined.mountpoint)], check=True)
+    (baselined.mountpoint / "RUNTIME").write_text(f"{'0' * 64}  file  {interpreter_part}\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(baselined.mountpoint)], check=True)
+    baselined.loop.set_read_only(True)
+    run = aidepy("report", "-c", str(baselined.config_path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"WARNING: runtime: file {interpreter_part}: changed since 'aidepy vault install'" in run.stdout
+    root_mailbox.wait_for(1)
+
+
 def test_baseline_failing_verification_is_mailed_loudly(baselined: VaultSite,
                                                         root_mailbox: RootMailbox) -> None:
     baselined.loop.set_read_only(False)
