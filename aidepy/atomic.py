@@ -9,6 +9,7 @@ the next write. A file that does not fit raises `VaultFullError` saying how much
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -85,6 +86,11 @@ def atomic_write(
             verify(tmp)
         os.replace(tmp, target)
         fsync_dir(target.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise DatabaseWriteError(f"cannot finish writing {name} on the vault: {exc.strerror or exc} "
+                                 "('aidepy vault status' shows which version it holds)") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
