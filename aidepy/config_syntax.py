@@ -130,8 +130,6 @@ OPTIONS: dict[str, bool] = {
 }
 DEPRECATED_OPTIONS = {"database": "database_in", "grouped": "report_grouped",
                       "summarize_changes": "report_summarize_changes"}
-AIDEPY_OPTIONS = frozenset({"vault_device", "vault_label", "vault_mountpoint", "signing_key",
-                            "public_key", "report_email", "sendmail", "state_dir"})
 
 _L = "a-zA-Z\xf6\xe4\xfc\xdf\xe5\xd6\xc4\xdc\xc50-9_%"  # AIDE's {L}: name characters
 _WORD = re.compile(f"[{_L}]+")

@@ -191,18 +191,6 @@ def _has_top_level_alternation(regex: bytes) -> bool:
     return False
 
 
-def rule_error(regex: str) -> str | None:
-    """Why AIDE refuses the rule regex (its PCRE2 message, or a double slash), or None if valid."""
-    raw = _encode(regex)
-    try:
-        Regex(raw)
-    except RegexError as exc:
-        return f"error in rule '{regex}': {exc.message} (offset {exc.offset})"
-    if b"//" in node_path(raw):
-        return f"error in rule '{regex}': invalid double slash"
-    return None
-
-
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
