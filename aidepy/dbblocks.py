@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import operator
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
+from typing import NamedTuple, cast
 
 from aidepy.attributes import BY_NAME, AttrSet, Kind
 from aidepy.dbformat import (
@@ -19,7 +20,6 @@ from aidepy.dbformat import (
     bitmap_indexes,
     read_varint,
     varint,
-    zigzag,
 )
 from aidepy.entry import FILE_TYPES, Entry, Value, sort_key
 from aidepy.errors import VerificationError
@@ -56,8 +56,9 @@ def _layouts(table: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
 class BlockEncoder:
     """Turns entries, in canonical order, into framed blocks of compressed columns.
 
-    Values are gathered per column as they come and encoded a whole column at a time when a
-    block is full. After a ValueError the encoder is unusable (the write is abandoned anyway).
+    Entries are kept as rows of values, in runs of the same attribute layout, and turned into
+    columns a whole block at a time (a transposition in C), then encoded a column at a time.
+    After a ValueError the encoder is unusable (the write is abandoned anyway).
     """
 
     def __init__(self, table: tuple[str, ...] = TABLE, block_entries: int = BLOCK_ENTRIES) -> None:
@@ -66,7 +67,8 @@ class BlockEncoder:
         self._index = {name: i for i, name in enumerate(table)}
         self._block_entries = block_entries
         self._compressors: dict[int, zlib._Compress] = {}
-        self._bitmaps: dict[frozenset[str], tuple[int, tuple[tuple[int, str], ...]]] = {}
+        self._attr_bitmaps: dict[AttrSet, int] = {}
+        self._value_layouts: dict[tuple[str, ...], _Layout] = {}
         self._prev_path = b""
         self._prev_key: tuple[bytes, ...] | None = None
         self._prev_ints = [0] * len(table)
@@ -84,24 +86,35 @@ class BlockEncoder:
         self._attr_bits: list[int] = []
         self._present_bits: list[int] = []
         self._none_bits: list[int] = []
-        self._ints: dict[int, list[int]] = {}
-        self._blobs: dict[int, list[bytes]] = {}
+        self._runs: list[tuple[_Layout, list[tuple[Value, ...]]]] = []
+        self._run_layout: _Layout | None = None
+        self._run_rows: list[tuple[Value, ...]] = []
+        self._has_none = False
 
     def attributes(self) -> AttrSet:
         """Every attribute used so far (in `attrs` or as a value)."""
         return frozenset(self._table[i] for i in bitmap_indexes(self.union))
 
-    def _bitmap(self, names: Iterable[str]) -> tuple[int, tuple[tuple[int, str], ...]]:
-        key = frozenset(names)
-        found = self._bitmaps.get(key)
-        if found is None:
-            unknown = key - self._index.keys()
-            if unknown:
-                raise ValueError(f"unknown attribute(s) {sorted(unknown)}")
-            pairs = tuple(sorted((self._index[n], n) for n in key))
-            found = (sum(1 << i for i, _ in pairs), pairs)
-            self._bitmaps[key] = found
-        return found
+    def _indexes(self, names: Iterable[str]) -> list[int]:
+        unknown = set(names) - self._index.keys()
+        if unknown:
+            raise ValueError(f"unknown attribute(s) {sorted(unknown)}")
+        return [self._index[n] for n in names]
+
+    def _attr_bitmap(self, attrs: AttrSet) -> int:
+        attrs = frozenset(attrs)
+        bits = self._attr_bitmaps.get(attrs)
+        if bits is None:
+            bits = self._attr_bitmaps[attrs] = sum(1 << i for i in self._indexes(attrs))
+        return bits
+
+    def _layout(self, names: tuple[str, ...]) -> _Layout:
+        """How to take the values of an entry whose `values` has these keys, in this order."""
+        indexes = tuple(self._indexes(names))
+        types = tuple(bytes if self._modes[i] == _BYTES else int for i in indexes)
+        layout = _Layout(sum(1 << i for i in indexes), indexes, types, _row_getter(names))
+        self._value_layouts[names] = layout
+        return layout
 
     def add(self, entry: Entry) -> bytes:
         """Take one entry; returns a finished block frame, or b"" while the block fills."""
@@ -112,47 +125,66 @@ class BlockEncoder:
         ftype = entry.ftype
         if len(ftype) != 1 or ftype not in FILE_TYPES:
             raise ValueError(f"{path!r}: unknown file type {ftype!r}")
-        attr_bits, _ = self._bitmap(entry.attrs)
+        attr_bits = self._attr_bitmap(entry.attrs)
         values = entry.values
-        present_bits, pairs = self._bitmap(values.keys())
-        none_bits = 0
-        modes = self._modes
-        for i, name in pairs:
-            value = values[name]
-            if value is None:
-                none_bits |= 1 << i
-            elif modes[i] == _BYTES:
-                if type(value) is not bytes:
-                    raise ValueError(f"{path!r}: {name} must be bytes, not {type(value).__name__}")
-                self._blobs.setdefault(i, []).append(value)
-            elif type(value) is not int:
-                raise ValueError(f"{path!r}: {name} must be an int, not {type(value).__name__}")
-            elif value.bit_length() > 7 * _MAX_VALUE_BYTES - 64:
-                raise ValueError(f"{path!r}: {name} value too large to store")
-            else:
-                self._ints.setdefault(i, []).append(value)
+        names = tuple(values)
+        layout = self._value_layouts.get(names) or self._layout(names)
+        row = layout.getter(values)
+        none_bits = 0 if tuple(map(type, row)) == layout.types else self._check(path, layout, row)
+        if layout is not self._run_layout:
+            self._run_layout, self._run_rows = layout, []
+            self._runs.append((layout, self._run_rows))
+        self._run_rows.append(row)
         shared = _common_prefix(self._prev_path, path)
         self._shared.append(shared)
         self._suffixes.append(path[shared:])
         self._ftypes.append(ftype)
         self._attr_bits.append(attr_bits)
-        self._present_bits.append(present_bits)
+        self._present_bits.append(layout.bits)
         self._none_bits.append(none_bits)
         self._prev_path = path
         self._prev_key = key
         self.count += 1
-        self.union |= attr_bits | present_bits
+        self.union |= attr_bits | layout.bits
         return self._block() if len(self._shared) >= self._block_entries else b""
+
+    def _check(self, path: bytes, layout: _Layout, row: tuple[Value, ...]) -> int:
+        """The None bitmap of a row that is not all of its expected types, or ValueError."""
+        none_bits = 0
+        for i, expected, value in zip(layout.indexes, layout.types, row, strict=True):
+            if value is None:
+                none_bits |= 1 << i
+            elif type(value) is not expected:
+                kind = "bytes" if expected is bytes else "an int"
+                raise ValueError(f"{path!r}: {self._table[i]} must be {kind}, not {type(value).__name__}")
+        self._has_none = True
+        return none_bits
 
     def finish(self) -> bytes:
         """The last block (if any) and the end frame."""
         return self._block() + bytes(4)
 
+    def _value_columns(self) -> dict[int, list[Value]]:
+        """This block's values by attribute index, Nones left out."""
+        columns: dict[int, list[Value]] = {}
+        for layout, rows in self._runs:
+            for i, column in zip(layout.indexes, zip(*rows, strict=True), strict=True):
+                found = columns.get(i)
+                if found is None:
+                    columns[i] = list(column)
+                else:
+                    found += column
+        if self._has_none:
+            columns = {i: [v for v in column if v is not None] for i, column in columns.items()}
+        return {i: column for i, column in columns.items() if column}
+
     def _column_bytes(self) -> dict[int, bytes]:
         """This block's columns, uncompressed, by column id."""
+        small = _SMALL
         columns = {
             COL_SHARED: _varint_run(self._shared),
-            COL_SUFFIX: b"".join([varint(len(s)) + s for s in self._suffixes]),
+            COL_SUFFIX: b"".join([small[len(s)] + s if len(s) < _SMALL_LIMIT else varint(len(s)) + s
+                                  for s in self._suffixes]),
             COL_FTYPE: "".join(self._ftypes).encode("ascii"),
         }
         for n, (column_id, bitmaps) in enumerate(
@@ -161,17 +193,21 @@ class BlockEncoder:
             previous = [self._prev_bitmaps[n], *bitmaps[:-1]]
             self._prev_bitmaps[n] = bitmaps[-1]
             columns[column_id] = _varint_run([b ^ p for b, p in zip(bitmaps, previous, strict=True)])
-        for i, blobs in self._blobs.items():
-            columns[_COL_VALUES + 2 * i] = self._bytes_column(i, blobs)
-        for i, values in self._ints.items():
+        for i, values in sorted(self._value_columns().items()):
             column_id = _COL_VALUES + 2 * i
             mode = self._modes[i]
+            if mode == _BYTES:
+                columns[column_id] = self._bytes_column(i, cast("list[bytes]", values))
+                continue
+            ints = cast("list[int]", values)
+            if max(max(ints), -min(ints)).bit_length() > 7 * _MAX_VALUE_BYTES - 64:
+                raise ValueError(f"{self._table[i]} value too large to store")
             if mode == _INT:
-                columns[column_id] = _varint_run([zigzag(v) for v in values])
+                columns[column_id] = _varint_run(_zigzags(ints))
             elif mode == _DELTA:
-                columns[column_id] = self._delta_column(i, values)
+                columns[column_id] = self._delta_column(i, ints)
             else:
-                seconds, nanoseconds = zip(*(divmod(v, 1_000_000_000) for v in values), strict=True)
+                seconds, nanoseconds = zip(*(divmod(v, 1_000_000_000) for v in ints), strict=True)
                 columns[column_id] = self._delta_column(i, seconds)
                 columns[column_id + 1] = _varint_run(nanoseconds)
         return columns
@@ -179,18 +215,20 @@ class BlockEncoder:
     def _delta_column(self, i: int, values: Sequence[int]) -> bytes:
         previous = [self._prev_ints[i], *values[:-1]]
         self._prev_ints[i] = values[-1]
-        return _varint_run([zigzag(v - p) for v, p in zip(values, previous, strict=True)])
+        return _varint_run(_zigzags(list(map(operator.sub, values, previous))))
 
     def _bytes_column(self, i: int, values: list[bytes]) -> bytes:
         seen = self._seen[i]
         seq = self._seq[i]
+        small = _SMALL
         out = []
         for value in values:
             earlier = seen.get(value)
             if earlier is not None and seq - earlier <= HISTORY:
                 out.append(varint((seq - earlier) << 1 | 1))
             else:
-                out.append(varint(len(value) << 1))
+                size = len(value) << 1
+                out.append(small[size] if size < _SMALL_LIMIT else varint(size))
                 out.append(value)
             seen[value] = seq
             seq += 1
@@ -215,13 +253,48 @@ class BlockEncoder:
         return len(payload).to_bytes(4, "big") + payload
 
 
-_SMALL = [bytes((n,)) for n in range(0x80)]
+class _Layout(NamedTuple):
+    """The value attributes of an entry: bitmap, table indexes, expected types, row getter."""
+
+    bits: int
+    indexes: tuple[int, ...]
+    types: tuple[type, ...]
+    getter: Callable[[Mapping[str, Value]], tuple[Value, ...]]
+
+
+def _row_getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Value]], tuple[Value, ...]]:
+    """A function returning the values for `names` of a mapping, as a tuple."""
+    if len(names) != 1:
+        return operator.itemgetter(*names) if names else lambda values: ()
+    single = operator.itemgetter(names[0])
+    return lambda values: (single(values),)
+
+
+_SMALL_LIMIT = 1 << 14
+_SMALL = [varint(n) for n in range(_SMALL_LIMIT)]  # the varints of one and two bytes
 
 
 def _varint_run(numbers: Iterable[int]) -> bytes:
     """The varints of `numbers`, concatenated."""
     small = _SMALL
-    return b"".join([small[n] if 0 <= n < 0x80 else varint(n) for n in numbers])
+    return b"".join([small[n] if 0 <= n < _SMALL_LIMIT else _long_varint(n) for n in numbers])
+
+
+def _long_varint(n: int) -> bytes:
+    """`varint(n)`, unrolled up to five bytes (sizes, times, nanoseconds)."""
+    if not _SMALL_LIMIT <= n < 1 << 35:
+        return varint(n)
+    low = (n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80)
+    if n < 1 << 21:
+        return bytes((*low, n >> 14))
+    if n < 1 << 28:
+        return bytes((*low, n >> 14 & 0x7F | 0x80, n >> 21))
+    return bytes((*low, n >> 14 & 0x7F | 0x80, n >> 21 & 0x7F | 0x80, n >> 28))
+
+
+def _zigzags(values: Iterable[int]) -> list[int]:
+    """`zigzag` of every value."""
+    return [v << 1 if v >= 0 else ~v << 1 | 1 for v in values]
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
