@@ -10,6 +10,7 @@ util-linux and e2fsprogs tools through `sh`, turning their failures into one-lin
 from __future__ import annotations
 
 import errno
+import functools
 import grp
 import json
 import os
@@ -131,11 +132,18 @@ def resolve(spec: str, *, warn: Warn, context: pyudev.Context | None = None) -> 
     raise VaultError(f"vault device {spec}: not a block device, image file or directory")
 
 
+@functools.cache
+def udev_context() -> pyudev.Context:
+    """One libudev context per process: creating one looks the library up through ldconfig,
+    too slow for a loop that polls the medium twice a second."""
+    return pyudev.Context()
+
+
 def find_by_property(key: str, value: str, *, context: pyudev.Context | None = None) -> Path:
     """The one block device whose filesystem has LABEL or UUID `value`: udev's candidates (or
     blkid's, where udev knows none), each confirmed by probing the device itself, because the
     udev database goes stale while no udevd runs."""
-    context = context or pyudev.Context()
+    context = context or udev_context()
     udev_key = {"LABEL": "ID_FS_LABEL", "UUID": "ID_FS_UUID"}[key]
     candidates = {
         Path(dev.device_node)
@@ -173,7 +181,7 @@ def _blkid_search(key: str, value: str) -> list[Path]:
 def udev_device(device: Path, context: pyudev.Context | None = None) -> pyudev.Device:
     """The udev (sysfs) view of a block device node."""
     try:
-        return pyudev.Devices.from_device_file(context or pyudev.Context(), str(device))
+        return pyudev.Devices.from_device_file(context or udev_context(), str(device))
     except (pyudev.DeviceNotFoundError, ValueError, OSError) as exc:
         raise VaultError(f"{device}: not known to udev/sysfs ({exc})") from None
 

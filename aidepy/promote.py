@@ -14,15 +14,18 @@ import getpass
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 import pyudev
@@ -31,6 +34,7 @@ from aidepy import db, keys, report
 from aidepy.compare import Summary, compare
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ExitCode, VaultError, VerificationError
+from aidepy.medium import udev_context
 from aidepy.rollback import newest_seen, record_seen
 from aidepy.vault import Vault, VaultFullError, read_chunks
 
@@ -140,7 +144,7 @@ class _MediumEvents:
     def __init__(self) -> None:
         self._monitor: pyudev.Monitor | None = None
         with suppress(OSError, ValueError):
-            monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+            monitor = pyudev.Monitor.from_netlink(udev_context())
             monitor.filter_by("block")
             monitor.start()
             self._monitor = monitor
@@ -153,6 +157,19 @@ class _MediumEvents:
         # Drain a burst of events (remove, add, change) without waiting the full time for each.
         while (left := deadline - time.monotonic()) > 0 and self._monitor.poll(timeout=left) is not None:
             deadline = min(deadline, time.monotonic() + 0.2)
+
+
+class _InterruptLatch:
+    """A SIGINT handler: Ctrl-C raises KeyboardInterrupt as usual and is also remembered, so a
+    wait loop still stops when the exception landed where Python swallows it (a weakref or
+    `__del__` callback prints "Exception ignored" and carries on)."""
+
+    def __init__(self) -> None:
+        self.hit = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.hit = True
+        raise KeyboardInterrupt
 
 
 class Promotion:
@@ -168,6 +185,7 @@ class Promotion:
         self.assume_yes = assume_yes
         self.poll = poll
         self.patience = patience
+        self._interrupt = _InterruptLatch()
         """Give up waiting for the medium after this many seconds (None: as long as it takes)."""
         self._warn = lambda message: console.say(f"aidepy: {message}")
         self.vault = Vault.open(config, device=device, warn=self._warn)
@@ -186,14 +204,20 @@ class Promotion:
         for stale in sorted(self.state_dir.glob(f"{PROMOTE_WORK}*")):
             self.console.say(f"Removing {stale}, left by an interrupted promote.")
             shutil.rmtree(stale, ignore_errors=True)
-        with tempfile.TemporaryDirectory(prefix=PROMOTE_WORK, dir=self.state_dir) as work:
-            try:
-                return self._run(Path(work))
-            except Declined:
-                raise
-            except (KeyboardInterrupt, AidepyError) as exc:
-                self._stopped(exc)
-                raise
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, self._interrupt) if main else None
+        try:
+            with tempfile.TemporaryDirectory(prefix=PROMOTE_WORK, dir=self.state_dir) as work:
+                try:
+                    return self._run(Path(work))
+                except Declined:
+                    raise
+                except (KeyboardInterrupt, AidepyError) as exc:
+                    self._stopped(exc)
+                    raise
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
 
     def _run(self, work: Path) -> Promoted:
         candidate = work / "candidate.db"
@@ -302,6 +326,8 @@ class Promotion:
         last_present = True
         deadline = None if self.patience is None else time.monotonic() + self.patience
         while not done(*(state := self._protection())):
+            if self._interrupt.hit:
+                raise KeyboardInterrupt
             if deadline is not None and time.monotonic() > deadline:
                 raise VaultError(f"gave up after waiting {self.patience:g} s for the medium ({state[1]})")
             present, reason = state
