@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runs as root in CI)")
@@ -224,7 +225,11 @@ def loop_device(make_loop_device: Callable[..., LoopDevice]) -> LoopDevice:
 # --- a vault with a signing key and a config, for promote and the daily report (owner: operations)
 
 
+# promote's prompts, as the tests driving it through a pty expect them
+ACCEPT = "Accept these differences"
+PASSPHRASE = "Passphrase for the signing key"
 REMOVE = "Remove the write protection"
+WRITABLE = "The vault is writable."
 RESTORE = "restore the vault's write protection"
 
 
@@ -341,3 +346,14 @@ def time_limit(seconds: int, what: str) -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def to_writable(child: pexpect.spawn, site: VaultSite) -> None:
+    """Play the admin up to the moment the vault is writable."""
+    child.expect(ACCEPT)
+    child.sendline("y")
+    child.expect(PASSPHRASE)
+    child.sendline(site.passphrase or "")
+    child.expect(REMOVE)
+    site.loop.set_read_only(False)
+    child.expect(WRITABLE)

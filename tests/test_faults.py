@@ -27,14 +27,20 @@ import pytest
 from aidepy import config
 from aidepy.errors import DatabaseWriteError
 from aidepy.promote import Console, Promotion
-from tests.conftest import RESTORE, Admin, VaultSite, require_tool, requires_root
+from tests.conftest import (
+    ACCEPT,
+    PASSPHRASE,
+    REMOVE,
+    RESTORE,
+    Admin,
+    VaultSite,
+    require_tool,
+    requires_root,
+    to_writable,
+)
 
 pytestmark = requires_root
 
-ACCEPT = "Accept these differences"
-PASSPHRASE = "Passphrase for the signing key"
-REMOVE = "Remove the write protection"
-WRITABLE = "The vault is writable."
 LEFT_BY_PROMOTE = "was left by an interrupted promote"
 
 PROMOTE = r"""
@@ -69,17 +75,6 @@ def spawn_promote(site: VaultSite, point: str = "") -> pexpect.spawn:
     return pexpect.spawn(sys.executable, ["-c", PROMOTE, str(site.config_path),
                                           os.path.realpath(site.mountpoint), point],
                          env=env, encoding="utf-8", timeout=60, dimensions=(200, 120))
-
-
-def to_writable(child: pexpect.spawn, site: VaultSite) -> None:
-    """Play the admin up to the moment the vault is writable."""
-    child.expect(ACCEPT)
-    child.sendline("y")
-    child.expect(PASSPHRASE)
-    child.sendline(site.passphrase or "")
-    child.expect(REMOVE)
-    site.loop.set_read_only(False)
-    child.expect(WRITABLE)
 
 
 def kill(child: pexpect.spawn) -> None:

@@ -16,13 +16,7 @@ import pytest
 
 from aidepy import keys
 from aidepy.vault import format_vault
-from tests.conftest import VaultSite
-
-ACCEPT = "Accept these differences"
-PASSPHRASE = "Passphrase for the signing key"
-REMOVE = "Remove the write protection"
-WRITABLE = "The vault is writable."
-RESTORE = "restore the vault's write protection"
+from tests.conftest import ACCEPT, PASSPHRASE, REMOVE, RESTORE, VaultSite, to_writable
 
 
 def spawn(site: VaultSite, *args: str, rows: int = 200, pager: str | None = "cat") -> pexpect.spawn:
@@ -44,13 +38,7 @@ def finish(child: pexpect.spawn) -> int:
 def promote_at_console(site: VaultSite) -> str:
     """A whole promote, the admin doing everything asked; returns the output from the summary on."""
     child = spawn(site)
-    child.expect(ACCEPT)
-    child.sendline("y")
-    child.expect(PASSPHRASE)
-    child.sendline(site.passphrase or "")
-    child.expect(REMOVE)
-    site.loop.set_read_only(False)
-    child.expect(WRITABLE)
+    to_writable(child, site)
     child.expect(RESTORE)
     site.loop.set_read_only(True)
     child.expect("Promoted: ")
