@@ -1,36 +1,40 @@
 """The scanner: walk the tree the rules imply and yield an `Entry` for every selected path.
 
-The walk runs on the caller's thread in canonical order (`aidepy.entry.sort_key`: a directory,
-then its contents, siblings by name bytes), one `lstat` per name (from `os.scandir`), pruning
-every directory the rules (and the `--limit` regex) cannot select anything below. It never
-follows symlinks. Collecting attributes (`aidepy.collect`: open, fstat, hash, flags, xattrs)
-happens in a pool of worker processes (threads would contend for the GIL: on /usr they gained
-nothing over one thread), in batches of paths; batches are delivered in submission order and
-only a bounded number is in flight, so the output is the same whatever the parallelism and
-memory stays flat whatever the tree's size. Per-path trouble (vanished or unreadable files,
-files changing under the scan, odd names) is reported through `on_warning` as a `ScanWarning`,
-in walk order; it never ends the scan.
+Entries come in canonical order (`aidepy.entry.sort_key`: a directory, then its contents,
+siblings by name bytes). The unit of work is one directory: list it (one `open` without
+following links, an `fstat` to check it is the directory lstat saw, `getdents`, one `lstat`
+per name), decide every name with the rules (and the `--limit` regex), collect the attributes
+of the selected ones (`aidepy.collect`: open, fstat, hash, flags, xattrs) and name the
+subdirectories worth entering: every directory the rules cannot select anything below is
+pruned. Symlinks are never followed.
+
+With more than one worker, directories are done by a pool of forked worker processes
+(`aidepy.forkpool`; threads would contend for the GIL: on /usr they gained nothing over one
+thread). The caller only puts the answers in order: it sends directories in canonical order
+as they become known, keeps a bounded number of them sent or answered ahead of the one it is
+emitting (asking for the one it needs next first), so the output is the same whatever the
+parallelism and memory stays flat whatever the size of the tree. Per-path trouble (vanished
+or unreadable files, files changing under the scan, odd names) is reported through
+`on_warning` as a `ScanWarning`, in walk order; it never ends the scan.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import multiprocessing
+import heapq
 import os
+import pickle
 import re
-import signal
 import stat
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
-from typing import Protocol
+from typing import Protocol, cast
 
 from aidepy.attributes import AttrSet
 from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, Job, Plan, collect, make_plan, open_quietly
-from aidepy.entry import Entry, Value
+from aidepy.entry import Entry, Value, sort_key
+from aidepy.forkpool import ForkPool
 from aidepy.selection import Rule
 
 
@@ -49,16 +53,37 @@ class Selection(Protocol):
     def should_descend(self, path: bytes) -> bool: ...
 
 
-BATCH_ENTRIES = 128
-BATCH_BYTES = 1 << 20
-"""A batch closes at this many paths or this many bytes to hash, whichever comes first."""
-WINDOW_PER_WORKER = 4
-"""Batches in flight per worker: enough to keep every worker busy, few enough to keep memory flat."""
+AHEAD_PER_WORKER = 32
+"""Tasks sent or answered ahead of the one being emitted, per worker: enough to keep every
+worker busy past a part full of large files, few enough to keep memory flat."""
+MAX_DEPTH_IN_PLACE = 32
+"""Directories entered in place one inside the other, at most (the walk recurses)."""
+QUEUED_PER_WORKER = 2
+"""Tasks in flight per worker: one to work on, one to start at once after it. The others
+wait in the caller, for whichever worker is free first."""
+PART_ENTRIES = 1024
+PART_BYTES = 16 << 20
+"""A directory with more entries, or more bytes to hash, is collected in parts of at most this
+size, each a task of its own, so that large directories spread over the workers."""
 
 _ODD_NAME = re.compile(rb"[\x00-\x1f\x7f]")
 _first = itemgetter(0)
 _REGEX_SPECIAL = frozenset(b".^$*+?{}[]|()\\")
-_Item = Job | ScanWarning
+_PICKLE = pickle.HIGHEST_PROTOCOL
+
+_Stat = tuple[float, ...]
+_Item = tuple[bytes, bytes, str, AttrSet | None, os.stat_result | _Stat, bool] | ScanWarning
+"""One name of a directory, decided: path, path on disk, type, the selecting rule's attributes
+(None: not selected), lstat result, whether to enter it; or a warning about it."""
+_DirTask = tuple[str, bytes, bytes, _Stat]
+_PartTask = tuple[str, bytes, list[_Item]]
+_Task = _DirTask | _PartTask
+"""("dir", path, path on disk, lstat result): list and collect a directory;
+("part", path of its first item, items): collect part of a directory already listed."""
+_Record = tuple[bytes, str, AttrSet, Mapping[str, Value]] | ScanWarning | int
+"""In an answer: an entry's fields, a warning, or the index of a follow-up task (a
+subdirectory, or the next part of this directory) whose records come in its place."""
+_Answer = tuple[list[_Record], list[_Task]]
 
 
 def default_workers() -> int:
@@ -71,113 +96,103 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[byte
     """Entries for every path `ruleset` selects below `root_prefix` (recorded without it), in
     canonical order. `limit`: only paths it matches (anchored at the start, as AIDE's
     `--limit`). `workers`: collection processes (default `default_workers()`; 1 = all in the caller's
-    thread)."""
+    process)."""
     count = default_workers() if workers is None else max(1, workers)
-    items = _walk(ruleset, root_prefix.rstrip(b"/"), limit)
+    walker = _Walker(ruleset, root_prefix.rstrip(b"/"), limit)
+    root = walker.root()
     if count == 1:
-        buf = memoryview(bytearray(BUFFER_SIZE))
-        for item in items:
-            if isinstance(item, ScanWarning):
-                on_warning(item)
-                continue
-            entry, messages = collect(item, buf)
-            yield entry
-            for message in messages:
-                on_warning(ScanWarning(item.path, message))
+        yield from _emit(root, walker.run, on_warning)
         return
-    window = count * WINDOW_PER_WORKER
-    pending: deque[Future[list[_Result]]] = deque()
-    # fork: workers start with everything imported (nothing is re-imported from __main__), and
-    # Python 3.11 starts all of a fork pool's workers before its management thread
-    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_worker_start, initargs=(os.getpid(),)) as pool:
-        try:
-            for batch in _batches(items):
-                pending.append(pool.submit(_run_batch, batch))
-                while pending and (len(pending) >= window or pending[0].done()):
-                    yield from _deliver(pending.popleft().result(), on_warning)
-            while pending:
-                yield from _deliver(pending.popleft().result(), on_warning)
-        finally:
-            for future in pending:
-                future.cancel()
+    pool = ForkPool(count, walker.answer)
+    finished = False
+    try:
+        ahead = _Ahead(pool, count * AHEAD_PER_WORKER)
+        ahead.offer(root[1])
+        yield from _emit(root, ahead.take, on_warning)
+        finished = True
+    finally:
+        pool.close(kill=not finished)
 
 
-_Task = tuple[bytes, bytes, str, AttrSet, tuple[float, ...]] | ScanWarning
-_Result = tuple[bytes, str, AttrSet, Mapping[str, Value], list[str]] | ScanWarning
-
-
-def _deliver(results: list[_Result], on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
-    for result in results:
-        if isinstance(result, ScanWarning):
-            on_warning(result)
-            continue
-        path, ftype, attrs, values, messages = result
-        yield Entry(path, ftype, attrs, values)
-        for message in messages:
-            on_warning(ScanWarning(path, message))
-
-
-def _batches(items: Iterator[_Item]) -> Iterator[list[_Task]]:
-    """Items as picklable tasks (a plan holds hash constructors), in batches."""
-    batch: list[_Task] = []
-    volume = 0
-    for item in items:
-        if isinstance(item, ScanWarning):
-            batch.append(item)
+def _emit(root: _Answer, fetch: Callable[[_Task], _Answer],
+          on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
+    """Entries and warnings of `root` and of every task it leads to, depth first."""
+    stack = [(iter(root[0]), root[1])]
+    while stack:
+        records, tasks = stack[-1]
+        for record in records:
+            if type(record) is tuple:
+                yield Entry(*record)
+            elif type(record) is int:
+                answer = fetch(tasks[record])
+                stack.append((iter(answer[0]), answer[1]))
+                break
+            else:
+                on_warning(record)  # type: ignore[arg-type]
         else:
-            batch.append((item.fs_path, item.path, item.ftype, item.plan.key, _compact(item.st)))
-            if item.plan.hashes:
-                volume += item.st.st_size
-        if len(batch) >= BATCH_ENTRIES or volume >= BATCH_BYTES:
-            yield batch
-            batch, volume = [], 0
-    if batch:
-        yield batch
+            stack.pop()
+
+
+class _Ahead:
+    """Tasks for the pool in canonical order, a bounded number ahead of the emitter.
+
+    Every task whose records the emitter has not reached yet is either here (known, waiting),
+    sent or answered. The one it needs next comes first in canonical order among them, so when
+    it is still waiting it is the head of the heap and is sent at once, whatever the bound.
+    """
+
+    def __init__(self, pool: ForkPool, ahead: int) -> None:
+        self._pool = pool
+        self._ahead = ahead
+        self._waiting: list[tuple[tuple[bytes, ...], int, _Task]] = []
+        self._offered = 0
+        self._sent: dict[int, tuple[str, bytes]] = {}
+        self._answered: dict[tuple[str, bytes], tuple[list[_Task], bytes]] = {}
+        self._pending = 0  # sent or answered, not yet taken
+
+    def offer(self, tasks: list[_Task]) -> None:
+        for task in tasks:
+            heapq.heappush(self._waiting, (sort_key(task[1]), self._offered, task))
+            self._offered += 1
+
+    def take(self, wanted: _Task) -> _Answer:
+        key = (wanted[0], wanted[1])
+        self._collect(block=False)
+        while key not in self._answered:
+            if self._waiting and self._waiting[0][2] is wanted:
+                self._send()
+            self._collect(block=True)
+        tasks, records = self._answered.pop(key)
+        self._pending -= 1
+        self._top_up()
+        return pickle.loads(records), tasks
+
+    def _send(self) -> None:
+        task = heapq.heappop(self._waiting)[2]
+        self._sent[self._pool.send(pickle.dumps(task, _PICKLE))] = (task[0], task[1])
+        self._pending += 1
+
+    def _top_up(self) -> None:
+        while (self._waiting and self._pending < self._ahead
+               and self._pool.least_busy() < QUEUED_PER_WORKER):
+            self._send()
+
+    def _collect(self, block: bool) -> None:
+        for number, tasks, records in self._pool.receive(block):
+            known: list[_Task] = pickle.loads(tasks)
+            self._answered[self._sent.pop(number)] = (known, records)
+            self.offer(known)
+        self._top_up()
 
 
 _HIDDEN_STAT_FIELDS = attrgetter(*os.lstat("/").__reduce__()[1][1])
 """The fields of a stat result past its sequence part (st_atime_ns, st_blocks, ...), in order."""
 
 
-def _compact(st: os.stat_result) -> tuple[float, ...]:
+def _compact(st: os.stat_result | _Stat) -> _Stat:
     """Every field of `st`, as a tuple `os.stat_result` takes back: it pickles in a quarter of
     the time (a stat result pickles as its sequence plus a dict of the other fields)."""
-    return (*st, *_HIDDEN_STAT_FIELDS(st))
-
-
-def _worker_start(parent: int) -> None:
-    """Ctrl-C is the caller's to handle: workers end when the pool shuts down, or with the
-    caller if it is killed (else they would wait forever on a queue their siblings hold open)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the caller died before prctl took effect
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
-
-_worker_plans: dict[tuple[AttrSet, str], Plan] = {}
-_worker_buffer: list[memoryview] = []
-
-
-def _run_batch(batch: list[_Task]) -> list[_Result]:
-    """In a worker process: collect a batch, in order."""
-    if not _worker_buffer:
-        _worker_buffer.append(memoryview(bytearray(BUFFER_SIZE)))
-    buf = _worker_buffer[0]
-    out: list[_Result] = []
-    for task in batch:
-        if isinstance(task, ScanWarning):
-            out.append(task)
-            continue
-        fs_path, path, ftype, attrs, st = task
-        plan = _worker_plans.get((attrs, ftype))
-        if plan is None:
-            plan = _worker_plans[(attrs, ftype)] = make_plan(attrs, ftype)
-        entry, messages = collect(Job(fs_path, path, ftype, plan, os.stat_result(st)), buf)
-        out.append((path, ftype, entry.attrs, entry.values, messages))
-    return out
+    return (*st, *_HIDDEN_STAT_FIELDS(st)) if isinstance(st, os.stat_result) else st
 
 
 def _limit_prefix(limit: re.Pattern[bytes] | None) -> bytes:
@@ -193,70 +208,171 @@ def _limit_prefix(limit: re.Pattern[bytes] | None) -> bytes:
     return pattern[:max(end, 0)]
 
 
-def _walk(ruleset: Selection, prefix: bytes, limit: re.Pattern[bytes] | None) -> Iterator[_Item]:
-    """Jobs for selected paths and warnings, in canonical order."""
-    plans: dict[tuple[AttrSet, str], Plan] = {}
-    limit_prefix = _limit_prefix(limit)
+class _Walker:
+    """The work of one task, the same in the caller and in a worker process."""
 
-    def plan_for(rule: Rule, ftype: str) -> Plan:
-        key = (rule.attrs, ftype)
-        plan = plans.get(key)
+    def __init__(self, ruleset: Selection, prefix: bytes, limit: re.Pattern[bytes] | None) -> None:
+        self._ruleset = ruleset
+        self._prefix = prefix
+        self._limit = limit
+        self._limit_prefix = _limit_prefix(limit)
+        self._plans: dict[tuple[AttrSet, str], Plan] = {}
+        self._buffer = memoryview(bytearray(BUFFER_SIZE))
+
+    def root(self) -> _Answer:
+        """The records of `/` itself: its entry, then (a task) its contents when it is a directory."""
+        root_fs = self._prefix + b"/"
+        try:
+            st = os.lstat(root_fs)
+        except OSError as e:
+            return [ScanWarning(b"/", f"cannot lstat {root_fs!r}: {e.strerror or e}")], []
+        ftype = FTYPE_BY_FMT.get(stat.S_IFMT(st.st_mode), "f")
+        in_limit = self._limit is None or self._limit.match(b"/") is not None
+        rule = self._ruleset.match(b"/", ftype) if in_limit else None
+        answer: _Answer = ([], [])
+        # the root is always listed, whatever should_descend says
+        item: _Item = (b"/", root_fs, ftype, None if rule is None else rule.attrs, st, ftype == "d")
+        self._collect([item], _Budget(0, 0), answer)
+        return answer
+
+    def answer(self, task: bytes) -> tuple[bytes, bytes]:
+        """A worker's answer to one task: its follow-up tasks and its records, pickled."""
+        records, tasks = self.run(pickle.loads(task))
+        return pickle.dumps(tasks, _PICKLE), pickle.dumps(records, _PICKLE)
+
+    def run(self, task: _Task) -> _Answer:
+        """Records for one task, in canonical order, and the tasks they refer to. Directories
+        met on the way are entered in place while the task stays within `PART_ENTRIES` and
+        `PART_BYTES`; the others become tasks."""
+        answer: _Answer = ([], [])
+        budget = _Budget(PART_ENTRIES, PART_BYTES)
+        if task[0] == "part":
+            self._collect(cast(_PartTask, task)[2], budget, answer)
+        else:
+            _, path, fs_path, st = cast(_DirTask, task)
+            self._enter(path, fs_path, os.stat_result(st), budget, answer)
+        return answer
+
+    def _enter(self, path: bytes, fs_path: bytes, st: os.stat_result, budget: _Budget,
+               answer: _Answer) -> None:
+        """Records for a directory's contents: in place when they fit `budget`, else as parts."""
+        listing = _listing(fs_path, path, st)
+        if isinstance(listing, ScanWarning):
+            answer[0].append(listing)
+            return
+        parts = self._decide(path, fs_path, listing)
+        if len(parts) == 1 and budget.fits(parts[0][1], parts[0][2]):
+            self._collect(parts[0][0], budget, answer)
+            return
+        records, tasks = answer
+        for items, _, _ in parts:
+            records.append(len(tasks))
+            tasks.append(("part", _first_path(items), _portable(items)))
+
+    def _decide(self, path: bytes, fs_path: bytes, listing: list[tuple[bytes, os.stat_result | OSError]]
+                ) -> list[tuple[list[_Item], int, int]]:
+        """A directory's names with the rules' decisions, in parts of at most `PART_ENTRIES`
+        items and (but for one file) `PART_BYTES` to hash: (items, entries, bytes)."""
+        base = path if path == b"/" else path + b"/"
+        fs_base = fs_path if path == b"/" else fs_path + b"/"
+        limit = self._limit
+        match = self._ruleset.match
+        parts: list[tuple[list[_Item], int, int]] = []
+        items: list[_Item] = []
+        volume = 0
+        for name, result in listing:
+            child = base + name
+            if isinstance(result, OSError):
+                items.append(ScanWarning(child, "vanished before it could be examined"
+                                         if isinstance(result, FileNotFoundError)
+                                         else f"cannot lstat: {result.strerror or result}"))
+                continue
+            if not name.isascii() or _ODD_NAME.search(name):
+                items.extend(_name_warnings(child, name))
+            ftype = FTYPE_BY_FMT.get(stat.S_IFMT(result.st_mode), "f")
+            in_limit = limit is None or limit.match(child) is not None
+            rule = match(child, ftype) if in_limit else None
+            descend = ftype == "d" and (in_limit or self._may_hold_limit(child)) \
+                and self._ruleset.should_descend(child)
+            if rule is None and not descend:
+                continue
+            if len(items) >= PART_ENTRIES or volume >= PART_BYTES:
+                parts.append((items, len(items), volume))
+                items, volume = [], 0
+            attrs = None if rule is None else rule.attrs
+            items.append((child, fs_base + name, ftype, attrs, result, descend))
+            if rule is not None and ftype == "f" and self._plan(rule.attrs, ftype).hashes:
+                volume += result.st_size
+        parts.append((items, len(items), volume))
+        return parts
+
+    def _collect(self, items: list[_Item], budget: _Budget, answer: _Answer) -> None:
+        """Records for decided items: each selected one's entry and warnings; each directory to
+        enter, in place or as a task."""
+        records, tasks = answer
+        for item in items:
+            if isinstance(item, ScanWarning):
+                records.append(item)
+                continue
+            path, fs_path, ftype, attrs, lstat, descend = item
+            st = lstat if isinstance(lstat, os.stat_result) else os.stat_result(lstat)
+            if attrs is not None:
+                job = Job(fs_path, path, ftype, self._plan(attrs, ftype), st)
+                entry, messages = collect(job, self._buffer)
+                records.append((path, ftype, entry.attrs, entry.values))
+                records.extend(ScanWarning(path, message) for message in messages)
+            if not descend:
+                continue
+            if budget.entries > 0 and budget.volume > 0 and budget.depth < MAX_DEPTH_IN_PLACE:
+                budget.depth += 1
+                self._enter(path, fs_path, st, budget, answer)
+                budget.depth -= 1
+            else:
+                records.append(len(tasks))
+                tasks.append(("dir", path, fs_path, _compact(st)))
+
+    def _plan(self, attrs: AttrSet, ftype: str) -> Plan:
+        plan = self._plans.get((attrs, ftype))
         if plan is None:
-            plan = plans[key] = make_plan(rule.attrs, ftype)
+            plan = self._plans[(attrs, ftype)] = make_plan(attrs, ftype)
         return plan
 
-    def may_hold_limit(path: bytes) -> bool:
+    def _may_hold_limit(self, path: bytes) -> bool:
         # PCRE2's partial match in AIDE; here: could a path below share the limit's literal prefix?
         below = path + b"/"
-        return below.startswith(limit_prefix) or limit_prefix.startswith(below)
+        return below.startswith(self._limit_prefix) or self._limit_prefix.startswith(below)
 
-    root_fs = prefix + b"/"
-    try:
-        st = os.lstat(root_fs)
-    except OSError as e:
-        yield ScanWarning(b"/", f"cannot lstat {root_fs!r}: {e.strerror or e}")
-        return
-    ftype = FTYPE_BY_FMT.get(stat.S_IFMT(st.st_mode), "f")
-    in_limit = limit is None or limit.match(b"/") is not None
-    rule = ruleset.match(b"/", ftype) if in_limit else None
-    if rule is not None:
-        yield Job(root_fs, b"/", ftype, plan_for(rule, ftype), st)
-    if ftype != "d":
-        return
-    first = _listing(root_fs, b"/", st)
-    if isinstance(first, ScanWarning):
-        yield first
-        return
-    stack: list[tuple[bytes, bytes, Iterator[tuple[bytes, os.stat_result | OSError]]]] = [
-        (b"/", root_fs, iter(first))]
-    while stack:
-        base, fs_base, entries = stack[-1]
-        child = next(entries, None)
-        if child is None:
-            stack.pop()
-            continue
-        name, result = child
-        path = base + name
-        if isinstance(result, OSError):
-            yield ScanWarning(path, "vanished before it could be examined"
-                              if isinstance(result, FileNotFoundError)
-                              else f"cannot lstat: {result.strerror or result}")
-            continue
-        st = result
-        fs_path = fs_base + name
-        if not name.isascii() or _ODD_NAME.search(name):
-            yield from _name_warnings(path, name)
-        ftype = FTYPE_BY_FMT.get(stat.S_IFMT(st.st_mode), "f")
-        in_limit = limit is None or limit.match(path) is not None
-        rule = ruleset.match(path, ftype) if in_limit else None
-        if rule is not None:
-            yield Job(fs_path, path, ftype, plan_for(rule, ftype), st)
-        if ftype == "d" and (in_limit or may_hold_limit(path)) and ruleset.should_descend(path):
-            children = _listing(fs_path, path, st)
-            if isinstance(children, ScanWarning):
-                yield children
-            else:
-                stack.append((path + b"/", fs_path + b"/", iter(children)))
+
+class _Budget:
+    """What one task may still take on: entries and bytes to hash."""
+
+    def __init__(self, entries: int, volume: int) -> None:
+        self.entries = entries
+        self.volume = volume
+        self.untouched = entries > 0
+        self.depth = 0  # directories entered in place, one inside the other
+
+    def fits(self, entries: int, volume: int) -> bool:
+        """Whether a directory part fits (the first always does); if so, it is counted."""
+        if (entries > self.entries or volume > self.volume) and not self.untouched:
+            self.entries = 0  # the rest goes to other tasks: listing more would only grow this one
+            return False
+        self.entries -= entries
+        self.volume -= volume
+        self.untouched = False
+        return True
+
+
+def _portable(items: list[_Item]) -> list[_Item]:
+    """Items with their lstat results as tuples, to travel to another worker."""
+    return [item if isinstance(item, ScanWarning) else (*item[:4], _compact(item[4]), item[5])
+            for item in items]
+
+
+def _first_path(items: list[_Item]) -> bytes:
+    """Where a part starts in canonical order: the path of its first item."""
+    first = items[0]
+    return first.path if isinstance(first, ScanWarning) else first[0]
 
 
 def _listing(fs_dir: bytes, path: bytes, st: os.stat_result

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from aidepy import scan as scan_module
 from aidepy.attributes import BY_NAME, SUPPORTED_HASHES
 from aidepy.collect import Job, collect, make_plan
 from aidepy.config import parse_text
 from aidepy.entry import Entry, sort_key
+from aidepy.forkpool import WorkerError
 from aidepy.scan import ScanWarning, scan
 from aidepy.selection import Rule, RuleSet
 
@@ -152,9 +154,10 @@ def test_excluded_subtree_is_never_entered(tmp_path: Path) -> None:
     (tmp_path / "excluded" / "deep").mkdir(parents=True)
     (tmp_path / "excluded" / "deep" / "file").write_text("e")
     rs = Recording(rules(f"/ {ALL}\n!/excluded\n"))
-    found, _ = run(tmp_path, ruleset=rs)
+    found, _ = run(tmp_path, ruleset=rs, workers=1)  # one process: `asked` sees every question
     assert b"/kept/file" in found
     assert not any(p.startswith(b"/excluded") for p in found)
+    assert b"/kept/file" in rs.asked and b"/excluded" in rs.asked
     assert not any(p.startswith(b"/excluded/") for p in rs.asked)
 
 
@@ -163,9 +166,9 @@ def test_limit_selects_and_prunes(tmp_path: Path) -> None:
         (tmp_path / d).mkdir(parents=True)
         (tmp_path / d / "f").write_text(d)
     rs = Recording(rules(f"/ {ALL}\n"))
-    found, _ = run(tmp_path, ruleset=rs, limit=re.compile(rb"/etc/ss"))
+    found, _ = run(tmp_path, ruleset=rs, limit=re.compile(rb"/etc/ss"), workers=1)
     assert sorted(found) == [b"/etc/ssh", b"/etc/ssh/f"]
-    assert b"/usr/lib" not in rs.asked
+    assert b"/etc/ssh/f" in rs.asked and b"/usr/lib" not in rs.asked
 
 
 def test_hashes_equal_hashlib_over_the_same_bytes(tmp_path: Path) -> None:
@@ -219,6 +222,46 @@ def test_order_is_canonical_and_independent_of_workers(tmp_path: Path) -> None:
     assert [e.path for e in entries] == sorted((e.path for e in entries), key=sort_key)
     assert [e.path for e in entries][:4] == [b"/", b"/B", b"/a", b"/a/file1"]
     assert results[0] == results[1] == results[2]
+
+
+def test_output_does_not_depend_on_how_the_work_is_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    # tiny parts and budgets: big directories split in parts, subtrees entered in place or sent
+    # as tasks, more tasks than fit ahead; every cut must give the same entries and warnings
+    for i in range(120):
+        d = tmp_path / f"d{i % 5}" / ("deep/" * (i % 4)) / f"s{i % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}").write_bytes(os.urandom(i * 97))
+        (d / f"odd\n{i}").write_text("x")
+    baseline = run(tmp_path, workers=1)
+    assert len(baseline[0]) > 250 and len(baseline[1]) == 120  # one warning per odd name
+    for entries, volume, ahead, depth in ((7, 5000, 1, 2), (1, 1, 2, 1), (50, 1 << 20, 3, 0)):
+        monkeypatch.setattr(scan_module, "PART_ENTRIES", entries)
+        monkeypatch.setattr(scan_module, "PART_BYTES", volume)
+        monkeypatch.setattr(scan_module, "AHEAD_PER_WORKER", ahead)
+        monkeypatch.setattr(scan_module, "MAX_DEPTH_IN_PLACE", depth)
+        for workers in (1, 2, 3):
+            found, warnings = run(tmp_path, workers=workers)
+            assert list(found) == list(baseline[0]) and found == baseline[0]
+            assert warnings == baseline[1]
+
+
+def test_a_failing_worker_ends_the_scan_with_its_reason(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(name)
+
+    def fail(path: bytes) -> None:
+        if path == b"/b/f":
+            raise ValueError("rule engine broke on /b/f")
+    with pytest.raises(WorkerError, match="rule engine broke on /b/f"):
+        run(tmp_path, ruleset=Recording(rules(f"/ {ALL}\n"), fail))
+
+    def die(path: bytes) -> None:
+        if path == b"/c/f":
+            os._exit(3)
+    with pytest.raises(WorkerError, match="ended unexpectedly"):
+        run(tmp_path, ruleset=Recording(rules(f"/ {ALL}\n"), die))
 
 
 def test_unreadable_file_and_directory_become_warnings(tmp_path: Path) -> None:
@@ -489,12 +532,13 @@ def test_killing_the_caller_leaves_no_worker_behind(tmp_path: Path) -> None:
     for i in range(64):
         (tmp_path / f"f{i}").write_bytes(bytes(4 << 20))
     script = (
-        "import multiprocessing, sys, time\n"
+        "import os, sys, time\n"
         "from aidepy.config import parse_text\n"
         "from aidepy.scan import scan\n"
         "for entry in scan(parse_text('/ sha512\\n').ruleset, root_prefix=sys.argv[1].encode(),\n"
         "                  workers=2, on_warning=print):\n"
-        "    print(*[p.pid for p in multiprocessing.active_children()], flush=True)\n"
+        "    me = os.getpid()\n"
+        "    print(open(f'/proc/{me}/task/{me}/children').read(), flush=True)\n"
         "    time.sleep(60)\n")
     child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
