@@ -226,7 +226,7 @@ def _foreign(path: Path, start: bytes, size: int) -> VerificationError:
 class Database:
     """A verified database, open for streaming its entries. Use `open_database` to get one."""
 
-    def __init__(self, path: Path, public_key: Ed25519PublicKey | None) -> None:
+    def __init__(self, path: Path, public_key: Ed25519PublicKey | None, check_records: bool = True) -> None:
         self.path = path
         try:
             # O_NONBLOCK: a fifo planted in place of the database must not hang the check.
@@ -237,7 +237,7 @@ class Database:
         except OSError as exc:
             raise DatabaseReadError(f"{path}: cannot read database: {exc.strerror or exc}") from exc
         try:
-            self._verify(public_key)
+            self._verify(public_key, check_records)
         except BaseException:
             self._file.close()
             raise
@@ -258,7 +258,7 @@ class Database:
             raise VerificationError(f"{self.path}: file shrank while it was read")
         return data
 
-    def _verify(self, public_key: Ed25519PublicKey | None) -> None:
+    def _verify(self, public_key: Ed25519PublicKey | None, check_records: bool) -> None:
         st = os.fstat(self._file.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise VerificationError(f"{self.path}: not a regular file, refused as a database")
@@ -292,8 +292,9 @@ class Database:
                 f"this aidepy reads version {FORMAT_VERSION}"
             )
         self.header, self._table = self._read_header()
-        for _ in self._stream():  # structure check of every record, nothing kept
-            pass
+        if check_records:
+            for _ in self._stream():  # structure check of every record, nothing kept
+                pass
 
     def _check_signature(
         self, scheme: int, embedded: bytes, signature: bytes, public_key: Ed25519PublicKey | None,
@@ -409,12 +410,17 @@ class Database:
         self.close()
 
 
-def open_database(path: Path, public_key: Ed25519PublicKey | None) -> Database:
+def open_database(path: Path, public_key: Ed25519PublicKey | None, *, check_records: bool = True
+                  ) -> Database:
     """Open and fully verify a database (signature, digest, structure), or raise VerificationError.
+
+    `check_records=False` leaves out the structure check of the records (a full decode): for a
+    caller that only wants the header of a file whose digest and signature verified; `entries()`
+    still checks each record it decodes.
 
     With `public_key`, only a database signed by that key is accepted. Without one, an unsigned
     database is accepted (`signed` False) and a signed one is checked with the key it names
     (`authenticated` False). A verified file of a newer format raises UnsupportedFormatError
     (exit code VERSION_MISMATCH); a missing or unreadable file raises DatabaseReadError.
     """
-    return Database(Path(path), public_key)
+    return Database(Path(path), public_key, check_records)

@@ -189,6 +189,22 @@ def test_a_sealed_but_malformed_database_is_refused_for_its_structure(tmp_path: 
     assert "structure: header promises 5 entries, body holds 4" in str(error)
 
 
+def test_a_header_only_open_leaves_the_records_to_the_stream(tmp_path: Path, signed: bytes) -> None:
+    # check_records=False (what init uses for the generation number) still verifies digest and
+    # signature, and a malformed record is still refused as soon as the stream reaches it
+    path = tmp_path / "db"
+    path.write_bytes(reseal(signed[:-TAIL_SIZE] + b"junk" + signed[-TAIL_SIZE:], KEY))
+    with open_database(path, KEY.public_key(), check_records=False) as db:
+        assert db.header.generation == 4
+        with pytest.raises(VerificationError, match="structure"):
+            list(db.entries())
+    tampered = bytearray(signed)
+    tampered[20] ^= 1
+    path.write_bytes(bytes(tampered))
+    with pytest.raises(VerificationError, match="digest mismatch"):
+        open_database(path, KEY.public_key(), check_records=False)
+
+
 def test_a_change_after_verification_is_caught_before_the_last_entry(tmp_path: Path, signed: bytes) -> None:
     path = tmp_path / "db"
     path.write_bytes(signed)

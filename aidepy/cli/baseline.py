@@ -121,11 +121,11 @@ def public_key_path(path: Path, config: Config) -> Path | None:
     return None
 
 
-def open_baseline(path: Path, config: Config) -> tuple[Database, str]:
+def open_baseline(path: Path, config: Config, *, check_records: bool = True) -> tuple[Database, str]:
     """Open and verify a baseline with the configured public key; also the report's first line."""
     key_path = public_key_path(path, config)
     public_key = load_public_key(key_path) if key_path else None
-    db = open_database(path, public_key)
+    db = open_database(path, public_key, check_records=check_records)
     created = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(db.header.created))
     about = f"generation {db.header.generation}, created {created}"
     if public_key is not None:
@@ -268,11 +268,12 @@ def emit(report: Report, args: argparse.Namespace, config: Config) -> None:
 
 
 def next_generation(path: str | None, config: Config) -> int:
-    """One more than the generation of the database at `path`, or 1 when there is none usable."""
+    """One more than the generation of the database at `path` (its digest and signature verify),
+    or 1 when there is none usable."""
     if not path or not Path(path).exists():
         return 1
     try:
-        with open_baseline(Path(path), config)[0] as db:
+        with open_baseline(Path(path), config, check_records=False)[0] as db:
             return int(db.header.generation) + 1
     except AidepyError:
         return 1
