@@ -298,18 +298,11 @@ def _zigzags(values: Iterable[int]) -> list[int]:
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the longest common prefix of `a` and `b` (binary search over C comparisons)."""
+    """Length of the longest common prefix of `a` and `b` (from the first differing bit, found
+    by the integers' XOR)."""
     n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    differ = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    return n - 1 - (differ.bit_length() - 1) // 8 if differ else n
 
 
 class BlockDecoder:

@@ -29,11 +29,11 @@ import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 from aidepy.attributes import AttrSet
 from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, Job, Plan, collect, make_plan, open_quietly
-from aidepy.entry import Entry, Value, sort_key
+from aidepy.entry import Entry, Value
 from aidepy.forkpool import ForkPool
 from aidepy.selection import Rule
 
@@ -72,18 +72,23 @@ _REGEX_SPECIAL = frozenset(b".^$*+?{}[]|()\\")
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 _Stat = tuple[float, ...]
-_Item = tuple[bytes, bytes, str, AttrSet | None, os.stat_result | _Stat, bool] | ScanWarning
-"""One name of a directory, decided: path, path on disk, type, the selecting rule's attributes
-(None: not selected), lstat result, whether to enter it; or a warning about it."""
-_DirTask = tuple[str, bytes, bytes, _Stat]
+_Item = tuple[bytes, str, AttrSet | None, os.stat_result | _Stat, bool] | ScanWarning
+"""One name of a directory, decided: path, type, the selecting rule's attributes (None: not
+selected), lstat result, whether to enter it; or a warning about it."""
+_Identity = tuple[int, int, int]
+"""What a directory task needs of its lstat result: inode, device, owner."""
+_DirTask = tuple[str, bytes, _Identity]
 _PartTask = tuple[str, bytes, list[_Item]]
 _Task = _DirTask | _PartTask
-"""("dir", path, path on disk, lstat result): list and collect a directory;
-("part", path of its first item, items): collect part of a directory already listed."""
+"""("dir", path, identity): list and collect a directory; ("part", path of its first item,
+items): collect part of a directory already listed."""
 _Record = tuple[bytes, str, AttrSet, Mapping[str, Value]] | ScanWarning | int
 """In an answer: an entry's fields, a warning, or the index of a follow-up task (a
 subdirectory, or the next part of this directory) whose records come in its place."""
 _Answer = tuple[list[_Record], list[_Task]]
+_Sealed = tuple[str, bytes, bytes]
+"""A task on its way through the caller: kind, path, the task pickled."""
+_T = TypeVar("_T")
 
 
 def default_workers() -> int:
@@ -107,14 +112,15 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[byte
     finished = False
     try:
         ahead = _Ahead(pool, count * AHEAD_PER_WORKER)
-        ahead.offer(root[1])
-        yield from _emit(root, ahead.take, on_warning)
+        sealed = _seal(root[1])
+        ahead.offer(sealed)
+        yield from _emit((root[0], sealed), ahead.take, on_warning)
         finished = True
     finally:
         pool.close(kill=not finished)
 
 
-def _emit(root: _Answer, fetch: Callable[[_Task], _Answer],
+def _emit(root: tuple[list[_Record], list[_T]], fetch: Callable[[_T], tuple[list[_Record], list[_T]]],
           on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
     """Entries and warnings of `root` and of every task it leads to, depth first."""
     stack = [(iter(root[0]), root[1])]
@@ -139,23 +145,25 @@ class _Ahead:
     Every task whose records the emitter has not reached yet is either here (known, waiting),
     sent or answered. The one it needs next comes first in canonical order among them, so when
     it is still waiting it is the head of the heap and is sent at once, whatever the bound.
+    Tasks stay pickled here, as the workers made them (`_seal`).
     """
 
     def __init__(self, pool: ForkPool, ahead: int) -> None:
         self._pool = pool
         self._ahead = ahead
-        self._waiting: list[tuple[tuple[bytes, ...], int, _Task]] = []
+        self._waiting: list[tuple[bytes, int, _Sealed]] = []
         self._offered = 0
         self._sent: dict[int, tuple[str, bytes]] = {}
-        self._answered: dict[tuple[str, bytes], tuple[list[_Task], bytes]] = {}
+        self._answered: dict[tuple[str, bytes], tuple[list[_Sealed], bytes]] = {}
         self._pending = 0  # sent or answered, not yet taken
 
-    def offer(self, tasks: list[_Task]) -> None:
+    def offer(self, tasks: list[_Sealed]) -> None:
         for task in tasks:
-            heapq.heappush(self._waiting, (sort_key(task[1]), self._offered, task))
+            # canonical order as one bytes object: "/" before any other byte (names hold no NUL)
+            heapq.heappush(self._waiting, (task[1].replace(b"/", b"\0"), self._offered, task))
             self._offered += 1
 
-    def take(self, wanted: _Task) -> _Answer:
+    def take(self, wanted: _Sealed) -> tuple[list[_Record], list[_Sealed]]:
         key = (wanted[0], wanted[1])
         self._collect(block=False)
         while key not in self._answered:
@@ -168,8 +176,8 @@ class _Ahead:
         return pickle.loads(records), tasks
 
     def _send(self) -> None:
-        task = heapq.heappop(self._waiting)[2]
-        self._sent[self._pool.send(pickle.dumps(task, _PICKLE))] = (task[0], task[1])
+        kind, path, task = heapq.heappop(self._waiting)[2]
+        self._sent[self._pool.send(task)] = (kind, path)
         self._pending += 1
 
     def _top_up(self) -> None:
@@ -179,7 +187,7 @@ class _Ahead:
 
     def _collect(self, block: bool) -> None:
         for number, tasks, records in self._pool.receive(block):
-            known: list[_Task] = pickle.loads(tasks)
+            known: list[_Sealed] = pickle.loads(tasks)
             self._answered[self._sent.pop(number)] = (known, records)
             self.offer(known)
         self._top_up()
@@ -231,14 +239,14 @@ class _Walker:
         rule = self._ruleset.match(b"/", ftype) if in_limit else None
         answer: _Answer = ([], [])
         # the root is always listed, whatever should_descend says
-        item: _Item = (b"/", root_fs, ftype, None if rule is None else rule.attrs, st, ftype == "d")
+        item: _Item = (b"/", ftype, None if rule is None else rule.attrs, st, ftype == "d")
         self._collect([item], _Budget(0, 0), answer)
         return answer
 
     def answer(self, task: bytes) -> tuple[bytes, bytes]:
-        """A worker's answer to one task: its follow-up tasks and its records, pickled."""
+        """A worker's answer to one task: its follow-up tasks (sealed) and its records, pickled."""
         records, tasks = self.run(pickle.loads(task))
-        return pickle.dumps(tasks, _PICKLE), pickle.dumps(records, _PICKLE)
+        return pickle.dumps(_seal(tasks), _PICKLE), pickle.dumps(records, _PICKLE)
 
     def run(self, task: _Task) -> _Answer:
         """Records for one task, in canonical order, and the tasks they refer to. Directories
@@ -249,18 +257,17 @@ class _Walker:
         if task[0] == "part":
             self._collect(cast(_PartTask, task)[2], budget, answer)
         else:
-            _, path, fs_path, st = cast(_DirTask, task)
-            self._enter(path, fs_path, os.stat_result(st), budget, answer)
+            _, path, identity = cast(_DirTask, task)
+            self._enter(path, identity, budget, answer)
         return answer
 
-    def _enter(self, path: bytes, fs_path: bytes, st: os.stat_result, budget: _Budget,
-               answer: _Answer) -> None:
+    def _enter(self, path: bytes, identity: _Identity, budget: _Budget, answer: _Answer) -> None:
         """Records for a directory's contents: in place when they fit `budget`, else as parts."""
-        listing = _listing(fs_path, path, st)
+        listing = _listing(self._prefix + path, path, identity)
         if isinstance(listing, ScanWarning):
             answer[0].append(listing)
             return
-        parts = self._decide(path, fs_path, listing)
+        parts = self._decide(path, listing)
         if len(parts) == 1 and budget.fits(parts[0][1], parts[0][2]):
             self._collect(parts[0][0], budget, answer)
             return
@@ -269,12 +276,11 @@ class _Walker:
             records.append(len(tasks))
             tasks.append(("part", _first_path(items), _portable(items)))
 
-    def _decide(self, path: bytes, fs_path: bytes, listing: list[tuple[bytes, os.stat_result | OSError]]
+    def _decide(self, path: bytes, listing: list[tuple[bytes, os.stat_result | OSError]]
                 ) -> list[tuple[list[_Item], int, int]]:
         """A directory's names with the rules' decisions, in parts of at most `PART_ENTRIES`
         items and (but for one file) `PART_BYTES` to hash: (items, entries, bytes)."""
         base = path if path == b"/" else path + b"/"
-        fs_base = fs_path if path == b"/" else fs_path + b"/"
         limit = self._limit
         match = self._ruleset.match
         parts: list[tuple[list[_Item], int, int]] = []
@@ -300,7 +306,7 @@ class _Walker:
                 parts.append((items, len(items), volume))
                 items, volume = [], 0
             attrs = None if rule is None else rule.attrs
-            items.append((child, fs_base + name, ftype, attrs, result, descend))
+            items.append((child, ftype, attrs, result, descend))
             if rule is not None and ftype == "f" and self._plan(rule.attrs, ftype).hashes:
                 volume += result.st_size
         parts.append((items, len(items), volume))
@@ -314,10 +320,10 @@ class _Walker:
             if isinstance(item, ScanWarning):
                 records.append(item)
                 continue
-            path, fs_path, ftype, attrs, lstat, descend = item
+            path, ftype, attrs, lstat, descend = item
             st = lstat if isinstance(lstat, os.stat_result) else os.stat_result(lstat)
             if attrs is not None:
-                job = Job(fs_path, path, ftype, self._plan(attrs, ftype), st)
+                job = Job(self._prefix + path, path, ftype, self._plan(attrs, ftype), st)
                 entry, messages = collect(job, self._buffer)
                 records.append((path, ftype, entry.attrs, entry.values))
                 records.extend(ScanWarning(path, message) for message in messages)
@@ -325,11 +331,11 @@ class _Walker:
                 continue
             if budget.entries > 0 and budget.volume > 0 and budget.depth < MAX_DEPTH_IN_PLACE:
                 budget.depth += 1
-                self._enter(path, fs_path, st, budget, answer)
+                self._enter(path, (st.st_ino, st.st_dev, st.st_uid), budget, answer)
                 budget.depth -= 1
             else:
                 records.append(len(tasks))
-                tasks.append(("dir", path, fs_path, _compact(st)))
+                tasks.append(("dir", path, (st.st_ino, st.st_dev, st.st_uid)))
 
     def _plan(self, attrs: AttrSet, ftype: str) -> Plan:
         plan = self._plans.get((attrs, ftype))
@@ -363,9 +369,14 @@ class _Budget:
         return True
 
 
+def _seal(tasks: list[_Task]) -> list[_Sealed]:
+    """Tasks as the caller keeps them: kind, path, and the whole task pickled for a worker."""
+    return [(task[0], task[1], pickle.dumps(task, _PICKLE)) for task in tasks]
+
+
 def _portable(items: list[_Item]) -> list[_Item]:
     """Items with their lstat results as tuples, to travel to another worker."""
-    return [item if isinstance(item, ScanWarning) else (*item[:4], _compact(item[4]), item[5])
+    return [item if isinstance(item, ScanWarning) else (*item[:3], _compact(item[3]), item[4])
             for item in items]
 
 
@@ -375,13 +386,14 @@ def _first_path(items: list[_Item]) -> bytes:
     return first.path if isinstance(first, ScanWarning) else first[0]
 
 
-def _listing(fs_dir: bytes, path: bytes, st: os.stat_result
+def _listing(fs_dir: bytes, path: bytes, identity: _Identity
              ) -> list[tuple[bytes, os.stat_result | OSError]] | ScanWarning:
     """A directory's names (sorted) with their lstat results. The directory is opened without
-    following links and without touching its atime, and must be the one `st` describes."""
+    following links and without touching its atime, and must be the one lstat saw (`identity`)."""
+    ino, dev, owner = identity
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = open_quietly(fs_dir, flags, st.st_uid)
+        fd = open_quietly(fs_dir, flags, owner)
     except FileNotFoundError:
         return ScanWarning(path, "directory vanished before it could be read")
     except OSError as e:
@@ -390,7 +402,7 @@ def _listing(fs_dir: bytes, path: bytes, st: os.stat_result
         return ScanWarning(path, f"cannot read directory: {e.strerror or e}")
     try:
         fst = os.fstat(fd)
-        if fst.st_ino != st.st_ino or fst.st_dev != st.st_dev:
+        if fst.st_ino != ino or fst.st_dev != dev:
             return ScanWarning(path, "directory replaced before it could be read (fstat shows another)")
         children: list[tuple[bytes, os.stat_result | OSError]] = []
         with os.scandir(fd) as it:
