@@ -9,6 +9,11 @@ bytes of regular files / (cores x single-core throughput of the rule's hashes, m
     .venv/bin/python bench/run.py                      # /usr and 200,000 tiny files
     .venv/bin/python bench/run.py --tree /usr --no-tiny --reps 5
     .venv/bin/python bench/run.py --tree /etc --tiny-files 20000 --json out.json
+    .venv/bin/python bench/run.py --no-tiny --scaled 5   # + aidepy's RSS on 5 copies of /usr
+
+`--scaled N` also builds N hard-linked copies of `--tree` (`cp -al`, on the same file system,
+in `--scaled-dir`) and runs aidepy's `init` and `check` on them once, to show that its peak
+RSS does not grow with the tree (AIDE is not run there: it would take most of the hour).
 """
 
 from __future__ import annotations
@@ -122,6 +127,44 @@ def make_tiny_tree(root: Path, files: int, seed: int = 6) -> None:
     marker.write_text(f"{files} {seed}\n")
 
 
+def make_scaled_tree(tree: Path, root: Path, copies: int) -> None:
+    """`copies` hard-linked copies of `tree` in `root` (kept when already built the same way)."""
+    marker = root / ".aidepy-bench"
+    if marker.exists() and marker.read_text() == f"{tree} {copies}\n":
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for i in range(copies):
+        subprocess.run(["cp", "-a", "--link", f"{tree}/.", str(root / f"copy{i}")], check=True)
+    marker.write_text(f"{tree} {copies}\n")
+
+
+def bench_scaled(scaled: Path, args: argparse.Namespace, work: Path) -> dict[str, object]:
+    """aidepy's init and check on the scaled tree, once each (after a warming init)."""
+    _, aidepy_conf = write_configs(work, scaled, args.attrs, None)
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+    measure([*AIDEPY, "init", "-c", str(aidepy_conf)], env)
+    init = measure([*AIDEPY, "init", "-c", str(aidepy_conf)], env)
+    check = measure([*AIDEPY, "check", "-c", str(aidepy_conf)], env)
+    files, total = tree_bytes(scaled)
+    return {"tree": str(scaled), "files": files, "bytes": total, "init": asdict(init), "check": asdict(check),
+            "load_average_1min_at_end": os.getloadavg()[0]}
+
+
+def report_scaled(result: dict[str, object], base: dict[str, object]) -> str:
+    series: dict[str, dict[str, float]] = base["series"]  # type: ignore[assignment]
+    lines = [f"## {result['tree']}: {result['files']} files, {int(result['bytes']) / 1e9:.2f} GB "  # type: ignore[call-overload]
+             f"(load average {float(result['load_average_1min_at_end']):.1f})",  # type: ignore[arg-type]
+             "", "| run | wall s | CPU s | peak RSS MB | RSS / on the tree itself |",
+             "|---|---:|---:|---:|---:|"]
+    for what in ("init", "check"):
+        run: dict[str, float] = result[what]  # type: ignore[assignment]
+        own = series[f"aidepy {what}"]["median_rss_mb"]
+        lines.append(f"| aidepy {what} | {run['wall']:.2f} | {run['cpu']:.2f} | {run['rss_mb']:.1f} | "
+                     f"{run['rss_mb'] / own:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_configs(work: Path, tree: Path, attrs: str, key: Path | None) -> tuple[Path, Path]:
     aide_conf, aidepy_conf = work / "aide.conf", work / "aidepy.conf"
     rule = f"{tree} {attrs}\n!{work}\n"
@@ -223,6 +266,9 @@ def main() -> int:
     parser.add_argument("--aidepy-workers", type=lambda s: [int(x) for x in s.split(",")], default=[0],
                         help="aidepy num_workers settings; 0 = its default")
     parser.add_argument("--sign", action="store_true", help="sign aidepy's database (key without passphrase)")
+    parser.add_argument("--scaled", type=int, default=0, metavar="N",
+                        help="also run aidepy on N hard-linked copies of --tree, for its peak RSS")
+    parser.add_argument("--scaled-dir", type=Path, default=Path("/var/tmp/aidepy-bench-scaled"))
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
     from aidepy.attributes import HASHES
@@ -237,6 +283,12 @@ def main() -> int:
             result = bench_tree(tree, args, Path(tmp))
         results.append(result)
         print(report(result), flush=True)
+    if args.scaled and not args.no_main:
+        make_scaled_tree(args.tree, args.scaled_dir, args.scaled)
+        with tempfile.TemporaryDirectory(prefix="aidepy-bench-") as tmp:
+            scaled = bench_scaled(args.scaled_dir, args, Path(tmp))
+        results.append(scaled)
+        print(report_scaled(scaled, results[0]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
