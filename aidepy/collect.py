@@ -1,9 +1,10 @@
 """Per-file attribute collection: what the scanner records for one path it has already lstat'ed.
 
 A `Plan` says, for one rule's attributes and one file type, what to collect; `collect` does it
-for one path and returns the `Entry` plus warnings. Regular files are opened once
-(`O_RDONLY|O_NOFOLLOW|O_NOATIME|O_NONBLOCK`), checked with `fstat` against the lstat result and
-hashed in one pass with every requested digest; fifos, sockets and devices are never opened.
+for one path and returns what the path's `Entry` records (attributes, values) plus warnings.
+Regular files are opened once (`O_RDONLY|O_NOFOLLOW|O_NOATIME|O_NONBLOCK`), checked with
+`fstat` against the lstat result and hashed in one pass with every requested digest; fifos,
+sockets and devices are never opened.
 
 Values, as AIDE records them (stat fields always come from lstat):
 
@@ -42,7 +43,7 @@ from operator import attrgetter
 from typing import NamedTuple, cast
 
 from aidepy.attributes import BY_NAME, E2FS_FLAGS, AttrSet, Hasher, Kind
-from aidepy.entry import Entry, Value
+from aidepy.entry import Value
 
 FTYPE_BY_FMT: dict[int, str] = {
     stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c",
@@ -146,14 +147,15 @@ class Job(NamedTuple):
     st: os.stat_result
 
 
-def collect(job: Job, buf: memoryview) -> tuple[Entry, list[str]]:
-    """Collect `job`'s attributes; `buf` is a reusable read buffer. Returns entry and warnings."""
+def collect(job: Job, buf: memoryview) -> tuple[AttrSet, dict[str, Value], list[str]]:
+    """Collect `job`'s attributes; `buf` is a reusable read buffer. Returns the attributes the
+    entry records, their values and warnings."""
     plan = job.plan
     values: dict[str, Value] = dict(zip(plan.stat_names, plan.stat_values(job.st), strict=True))
     if plan.ftype:
         values["ftype"] = job.ftype.encode()
     if plan.stat_only:
-        return Entry(job.path, job.ftype, plan.attrs, values), _NONE
+        return plan.attrs, values, _NONE
     warnings: list[str] = []
     attrs = plan.attrs
     if plan.linkname:
@@ -183,7 +185,7 @@ def collect(job: Job, buf: memoryview) -> tuple[Entry, list[str]]:
     finally:
         if fd >= 0:
             os.close(fd)
-    return Entry(job.path, job.ftype, attrs, values), warnings
+    return attrs, values, warnings
 
 
 _NONE: list[str] = []  # shared, never appended to

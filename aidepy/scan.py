@@ -67,6 +67,7 @@ PART_BYTES = 16 << 20
 size, each a task of its own, so that large directories spread over the workers."""
 
 _ODD_NAME = re.compile(rb"[\x00-\x1f\x7f]")
+_ODD_OR_NOT_ASCII = re.compile(rb"[\x00-\x1f\x7f-\xff]")
 _first = itemgetter(0)
 _REGEX_SPECIAL = frozenset(b".^$*+?{}[]|()\\")
 _PICKLE = pickle.HIGHEST_PROTOCOL
@@ -293,7 +294,7 @@ class _Walker:
                                          if isinstance(result, FileNotFoundError)
                                          else f"cannot lstat: {result.strerror or result}"))
                 continue
-            if not name.isascii() or _ODD_NAME.search(name):
+            if _ODD_OR_NOT_ASCII.search(name):
                 items.extend(_name_warnings(child, name))
             ftype = FTYPE_BY_FMT.get(stat.S_IFMT(result.st_mode), "f")
             in_limit = limit is None or limit.match(child) is not None
@@ -324,9 +325,10 @@ class _Walker:
             st = lstat if isinstance(lstat, os.stat_result) else os.stat_result(lstat)
             if attrs is not None:
                 job = Job(self._prefix + path, path, ftype, self._plan(attrs, ftype), st)
-                entry, messages = collect(job, self._buffer)
-                records.append((path, ftype, entry.attrs, entry.values))
-                records.extend(ScanWarning(path, message) for message in messages)
+                recorded, values, messages = collect(job, self._buffer)
+                records.append((path, ftype, recorded, values))
+                if messages:
+                    records.extend(ScanWarning(path, message) for message in messages)
             if not descend:
                 continue
             if budget.entries > 0 and budget.volume > 0 and budget.depth < MAX_DEPTH_IN_PLACE:

@@ -320,7 +320,8 @@ def _job(path: Path, recorded: bytes, attrs: str = "p+s+m+sha256+e2fsattrs") -> 
 
 
 def _collect(job: Job) -> tuple[Entry, list[str]]:
-    return collect(job, memoryview(bytearray(1 << 16)))
+    attrs, values, warnings = collect(job, memoryview(bytearray(1 << 16)))
+    return Entry(job.path, job.ftype, attrs, values), warnings
 
 
 def test_file_deleted_during_the_scan(tmp_path: Path) -> None:
