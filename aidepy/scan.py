@@ -8,12 +8,15 @@ of the selected ones (`aidepy.collect`: open, fstat, hash, flags, xattrs) and na
 subdirectories worth entering: every directory the rules cannot select anything below is
 pruned. Symlinks are never followed.
 
-With more than one worker, directories are done by a pool of forked worker processes
-(`aidepy.forkpool`; threads would contend for the GIL: on /usr they gained nothing over one
-thread). The caller only puts the answers in order: it sends directories in canonical order
-as they become known, keeps a bounded number of them sent or answered ahead of the one it is
-emitting (asking for the one it needs next first), so the output is the same whatever the
-parallelism and memory stays flat whatever the size of the tree. Per-path trouble (vanished
+A task goes on into the subdirectories it meets, in place, until it holds `PART_ENTRIES`
+entries or `PART_BYTES` to hash; the subdirectories left become tasks of their own, and a
+directory larger than that is cut into parts, each a task. With more than one worker, tasks
+are done by a pool of forked worker processes (`aidepy.forkpool`; threads would contend for
+the GIL: on /usr they gained nothing over one thread). The caller only puts the answers in
+order: it sends tasks in canonical order as they become known, keeps a bounded number of them
+sent or answered ahead of the one it is emitting (sending the one it needs next first), so
+the output is the same whatever the parallelism or the cut, and memory stays flat whatever
+the size of the tree. Per-path trouble (vanished
 or unreadable files, files changing under the scan, odd names) is reported through
 `on_warning` as a `ScanWarning`, in walk order; it never ends the scan.
 """
