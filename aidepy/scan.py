@@ -277,6 +277,8 @@ class _Walker:
             return
         records, tasks = answer
         for items, _, _ in parts:
+            if not items:  # nothing selected or to enter: no task
+                continue
             records.append(len(tasks))
             tasks.append(("part", _first_path(items), _portable(items)))
 

@@ -233,15 +233,20 @@ def test_output_does_not_depend_on_how_the_work_is_cut(tmp_path: Path, monkeypat
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}").write_bytes(os.urandom(i * 97))
         (d / f"odd\n{i}").write_text("x")
-    baseline = run(tmp_path, workers=1)
+        (tmp_path / f"d{i % 5}" / f"empty{i % 7}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 5}" / f"skipped{i % 3}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 5}" / f"skipped{i % 3}" / f"f{i}").write_text("never read")
+    text = f"/ {ALL}\n!/d[0-9]/skipped[0-9]/f\n"  # leaves the skipped directories with nothing
+    baseline = run(tmp_path, text, workers=1)
     assert len(baseline[0]) > 250 and len(baseline[1]) == 120  # one warning per odd name
+    assert b"/d1/skipped1" in baseline[0] and b"/d1/skipped1/f1" not in baseline[0]
     for entries, volume, ahead, depth in ((7, 5000, 1, 2), (1, 1, 2, 1), (50, 1 << 20, 3, 0)):
         monkeypatch.setattr(scan_module, "PART_ENTRIES", entries)
         monkeypatch.setattr(scan_module, "PART_BYTES", volume)
         monkeypatch.setattr(scan_module, "AHEAD_PER_WORKER", ahead)
         monkeypatch.setattr(scan_module, "MAX_DEPTH_IN_PLACE", depth)
         for workers in (1, 2, 3):
-            found, warnings = run(tmp_path, workers=workers)
+            found, warnings = run(tmp_path, text, workers=workers)
             assert list(found) == list(baseline[0]) and found == baseline[0]
             assert warnings == baseline[1]
 
