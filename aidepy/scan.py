@@ -38,6 +38,7 @@ from aidepy.attributes import AttrSet
 from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, Job, Plan, collect, make_plan, open_quietly
 from aidepy.entry import Entry, Value
 from aidepy.forkpool import ForkPool
+from aidepy.pcre import Match, Regex
 from aidepy.selection import Rule
 
 
@@ -72,7 +73,6 @@ size, each a task of its own, so that large directories spread over the workers.
 _ODD_NAME = re.compile(rb"[\x00-\x1f\x7f]")
 _ODD_OR_NOT_ASCII = re.compile(rb"[\x00-\x1f\x7f-\xff]")
 _first = itemgetter(0)
-_REGEX_SPECIAL = frozenset(b".^$*+?{}[]|()\\")
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 _Stat = tuple[float, ...]
@@ -100,12 +100,12 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 16))
 
 
-def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: re.Pattern[bytes] | None = None,
+def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: Regex | None = None,
          workers: int | None = None, on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
     """Entries for every path `ruleset` selects below `root_prefix` (recorded without it), in
-    canonical order. `limit`: only paths it matches (anchored at the start, as AIDE's
-    `--limit`). `workers`: collection processes (default `default_workers()`; 1 = all in the caller's
-    process)."""
+    canonical order. `limit`: only paths it matches in full, as AIDE's `--limit` (anchored at
+    the start; directories that match partly are entered). `workers`: collection processes
+    (default `default_workers()`; 1 = all in the caller's process)."""
     count = default_workers() if workers is None else max(1, workers)
     walker = _Walker(ruleset, root_prefix.rstrip(b"/"), limit)
     root = walker.root()
@@ -207,27 +207,13 @@ def _compact(st: os.stat_result | _Stat) -> _Stat:
     return (*st, *_HIDDEN_STAT_FIELDS(st)) if isinstance(st, os.stat_result) else st
 
 
-def _limit_prefix(limit: re.Pattern[bytes] | None) -> bytes:
-    """Bytes every path matching `limit` starts with (b"" when unsure)."""
-    if limit is None or b"|" in limit.pattern or limit.flags & (re.VERBOSE | re.IGNORECASE):
-        return b""
-    pattern = limit.pattern[1:] if limit.pattern.startswith(b"^") else limit.pattern
-    end = 0
-    while end < len(pattern) and pattern[end] not in _REGEX_SPECIAL:
-        end += 1
-    if end < len(pattern) and pattern[end] in b"*?{":
-        end -= 1  # the last literal is optional or repeated
-    return pattern[:max(end, 0)]
-
-
 class _Walker:
     """The work of one task, the same in the caller and in a worker process."""
 
-    def __init__(self, ruleset: Selection, prefix: bytes, limit: re.Pattern[bytes] | None) -> None:
+    def __init__(self, ruleset: Selection, prefix: bytes, limit: Regex | None) -> None:
         self._ruleset = ruleset
         self._prefix = prefix
         self._limit = limit
-        self._limit_prefix = _limit_prefix(limit)
         self._plans: dict[tuple[AttrSet, str], Plan] = {}
         self._buffer = memoryview(bytearray(BUFFER_SIZE))
 
@@ -239,7 +225,7 @@ class _Walker:
         except OSError as e:
             return [ScanWarning(b"/", f"cannot lstat {root_fs!r}: {e.strerror or e}")], []
         ftype = FTYPE_BY_FMT.get(stat.S_IFMT(st.st_mode), "f")
-        in_limit = self._limit is None or self._limit.match(b"/") is not None
+        in_limit = self._limit is None or self._limit.match(b"/") is Match.FULL
         rule = self._ruleset.match(b"/", ftype) if in_limit else None
         answer: _Answer = ([], [])
         # the root is always listed, whatever should_descend says
@@ -302,10 +288,10 @@ class _Walker:
             if _ODD_OR_NOT_ASCII.search(name):
                 items.extend(_name_warnings(child, name))
             ftype = FTYPE_BY_FMT.get(stat.S_IFMT(result.st_mode), "f")
-            in_limit = limit is None or limit.match(child) is not None
-            rule = match(child, ftype) if in_limit else None
-            descend = ftype == "d" and (in_limit or self._may_hold_limit(child)) \
-                and self._ruleset.should_descend(child)
+            # AIDE's limit: a full match is in it, a partial one (a directory on the way) is entered
+            near = Match.FULL if limit is None else limit.match(child)
+            rule = match(child, ftype) if near is Match.FULL else None
+            descend = ftype == "d" and near is not Match.NONE and self._ruleset.should_descend(child)
             if rule is None and not descend:
                 continue
             if len(items) >= PART_ENTRIES or volume >= PART_BYTES:
@@ -349,11 +335,6 @@ class _Walker:
         if plan is None:
             plan = self._plans[(attrs, ftype)] = make_plan(attrs, ftype)
         return plan
-
-    def _may_hold_limit(self, path: bytes) -> bool:
-        # PCRE2's partial match in AIDE; here: could a path below share the limit's literal prefix?
-        below = path + b"/"
-        return below.startswith(self._limit_prefix) or self._limit_prefix.startswith(below)
 
 
 class _Budget:

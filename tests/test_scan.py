@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import re
 import shutil
 import signal
 import socket
@@ -26,6 +25,7 @@ from aidepy.collect import Job, collect, make_plan
 from aidepy.config import parse_text
 from aidepy.entry import Entry, sort_key
 from aidepy.forkpool import WorkerError
+from aidepy.pcre import Regex
 from aidepy.scan import ScanWarning, scan
 from aidepy.selection import Rule, RuleSet
 
@@ -49,7 +49,7 @@ def rules(text: str) -> RuleSet:
 
 
 def run(root: Path, text: str = f"/ {ALL}\n", *, workers: int | None = 2,
-        limit: re.Pattern[bytes] | None = None, ruleset: object = None
+        limit: Regex | None = None, ruleset: object = None
         ) -> tuple[dict[bytes, Entry], list[ScanWarning]]:
     """Scan `root` (as the root prefix): entries by path, and the warnings."""
     warnings: list[ScanWarning] = []
@@ -162,13 +162,20 @@ def test_excluded_subtree_is_never_entered(tmp_path: Path) -> None:
 
 
 def test_limit_selects_and_prunes(tmp_path: Path) -> None:
-    for d in ("etc/ssh", "usr/lib"):
+    for d in ("etc/ssh", "usr/lib", "opt/7", "opt/x", "srv/1a"):
         (tmp_path / d).mkdir(parents=True)
         (tmp_path / d / "f").write_text(d)
     rs = Recording(rules(f"/ {ALL}\n"))
-    found, _ = run(tmp_path, ruleset=rs, limit=re.compile(rb"/etc/ss"), workers=1)
+    found, _ = run(tmp_path, ruleset=rs, limit=Regex(rb"/etc/ss"), workers=1)
     assert sorted(found) == [b"/etc/ssh", b"/etc/ssh/f"]
     assert b"/etc/ssh/f" in rs.asked and b"/usr/lib" not in rs.asked
+    # AIDE's engine: POSIX classes and alternatives, and a directory is entered only where the
+    # pattern can still match below it (PCRE2's partial match), not by a guess at its prefix
+    rs = Recording(rules(f"/ {ALL}\n"))
+    found, _ = run(tmp_path, ruleset=rs, limit=Regex(rb"/(etc/ssh/|opt/[[:digit:]]+$)"), workers=1)
+    assert sorted(found) == [b"/etc/ssh/f", b"/opt/7"]
+    assert b"/opt/7" in rs.asked and b"/opt/x" not in rs.asked and b"/etc/ssh" not in found
+    assert not any(p.startswith((b"/opt/7/", b"/opt/x/", b"/usr/", b"/srv/")) for p in rs.asked)
 
 
 def test_hashes_equal_hashlib_over_the_same_bytes(tmp_path: Path) -> None:

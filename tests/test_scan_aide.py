@@ -14,6 +14,7 @@ import pytest
 from aidepy.collect import decode_caps, e2fs_string, format_xattrs
 from aidepy.config import parse_text
 from aidepy.entry import Entry
+from aidepy.pcre import Regex
 from aidepy.scan import ScanWarning, scan
 
 ATTRS = "p+i+n+u+g+s+b+m+c+l+acl+xattrs+e2fsattrs+caps+ftype+md5+sha1+sha256+sha512+rmd160+crc32+crc32b"
@@ -138,3 +139,27 @@ def test_xattrs_text_is_unambiguous() -> None:
     assert format_xattrs({b"user.a": b"b = c"}) != format_xattrs({b"user.a = b": b"c"})
     assert format_xattrs({b"user.v": b"abc"}) != format_xattrs({b"user.v": b"abc\0"})
     assert format_xattrs(honest) == b"user.a = b\nuser.c = d\n"
+
+
+@pytest.mark.parametrize("limit", [
+    "sub", "(sub|big)$", "sm[[:alpha:]]+", "s.*l", "[^/]+/hard", "link|fifo", "nothing-here", "",
+])
+def test_limit_selects_what_aides_limit_selects(tmp_path: Path, limit: str) -> None:
+    # --limit goes through PCRE2 as in aide (anchored, partial matches enter directories): the
+    # same patterns give the same entries, POSIX classes and alternatives included
+    tree = tmp_path / "tree"
+    build_tree(tree)
+    (tree / "sub" / "deeper").mkdir()
+    (tree / "sub" / "deeper" / "small-too").write_text("x")
+    pattern = f"{tree}/{limit}"
+    db = tmp_path / "aide.db"
+    conf = tmp_path / "aide.conf"
+    conf.write_text(f"database_out=file:{db}\ngzip_dbout=no\n{tree} p+sha256\n")
+    subprocess.run([tool("aide"), "--init", "-c", str(conf), "--limit", pattern], check=True,
+                   capture_output=True)
+    theirs = sorted(line.split(" ")[0].encode() for line in db.read_text().splitlines()
+                    if line.startswith("/"))
+    ruleset = parse_text(f"{tree} p+sha256\n").ruleset
+    ours = [e.path for e in scan(ruleset, limit=Regex(pattern.encode()), workers=2, on_warning=print)]
+    assert sorted(ours) == theirs
+    assert (len(ours) > 0) == (limit != "nothing-here")

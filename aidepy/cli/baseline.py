@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import os
-import re
 import socket
 import sys
 import syslog
@@ -27,6 +26,7 @@ from aidepy.db import Database, DatabaseInfo, open_database, write_database
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import AidepyError, UsageError
 from aidepy.keys import PassphraseError, fingerprint, load_private_key, load_public_key
+from aidepy.pcre import Match, Regex, RegexError
 from aidepy.report import (
     DatabaseSummary,
     Level,
@@ -43,8 +43,9 @@ def add_limit_argument(parser: argparse.ArgumentParser) -> None:
     """`-l/--limit REGEX`, as AIDE's."""
     parser.add_argument(
         "-l", "--limit", metavar="REGEX",
-        help="only examine entries whose path matches REGEX (anchored at the start, like AIDE's "
-             "--limit); other entries of the baseline are kept (init, update) or ignored (check)",
+        help="only examine entries whose path matches REGEX (a PCRE2 pattern anchored at the start, "
+             "as AIDE's --limit; directories on the way to a match are entered); other entries of the "
+             "baseline are kept (init, update) or ignored (check)",
     )
 
 
@@ -75,13 +76,15 @@ def load_config(args: argparse.Namespace) -> Config:
     return config
 
 
-def limit_pattern(args: argparse.Namespace) -> re.Pattern[bytes] | None:
+def limit_pattern(args: argparse.Namespace) -> Regex | None:
+    """`--limit`, compiled as AIDE compiles it (PCRE2, anchored at the start)."""
     if not args.limit:
         return None
     try:
-        return re.compile(os.fsencode(args.limit))
-    except re.error as exc:
-        raise UsageError(f"--limit: error in regular expression '{args.limit}': {exc}") from None
+        return Regex(os.fsencode(args.limit))
+    except RegexError as exc:
+        raise UsageError(f"--limit: error in regular expression '{args.limit}' at {exc.offset}: "
+                         f"{exc.message}") from None
 
 
 def report_options(config: Config) -> ReportOptions:
@@ -187,7 +190,7 @@ def write_baseline(config: Config, path: Path, entries: Iterable[Entry], generat
     return written_summary(path, info, key_fingerprint)
 
 
-def scan_tree(config: Config, limit: re.Pattern[bytes] | None, warnings: list[str]) -> Iterator[Entry]:
+def scan_tree(config: Config, limit: Regex | None, warnings: list[str]) -> Iterator[Entry]:
     """The live file system under the config's rules; per-file trouble lands in `warnings`."""
 
     def record(warning: ScanWarning) -> None:
@@ -197,14 +200,14 @@ def scan_tree(config: Config, limit: re.Pattern[bytes] | None, warnings: list[st
                 workers=config.num_workers, on_warning=record)
 
 
-def within_limit(entries: Iterable[Entry], limit: re.Pattern[bytes] | None) -> Iterator[Entry]:
-    return (e for e in entries if limit is None or limit.match(e.path))
+def within_limit(entries: Iterable[Entry], limit: Regex | None) -> Iterator[Entry]:
+    return (e for e in entries if limit is None or limit.match(e.path) is Match.FULL)
 
 
 def keep_outside_limit(scanned: Iterable[Entry], old: Iterable[Entry],
-                       limit: re.Pattern[bytes]) -> Iterator[Entry]:
+                       limit: Regex) -> Iterator[Entry]:
     """The new baseline of a limited run: fresh entries inside the limit, old ones outside it."""
-    outside = (e for e in old if not limit.match(e.path))
+    outside = (e for e in old if limit.match(e.path) is not Match.FULL)
     return heapq.merge(scanned, outside, key=lambda e: sort_key(e.path))
 
 
