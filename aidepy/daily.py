@@ -98,10 +98,11 @@ def protected_rules(config: Config, before: Sequence[str] = (), after: Sequence[
 
 def run_daily(
     config: Config, options: ReportOptions, scanned: Iterable[Entry], warnings: list[str],
-    rehash: Rehash | None = None, notices: Sequence[str] = (),
+    live_sources: Sequence[Path], rehash: Rehash | None = None, notices: Sequence[str] = (),
 ) -> DailyReport:
     """Check the host against the vault's baseline: `scanned` is the live scan (consumed only
-    once the baseline verified; per-file trouble lands in `warnings`). An unusable baseline
+    once the baseline verified; per-file trouble lands in `warnings`); `live_sources` are the
+    files of the live config, compared with the rules copy on the vault. An unusable baseline
     gives an alarm report instead."""
     start = time.time()
     host = socket.gethostname()
@@ -117,7 +118,7 @@ def run_daily(
                 refuse_rollback(state_dir, generation)
                 notices = [f"Baseline {baseline.path}: signature verified with the vault's key "
                            f"{keys.fingerprint(key)} (generation {generation}).", *notices]
-                notices += [f"Note: {line}" for line in vault.rules_changes()]
+                notices += [f"Note: {line}" for line in vault.rules_changes(live_sources)]
                 notices += [f"WARNING: runtime: {line}" for line in vault.runtime_changes() or []]
                 notices += leftovers(vault, state_dir)
                 if baseline.header.rules_digest != config.digest:

@@ -388,21 +388,30 @@ class Vault:
         manifest = self.root / RUNTIME
         return runtime_changes(manifest.read_bytes()) if manifest.is_file() else None
 
-    def rules_changes(self) -> list[str]:
-        """Live config files that differ from the copies on the vault (one line each)."""
+    def rules_changes(self, live_sources: Sequence[Path]) -> list[str]:
+        """How the live rules differ from the copy on the vault, one line each: files that
+        changed, and files the live config (`live_sources`, as `Config.sources` lists them) now
+        includes or no longer includes, such as a snippet dropped into an included directory."""
         index = self.root / RULES_INDEX
         if not index.is_file():
             return ["the vault holds no copy of the rules"]
+        live = [os.path.abspath(source) for source in live_sources]
         problems = []
+        copied = set()
         for line in index.read_text().splitlines():
             digest, original, _ = line.split("  ", 2)
+            copied.add(original)
             try:
-                live = hashlib.sha256(Path(original).read_bytes()).hexdigest()
+                current = hashlib.sha256(Path(original).read_bytes()).hexdigest()
             except OSError as exc:
                 problems.append(f"{original}: {exc.strerror}")
                 continue
-            if live != digest:
+            if current != digest:
                 problems.append(f"{original} differs from the copy on the vault")
+            elif live and original not in live:
+                problems.append(f"{original} is no longer part of the live rules")
+        problems += [f"{source} is part of the live rules but not of the copy on the vault"
+                     for source in live if source not in copied]
         return problems
 
     def status(self) -> VaultStatus:

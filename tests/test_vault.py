@@ -389,9 +389,10 @@ def test_rules_are_copied_with_their_includes(vault: Vault, tmp_path: Path) -> N
         vault.write_rules([main, include])
         assert (root / "aidepy.conf").read_bytes() == main.read_bytes()
         assert (root / f"rules{include}").read_bytes() == include.read_bytes()
-        assert vault.rules_changes() == []
+        assert vault.rules_changes([main, include]) == []
+        assert vault.rules_changes([main]) == [f"{include} is no longer part of the live rules"]
         include.write_text("/bin p+sha256\n")
-        assert vault.rules_changes() == [f"{include} differs from the copy on the vault"]
+        assert vault.rules_changes([main, include]) == [f"{include} differs from the copy on the vault"]
         vault.write_rules([main])
         assert not (root / f"rules{include}").exists()
 

@@ -126,7 +126,9 @@ def test_write_rules_then_load_rules_gives_the_rules_back_after_the_live_files_c
     assert [(r.regex, r.origin) for r in copy.rules][:3] == [(r.regex, r.origin) for r in original.rules][:3]
     assert copy.sources[1:] == original.sources[1:]
     assert vault.load_rules(after=["/usr p"]).rules[-1].regex == "/usr"
-    assert vault.rules_changes() == [f"{tmp_path}/inc/file.conf differs from the copy on the vault"]
+    assert vault.rules_changes(config.load(main).sources) == [
+        f"{tmp_path}/inc/file.conf differs from the copy on the vault",
+        f"{tmp_path}/inc/conf.d/evil.conf is part of the live rules but not of the copy on the vault"]
 
 
 def check(site: VaultSite, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -159,6 +161,7 @@ def test_check_with_vault_rules_reports_a_change_the_tampered_live_rules_hide(va
     (site.tree / "passwd").write_text("root:x:0:0::/root:/bin/sh\nevil:x:0:0::/:/bin/sh\n")
     with (inc / "conf.d" / "a.conf").open("a") as f:
         f.write("!/passwd$\n")
+    (inc / "conf.d" / "zz.conf").write_text("!/shadow$\n")  # and drops in a snippet of its own
     assert config.load(site.config_path).digest != original.digest
     with vault.mounted():
         hidden = check(site)
@@ -170,6 +173,8 @@ def test_check_with_vault_rules_reports_a_change_the_tampered_live_rules_hide(va
     report = json.loads(run.stdout)
     assert [c["path"] for c in report["changed"]] == [str(site.tree / "passwd")]
     assert f"Note: {inc}/conf.d/a.conf differs from the copy on the vault" in report["notices"]
+    assert (f"Note: {inc}/conf.d/zz.conf is part of the live rules but not of the copy on the vault"
+            in report["notices"])
     assert not [n for n in report["notices"] if "rules or options differ" in n]
     assert not site.loop.mountpoints()  # mounted for the run only
     with vault.mounted():

@@ -63,13 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.vault_rules:
         return check(args, baseline.load_config(args), [])
-    vault = Vault.open(load(args.config, before=args.before, after=args.after), warn=baseline.warn)
+    live = load(args.config, before=args.before, after=args.after)
+    vault = Vault.open(live, warn=baseline.warn)
     with vault.mounted() as root:
         config = vault.load_rules(args.before, args.after)
         for message in config.warnings:
             baseline.warn(message)
         notices = [f"Rules: the copy on the vault ({root}), not {args.config}."]
-        notices += [f"Note: {line}" for line in vault.rules_changes()]
+        notices += [f"Note: {line}" for line in vault.rules_changes(live.sources)]
         return check(args, config, notices)
 
 

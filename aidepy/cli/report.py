@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         warnings: list[str] = []
         rules, source = protected_rules(config, args.before, args.after)
         daily = run_daily(rules, baseline.report_options(rules),
-                          baseline.scan_tree(rules, None, warnings), warnings,
+                          baseline.scan_tree(rules, None, warnings), warnings, config.sources,
                           rehash=baseline.rehasher(rules.root_prefix), notices=[source])
         full = state_dir / FULL_REPORT
         problem = save_report(full, daily.text)
