@@ -11,15 +11,20 @@ import io
 import json
 import mailbox
 import os
+import pickle
 import shutil
 import signal
 import subprocess
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pexpect
 import pytest
+
+_T = TypeVar("_T")
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runs as root in CI)")
 
@@ -346,6 +351,37 @@ def time_limit(seconds: int, what: str) -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+NOBODY = 65534
+
+
+def as_nobody(work: Callable[[], _T], seconds: int = 60) -> _T:
+    """`work()` in a forked child that dropped root for `nobody` (root reads everything, so
+    permission tests need it); its result comes back pickled, a failure as its traceback."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            result: object = work()
+        except BaseException:
+            result = AssertionError(f"as nobody:\n{traceback.format_exc()}")
+        finally:
+            with os.fdopen(write, "wb") as out:
+                pickle.dump(result, out)
+            os._exit(0)
+    os.close(write)
+    with time_limit(seconds, "the unprivileged run"), os.fdopen(read, "rb") as inp:
+        data = inp.read()
+    os.waitpid(pid, 0)
+    got = pickle.loads(data)
+    if isinstance(got, AssertionError):
+        raise got
+    return got  # type: ignore[no-any-return]
 
 
 def to_writable(child: pexpect.spawn, site: VaultSite) -> None:

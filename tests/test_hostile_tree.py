@@ -11,7 +11,6 @@ are `tests/test_scan.py`'s, which drives them deterministically at the collectio
 from __future__ import annotations
 
 import os
-import pickle
 import re
 import shutil
 import socket
@@ -19,13 +18,12 @@ import stat
 import subprocess
 import sys
 import tempfile
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import requires_root, time_limit
+from conftest import as_nobody, requires_root, time_limit
 
 from aidepy.config import parse_text
 from aidepy.entry import Entry, sort_key
@@ -274,33 +272,13 @@ def test_sparse_10_gib_file_is_hashed_without_allocating(tmp_path: Path) -> None
 
 
 def _scan_as_nobody(tree: Path) -> tuple[set[bytes], list[ScanWarning]]:
-    """Scan `tree` in a forked child that dropped root for `nobody`; paths and warnings back."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.close(read)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            warnings: list[ScanWarning] = []
-            paths = {e.path for e in scan(parse_text(f"/ {RULE}\n").ruleset, root_prefix=bytes(tree),
-                                          workers=1, on_warning=warnings.append)}
-            result: object = (paths, warnings)
-        except BaseException:
-            result = traceback.format_exc()
-        finally:
-            with os.fdopen(write, "wb") as out:
-                pickle.dump(result, out)
-            os._exit(0)
-    os.close(write)
-    with time_limit(60, "the unprivileged scan"), os.fdopen(read, "rb") as inp:
-        data = inp.read()
-    os.waitpid(pid, 0)
-    got = pickle.loads(data)
-    assert not isinstance(got, str), got
-    paths, warnings = got
-    return paths, warnings
+    """Scan `tree` as `nobody`: paths and warnings."""
+    def work() -> tuple[set[bytes], list[ScanWarning]]:
+        warnings: list[ScanWarning] = []
+        paths = {e.path for e in scan(parse_text(f"/ {RULE}\n").ruleset, root_prefix=bytes(tree),
+                                      workers=1, on_warning=warnings.append)}
+        return paths, warnings
+    return as_nobody(work)
 
 
 @requires_root

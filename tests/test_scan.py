@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import shutil
 import signal
 import socket
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import as_nobody
 
 from aidepy import scan as scan_module
 from aidepy.attributes import BY_NAME, SUPPORTED_HASHES
@@ -287,7 +287,7 @@ def test_unreadable_file_and_directory_become_warnings(tmp_path: Path) -> None:
         (tree / "closed" / "hidden").write_text("h")
         os.chmod(tree / "secret", 0)
         os.chmod(tree / "closed", 0)
-        found, warnings = _run_as_nobody(tree) if os.geteuid() == 0 else run(tree)
+        found, warnings = as_nobody(lambda: run(tree, workers=2)) if os.geteuid() == 0 else run(tree)
     finally:
         if tree != tmp_path:
             shutil.rmtree(tree)
@@ -297,30 +297,6 @@ def test_unreadable_file_and_directory_become_warnings(tmp_path: Path) -> None:
     assert found[b"/closed"].values["p"] == stat.S_IFDIR
     assert "cannot read directory" in messages(warnings, b"/closed")
     assert b"/closed/hidden" not in found
-
-
-def _run_as_nobody(tree: Path) -> tuple[dict[bytes, Entry], list[ScanWarning]]:
-    """The scan in a child that dropped root, results back over a pipe."""
-    nobody = 65534
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.close(read)
-            os.setgroups([])
-            os.setgid(nobody)
-            os.setuid(nobody)
-            result = run(tree, workers=2)
-            with os.fdopen(write, "wb") as out:
-                pickle.dump(result, out)
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as inp:
-        data = inp.read()
-    os.waitpid(pid, 0)
-    found, warnings = pickle.loads(data)
-    return found, warnings
 
 
 # --- races: the world changes between readdir, lstat, open and read -----------------------------
