@@ -4,6 +4,10 @@ The byte layout is specified in `docs/database-format.md` and encoded by `aidepy
 (envelope, header) and `aidepy.dbblocks` (body); this module adds the SHA-256 digest, the
 Ed25519 signature and file handling.
 `open_database` verifies a whole file before it returns; nothing of a file that fails is used.
+Callers that write nothing and report only once the whole stream was read (check, compare),
+and readers of a file they have just written, open with `check_records=False` and save a full
+decode: digest and signature are still checked first, and `entries()` checks every record it
+decodes.
 
     info = write_database(path, entries, host="web1", rules_digest=cfg.digest,
                           generation=7, signing_key=key)

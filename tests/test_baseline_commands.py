@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from aidepy.db import open_database
-from aidepy.keys import fingerprint, generate_keypair
+from aidepy.dbformat import SIGNATURE_CONTEXT, TAIL_SIZE
+from aidepy.keys import fingerprint, generate_keypair, load_private_key
 
 pytest.importorskip("aidepy.scan", reason="the scanner is not built yet")
 
@@ -107,6 +109,27 @@ def test_check_refuses_a_tampered_baseline(site: Site) -> None:
     db.write_bytes(bytes(data))
     check = site.run("check")
     assert (check.returncode, check.stdout) == (20, b"")
+
+
+def test_check_and_update_refuse_a_sealed_baseline_with_a_malformed_record(site: Site) -> None:
+    # digest and signature are right (the key holder wrote nonsense): the records are checked as
+    # they are read, and nothing is reported or written before the refusal
+    generate_keypair(site.work / "signing.key", None)
+    key = load_private_key(site.work / "signing.key", None)
+    assert site.run("init").returncode == 0
+    site.promote()
+    with_public_key(site)
+    db = site.work / "db"
+    data = db.read_bytes()
+    body = data[:-TAIL_SIZE] + b"junk" + data[-TAIL_SIZE:-96]
+    digest = hashlib.sha256(body).digest()
+    db.write_bytes(body + digest + key.sign(SIGNATURE_CONTEXT + digest))
+    assert not (site.work / "db.new").exists()  # promote moved it
+    for command in ("check", "update"):
+        run = site.run(command)
+        assert (run.returncode, run.stdout) == (20, b""), run.stderr
+        assert b"structure" in run.stderr and str(db).encode() in run.stderr
+    assert not (site.work / "db.new").exists()
 
 
 def test_encrypted_key_signs_only_with_a_passphrase_file(site: Site) -> None:

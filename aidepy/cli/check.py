@@ -79,7 +79,10 @@ def check(args: argparse.Namespace, config: Config, rules_notices: list[str]) ->
     start = time.time()
     limit = baseline.limit_pattern(args)
     options = baseline.report_options(config)
-    db, notice = baseline.open_baseline(baseline.required_path(config.database_in, "database_in"), config)
+    # each record's structure is checked as the comparison reads it; nothing is reported before
+    # the whole baseline has been read (a malformed record ends the run with exit 20)
+    db, notice = baseline.open_baseline(baseline.required_path(config.database_in, "database_in"), config,
+                                        check_records=False)
     notices = [notice, *rules_notices]
     warnings: list[str] = []
     with db:

@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     options = baseline.report_options(config)
     old_path = Path(args.old) if args.old else baseline.required_path(config.database_in, "database_in")
     new_path = Path(args.new) if args.new else baseline.required_path(config.database_new, "database_new")
-    old, notice = baseline.open_baseline(old_path, config)
-    with old, open_database(new_path, None) as new:
+    # records are checked as the comparison reads them, before anything is reported
+    old, notice = baseline.open_baseline(old_path, config, check_records=False)
+    with old, open_database(new_path, None, check_records=False) as new:
         state = f"signed by key {new.key_fingerprint}" if new.signed else "NOT signed"
         notices = [notice, f"Database {new_path} is {state}."]
         comparison = compare(
