@@ -16,6 +16,9 @@ from aidepy import config_options as opt
 from aidepy.attributes import AttrSet, format_attrs
 from aidepy.selection import Rule, RuleSet
 
+DEFAULT_MAIL_LIMIT = 512 << 10
+"""`report_mail_limit` when it is not set: 512 KiB."""
+
 
 @dataclass
 class Config:
@@ -154,6 +157,12 @@ class Config:
     @property
     def report_email(self) -> str:
         return self.options.get("report_email", "root")
+
+    @property
+    def report_mail_limit(self) -> int:
+        """Characters of the daily report a mail carries; the rest is cut with a note."""
+        value = self.options.get("report_mail_limit")
+        return DEFAULT_MAIL_LIMIT if value is None else opt.size(value)
 
     @property
     def sendmail(self) -> str:

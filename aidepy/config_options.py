@@ -81,6 +81,17 @@ def num_workers(value: str) -> int:
     return number
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20}
+
+
+def size(value: str) -> int:
+    """`65536`, `512K` or `2M`: a size in bytes, at least 1 KiB (room for the cut note)."""
+    digits, unit = (value[:-1], value[-1].upper()) if value[-1:].isalpha() else (value, "")
+    if not digits.isdigit() or unit not in _SIZE_UNITS or int(digits) * _SIZE_UNITS[unit] < 1024:
+        raise ValueError(f"invalid size: '{value}' (bytes, or with K or M, at least 1K)")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
 def check_value(name: str, value: str, hostname: str | None) -> str:
     """The value to store for a string option, or `ValueError` saying why AIDE would refuse it."""
     if name in BOOL_OPTIONS:
@@ -97,6 +108,8 @@ def check_value(name: str, value: str, hostname: str | None) -> str:
         raise ValueError(f"invalid log level: '{value}'")
     elif name == "num_workers":
         num_workers(value)
+    elif name == "report_mail_limit":
+        size(value)
     elif name == "root_prefix" and value.endswith("/"):
         return value[:-1]  # AIDE removes one trailing slash
     elif name == "verbose":

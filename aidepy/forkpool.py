@@ -82,7 +82,12 @@ class ForkPool:
         task_r, task_w = os.pipe2(os.O_CLOEXEC)
         answer_r, answer_w = os.pipe2(os.O_CLOEXEC)
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (task_r, task_w, answer_r, answer_w):
+                os.close(fd)
+            raise
         if pid == 0:  # the worker: never returns into the caller's code
             code = 1
             try:

@@ -17,9 +17,6 @@ import sh
 from aidepy.errors import AidepyError
 from aidepy.report import escape_path
 
-DEFAULT_LIMIT = 512 * 1024
-"""Largest report body mailed in full, in characters (the rest is cut with a note)."""
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -55,7 +52,7 @@ def summary_line(verdict: Verdict) -> str:
             f"{verdict.changed} changed")
 
 
-def cut_report(text: str, limit: int = DEFAULT_LIMIT, full_report: str | None = None) -> str:
+def cut_report(text: str, limit: int, full_report: str | None = None) -> str:
     """`text` if it fits in `limit` characters, else its first whole lines and a note on what was cut."""
     if len(text) <= limit:
         return text

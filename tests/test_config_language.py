@@ -299,8 +299,9 @@ def test_root_prefix_num_workers_and_aidepy_options() -> None:
     cfg = parse_text("root_prefix=/mnt/target/\nroot_prefix=/ignored\nnum_workers=100%\n"
                      "vault_device=LABEL=AIDEPY\nvault_label=MYVAULT\nvault_mountpoint=/floppy\n"
                      "signing_key=/root/k\npublic_key=/floppy/aidepy.pub\nreport_email=admin\n"
-                     "sendmail=/usr/lib/sendmail\n")
+                     "sendmail=/usr/lib/sendmail\nreport_mail_limit=64k\n")
     assert cfg.root_prefix == b"/mnt/target"
+    assert cfg.report_mail_limit == 64 << 10 and parse_text("").report_mail_limit == 512 << 10
     assert cfg.num_workers == os.cpu_count()
     assert (cfg.vault_device, cfg.vault_label, cfg.vault_mountpoint, cfg.signing_key,
             cfg.public_key, cfg.report_email, cfg.sendmail) == (

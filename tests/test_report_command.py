@@ -127,6 +127,20 @@ def sunk_mail(tmp_path: Path) -> email.message.EmailMessage:
                                     _class=email.message.EmailMessage)
 
 
+def test_a_long_report_is_cut_in_the_mail_at_report_mail_limit_and_kept_whole(
+        baselined: VaultSite, tmp_path: Path) -> None:
+    for i in range(80):
+        (baselined.tree / f"dropped-{i:02}").write_text("x\n")
+    run = aidepy("report", "-c", str(baselined.config_path), "-A", f"sendmail={mail_sink(tmp_path)}",
+                 "-A", "report_mail_limit=2K")
+    assert run.returncode == 1 | 4, run.stderr
+    body = sunk_mail(tmp_path).get_content()
+    assert len(body) < 2048 + 300 and "[aidepy: report cut here:" in body
+    assert f"the full report is in {baselined.state_dir}/last-report.txt" in body
+    kept = (baselined.state_dir / "last-report.txt").read_text()
+    assert all(f"{baselined.tree}/dropped-{i:02}" in kept for i in range(80))
+
+
 def test_older_generation_is_refused_as_a_rollback(baselined: VaultSite, tmp_path: Path) -> None:
     old = (baselined.mountpoint / "aidepy.db").read_bytes()  # generation 1, validly signed
     promote_tree(baselined)  # generation 2

@@ -10,6 +10,7 @@ from aidepy import notify
 from aidepy.atomic import replace_text
 from aidepy.cli import baseline
 from aidepy.cli.options import add_config_arguments
+from aidepy.config_model import DEFAULT_MAIL_LIMIT
 from aidepy.daily import protected_rules, run_daily
 from aidepy.lock import run_lock
 
@@ -32,8 +33,9 @@ installed delivers it. The subject names the host and the verdict: `aidepy: HOST
 1 added`, or `aidepy: HOST: no changes`. A report is mailed every day, also when nothing
 changed: a missing report is itself an alarm. A baseline that fails verification (or a vault
 that cannot be used) is mailed too, with a subject starting `ALERT`, and no check is done.
-Reports longer than {notify.DEFAULT_LIMIT // 1024} KiB are cut in the mail with a note saying how
-much was left out; the full report is always kept in state_dir/{FULL_REPORT}. A summary line
+Reports longer than report_mail_limit (default {DEFAULT_MAIL_LIMIT // 1024}K) are cut in the mail at a
+line, with a note saying how much was left out; the full report is always kept in
+state_dir/{FULL_REPORT}. A summary line
 goes to syslog (facility daemon). The report is also printed on stdout.
 
 Exit status as `check`: 0 no differences, bits 1 added, 2 removed, 4 changed; 20 the baseline
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                           rehash=baseline.rehasher(rules.root_prefix), notices=[source])
         full = state_dir / FULL_REPORT
         problem = save_report(full, daily.text)
-        body = notify.cut_report(daily.text, full_report=None if problem else str(full))
+        body = notify.cut_report(daily.text, config.report_mail_limit,
+                                 full_report=None if problem else str(full))
         if problem:
             print(f"aidepy: {problem}", file=sys.stderr)
             body += f"\n[aidepy: {problem}]\n"
