@@ -109,7 +109,7 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: Regex | None = 
     count = default_workers() if workers is None else max(1, workers)
     walker = _Walker(ruleset, root_prefix.rstrip(b"/"), limit)
     root = walker.root()
-    if count == 1:
+    if count == 1 or not root[1]:  # one worker, or nothing below the root to share out
         yield from _emit(root, walker.run, on_warning)
         return
     pool = ForkPool(count, walker.answer)
