@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import as_nobody
 
+from aidepy import collect as collect_module
 from aidepy import scan as scan_module
 from aidepy.attributes import BY_NAME, SUPPORTED_HASHES
 from aidepy.collect import Job, collect, make_plan
@@ -324,6 +325,26 @@ def test_file_deleted_during_the_scan(tmp_path: Path) -> None:
     assert found[b"/b"].values["s"] == 1
     assert found[b"/c"].values["sha256"] == hashlib.sha256(b"c").digest()
     assert "vanished" in messages(warnings, b"/b")
+
+
+@pytest.mark.parametrize(("now", "grew"), [(b"0123456789abcde", True), (b"01234", False)])
+def test_a_small_file_changing_between_fstat_and_read_gets_no_hash(tmp_path: Path, now: bytes,
+                                                                   grew: bool) -> None:
+    # the one-read path for small files falls back to the full loop, which names the change
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    job = _job(path, b"/f", "p+s+sha256+md5")
+    path.write_bytes(now)
+    fd = os.open(path, os.O_RDONLY)
+    warnings: list[str] = []
+    try:
+        digests = collect_module._hash(fd, job, memoryview(bytearray(1 << 16)), warnings)
+    finally:
+        os.close(fd)
+    assert digests == {"md5": None, "sha256": None}
+    read = 11 if grew else 5  # a grown file is read to one byte past what lstat said
+    assert warnings == [f"{'grew' if grew else 'shrank'} while being hashed ({read} bytes read, "
+                        "lstat said 10)"]
 
 
 def test_file_deleted_between_lstat_and_open(tmp_path: Path) -> None:
