@@ -15,6 +15,19 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [[ " ${missing[*]} " == *" aide-common "* ]]; then
+        # aide-common brings Debian's /etc/aide/aide.conf (the tests read it), and with it a
+        # daily `aide --update` of the whole system; aidepy has its own daily report, so that
+        # run is switched off again, the way Debian documents (CRON_DAILY_RUN=no)
+        systemctl disable dailyaidecheck.timer >/dev/null 2>&1 || true
+        if [[ -d /run/systemd/system ]]; then
+            systemctl stop dailyaidecheck.timer >/dev/null 2>&1 || true
+        fi
+        printf '\n# set by aidepy setup.sh: aidepy runs its own daily report\nCRON_DAILY_RUN=no\n' \
+            >> /etc/default/aide
+        echo "setup.sh: installed aide-common for /etc/aide/aide.conf and switched off its daily" \
+             "aide run (dailyaidecheck.timer; CRON_DAILY_RUN=no in /etc/default/aide)" >&2
+    fi
 fi
 
 if [[ ! -x .venv/bin/python ]]; then
