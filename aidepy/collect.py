@@ -255,17 +255,6 @@ def _hash(fd: int, job: Job, buf: memoryview, warnings: list[str]) -> dict[str, 
     size = job.st.st_size
     growing = job.plan.growing
     cap = len(buf)
-    if size < cap and not growing:  # most files: one read, one byte more than lstat said
-        try:
-            view = buf[:size + 1]
-            n = os.readv(fd, (view,))
-        except OSError as e:
-            warnings.append(f"read failed: {_reason(e)}")
-            return dict.fromkeys(_names(job.plan))
-        if n == size:
-            chunk = cast(bytes, view[:n])
-            return {name: _updated(h, chunk).digest() for name, h in hashers}
-        os.lseek(fd, 0, os.SEEK_SET)  # the file changed: the general loop below says how
     total = 0
     reads = 0
     try:
@@ -300,11 +289,6 @@ def _hash(fd: int, job: Job, buf: memoryview, warnings: list[str]) -> dict[str, 
         warnings.append(f"{how} while being hashed ({total} bytes read, lstat said {size})")
         return dict.fromkeys(_names(job.plan))
     return {name: h.digest() for name, h in hashers}
-
-
-def _updated(hasher: Hasher, data: bytes) -> Hasher:
-    hasher.update(data)
-    return hasher
 
 
 def _e2fs_flags(fd: int, warnings: list[str]) -> bytes | bool | None:

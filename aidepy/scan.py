@@ -201,10 +201,10 @@ _HIDDEN_STAT_FIELDS = attrgetter(*os.lstat("/").__reduce__()[1][1])
 """The fields of a stat result past its sequence part (st_atime_ns, st_blocks, ...), in order."""
 
 
-def _compact(st: os.stat_result | _Stat) -> _Stat:
+def _compact(st: os.stat_result) -> _Stat:
     """Every field of `st`, as a tuple `os.stat_result` takes back: it pickles in a quarter of
     the time (a stat result pickles as its sequence plus a dict of the other fields)."""
-    return (*st, *_HIDDEN_STAT_FIELDS(st)) if isinstance(st, os.stat_result) else st
+    return (*st, *_HIDDEN_STAT_FIELDS(st))
 
 
 class _Walker:
@@ -363,8 +363,9 @@ def _seal(tasks: list[_Task]) -> list[_Sealed]:
 
 
 def _portable(items: list[_Item]) -> list[_Item]:
-    """Items with their lstat results as tuples, to travel to another worker."""
-    return [item if isinstance(item, ScanWarning) else (*item[:3], _compact(item[3]), item[4])
+    """Items just decided here, with their lstat results as tuples, to travel to another worker."""
+    return [item if isinstance(item, ScanWarning)
+            else (*item[:3], _compact(cast(os.stat_result, item[3])), item[4])
             for item in items]
 
 
