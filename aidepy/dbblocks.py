@@ -70,7 +70,7 @@ class BlockEncoder:
         self._attr_bitmaps: dict[AttrSet, int] = {}
         self._value_layouts: dict[tuple[str, ...], _Layout] = {}
         self._prev_path = b""
-        self._prev_key: tuple[bytes, ...] | None = None
+        self._prev_key: bytes | None = None
         self._prev_ints = [0] * len(table)
         self._seen: list[dict[bytes, int]] = [{} for _ in table]
         self._seq = [0] * len(table)
@@ -122,6 +122,8 @@ class BlockEncoder:
         key = sort_key(path)
         if self._prev_key is not None and key <= self._prev_key:
             raise ValueError(f"entries out of canonical order: {path!r} after {self._prev_path!r}")
+        if b"\0" in path:
+            raise ValueError(f"{path!r}: a path cannot hold a NUL byte")
         ftype = entry.ftype
         if len(ftype) != 1 or ftype not in FILE_TYPES:
             raise ValueError(f"{path!r}: unknown file type {ftype!r}")
@@ -315,7 +317,7 @@ class BlockDecoder:
         self._expected = entry_count
         self._decompressors: dict[int, zlib._Decompress] = {}
         self._prev_path = b""
-        self._prev_key: tuple[bytes, ...] | None = None
+        self._prev_key: bytes | None = None
         self._prev_ints = [0] * len(table)
         self._history: list[list[bytes]] = [[] for _ in table]
         self._seq = [0] * len(table)
@@ -405,6 +407,8 @@ class BlockDecoder:
                 key = sort_key(path)
                 if prev_key is not None and key <= prev_key:
                     raise VerificationError(f"structure: entry {number} ({path!r}) is out of canonical order")
+                if b"\0" in suffixes[k]:
+                    raise VerificationError(f"structure: entry {number} ({path!r}) holds a NUL byte")
                 ftype = ftypes[k]
                 if ftype not in FILE_TYPES:
                     raise VerificationError(f"structure: entry {number} has file type {ftype!r}")

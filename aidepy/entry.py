@@ -29,6 +29,8 @@ class Entry:
     values: Mapping[str, Value]
 
 
-def sort_key(path: bytes) -> tuple[bytes, ...]:
-    """The canonical order: compare paths component by component."""
-    return tuple(path.split(b"/"))
+def sort_key(path: bytes) -> bytes:
+    """The canonical order: paths compared component by component. That is the order of their
+    bytes with "/" read as NUL, the one byte no file name holds, so one replace gives the key.
+    A path holding NUL has no place in it: the database refuses one."""
+    return path.replace(b"/", b"\0")

@@ -36,7 +36,7 @@ from typing import Protocol, TypeVar, cast
 
 from aidepy.attributes import AttrSet
 from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, Job, Plan, collect, make_plan, open_quietly
-from aidepy.entry import Entry, Value
+from aidepy.entry import Entry, Value, sort_key
 from aidepy.forkpool import ForkPool
 from aidepy.pcre import Match, Regex
 from aidepy.selection import Rule
@@ -163,8 +163,7 @@ class _Ahead:
 
     def offer(self, tasks: list[_Sealed]) -> None:
         for task in tasks:
-            # canonical order as one bytes object: "/" before any other byte (names hold no NUL)
-            heapq.heappush(self._waiting, (task[1].replace(b"/", b"\0"), self._offered, task))
+            heapq.heappush(self._waiting, (sort_key(task[1]), self._offered, task))
             self._offered += 1
 
     def take(self, wanted: _Sealed) -> tuple[list[_Record], list[_Sealed]]:

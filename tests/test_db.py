@@ -150,6 +150,9 @@ def test_entries_out_of_order_are_refused_and_the_old_database_survives(tmp_path
         write_database(target, bad, host="h", rules_digest=b"", generation=2, signing_key=None)
     with pytest.raises(ValueError, match="canonical order"):
         write_database(target, [bad[0], bad[0]], host="h", rules_digest=b"", generation=2, signing_key=None)
+    with pytest.raises(ValueError, match="cannot hold a NUL byte"):
+        write_database(target, [Entry(b"/a\0b", "f", frozenset(), {})], host="h", rules_digest=b"",
+                       generation=2, signing_key=None)
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["db"]
 
@@ -248,8 +251,8 @@ def test_a_file_renamed_over_after_opening_does_not_change_what_is_read(tmp_path
         assert list(db.entries()) == odd_entries()
 
 
-paths = st.lists(st.lists(st.binary(min_size=1, max_size=6).filter(lambda c: b"/" not in c),
-                          min_size=1, max_size=4), max_size=30)
+names = st.binary(min_size=1, max_size=6).filter(lambda c: b"/" not in c and b"\0" not in c)
+paths = st.lists(st.lists(names, min_size=1, max_size=4), max_size=30)
 values = st.one_of(st.none(), st.integers(min_value=-(2**80), max_value=2**80))
 blobs = st.one_of(st.none(), st.binary(max_size=40), st.sampled_from([b"same", b""]))
 
@@ -269,3 +272,15 @@ def test_any_entries_round_trip(components: list[list[bytes]], data: st.DataObje
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "db").write_bytes(blob)
         assert read_back(Path(tmp) / "db") == entries
+
+
+# names that are prefixes of each other, followed by bytes below and above "/"
+close_names = st.sampled_from([b"a", b"a.", b"a-", b"a\x01", b"a0", b"\xff", b"b"])
+
+
+@given(st.lists(st.lists(close_names, min_size=1, max_size=4), min_size=2, max_size=20))
+def test_the_canonical_order_compares_paths_component_by_component(components: list[list[bytes]]) -> None:
+    # sort_key is one bytes object; the order it gives must be the component-wise one: a
+    # directory right before its contents, siblings by name bytes (b"/a/b" before b"/a.b")
+    paths = [b"/" + b"/".join(c) for c in components]
+    assert sorted(paths, key=sort_key) == sorted(paths, key=lambda p: p.split(b"/"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,25 @@ def test_a_column_this_version_does_not_define_is_refused(tmp_path: Path, signed
               + signed[header_end + 4 + length:])
     error = refusal(tmp_path / "db", reseal(forged, KEY))
     assert "structure: unexpected column 7" in str(error)
+
+
+def test_a_sealed_path_holding_nul_is_refused(tmp_path: Path, signed: bytes) -> None:
+    # No file name holds NUL, and the canonical order reads "/" as NUL: such a path could hide
+    # another entry's place. Rewrite the suffix column (id 1) of the one block with a NUL in
+    # "/etc/passwd"; the column stays a valid zlib stream, only the path is wrong.
+    header_end = 14 + int.from_bytes(signed[10:14], "big")
+    length = int.from_bytes(signed[header_end:header_end + 4], "big")
+    payload = signed[header_end + 4:header_end + 4 + length]
+    pos = 1
+    while payload[pos] != 1:  # column ids and lengths are one byte each in this small block
+        pos += 2 + payload[pos + 1]
+    column = zlib.decompressobj().decompress(payload[pos + 2:pos + 2 + payload[pos + 1]])
+    assert column.count(b"passwd") == 1
+    packer = zlib.compressobj()
+    forged_column = packer.compress(column.replace(b"passwd", b"pas\0wd")) + packer.flush(zlib.Z_SYNC_FLUSH)
+    squeezed = (payload[:pos] + bytes([1, len(forged_column)]) + forged_column
+                + payload[pos + 2 + payload[pos + 1]:])
+    forged = (signed[:header_end] + len(squeezed).to_bytes(4, "big") + squeezed
+              + signed[header_end + 4 + length:])
+    error = refusal(tmp_path / "db", reseal(forged, KEY))
+    assert "structure: entry 2 (b'/etc/pas\\x00wd') holds a NUL byte" in str(error)
