@@ -35,6 +35,7 @@ from aidepy.compare import Summary, compare
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ExitCode, VaultError, VerificationError
 from aidepy.medium import udev_context
+from aidepy.progress import StatusLine
 from aidepy.rollback import newest_seen, record_seen
 from aidepy.vault import Vault, VaultFullError, read_chunks
 
@@ -190,6 +191,7 @@ class Promotion:
         self._warn = lambda message: console.say(f"aidepy: {message}")
         self.vault = Vault.open(config, device=device, warn=self._warn)
         self._entries = entries or self._scan
+        self._status = StatusLine(console.output, "scanning")
         self.state_dir = Path(config.state_dir)
         self.old_generation = 0
         self.new_generation: int | None = None
@@ -222,8 +224,9 @@ class Promotion:
     def _run(self, work: Path) -> Promoted:
         candidate = work / "candidate.db"
         self.console.say("Scanning the file system (the new baseline is built from this scan only)...")
-        db.write_database(candidate, self._entries(), host=socket.gethostname(),
-                          rules_digest=self.config.digest, generation=0, signing_key=None)
+        with self._status:
+            db.write_database(candidate, self._status.track(self._entries()), host=socket.gethostname(),
+                              rules_digest=self.config.digest, generation=0, signing_key=None)
         summary, text = self._differences(candidate)
         self.console.show(text)
         if not self.assume_yes and not self.console.confirm(
@@ -249,12 +252,14 @@ class Promotion:
         return max(self.old_generation, newest_seen(self.state_dir)) + 1
 
     def _scan(self) -> Iterator[Entry]:
-        from aidepy.scan import scan
+        from aidepy.scan import ScanWarning, scan
+
+        def say(warning: ScanWarning) -> None:
+            self._status.clear()
+            self.console.say(f"warning: {report.escape_path(warning.path)}: {warning.message}")
 
         yield from scan(self.config.ruleset, root_prefix=self.config.root_prefix,
-                        workers=self.config.num_workers,
-                        on_warning=lambda w: self.console.say(
-                            f"warning: {w.path.decode(errors='backslashreplace')}: {w.message}"))
+                        workers=self.config.num_workers, on_warning=say)
 
     def _differences(self, candidate: Path) -> tuple[Summary, str]:
         """Compare the vault's baseline with the scan; returns the summary and the report text."""

@@ -84,6 +84,22 @@ def test_the_diff_shows_what_changed_since_the_vaults_baseline(protected_site: V
     assert protected_site.baseline() == (2, result.sha256)
 
 
+def test_the_real_scan_shows_hostile_names_escaped_on_the_console(vault_site: VaultSite) -> None:
+    # A local user can name a file with terminal escape sequences; promote runs on root's
+    # console, so the scanner's warning about that name must not reach the terminal raw.
+    hostile = b"clear\x1b[2J\x1b]0;owned\x07\nnext line"
+    with open(os.path.join(os.fsencode(vault_site.tree), hostile), "wb") as f:
+        f.write(b"x")
+    admin = flips(vault_site)
+    console = Console(io.StringIO("y\ncorrect horse\n"), admin)
+    result = Promotion(config.load(vault_site.config_path), console, poll=0.05, patience=60).run()
+    out = admin.getvalue()
+    escaped = "clear\\033[2J\\033]0;owned\\007\\012next line"
+    assert f"warning: {vault_site.tree}/{escaped}: name contains a newline" in out
+    assert "\x1b" not in out and "\x07" not in out
+    assert result.entries == 4  # the tree, passwd, motd and the hostile name
+
+
 def test_declining_writes_nothing(protected_site: VaultSite) -> None:
     before = protected_site.baseline()
     admin = flips(protected_site)

@@ -27,6 +27,7 @@ from aidepy.entry import Entry, sort_key
 from aidepy.errors import AidepyError, UsageError
 from aidepy.keys import PassphraseError, fingerprint, load_private_key, load_public_key
 from aidepy.pcre import Match, Regex, RegexError
+from aidepy.progress import StatusLine
 from aidepy.report import (
     DatabaseSummary,
     Level,
@@ -190,14 +191,21 @@ def write_baseline(config: Config, path: Path, entries: Iterable[Entry], generat
     return written_summary(path, info, key_fingerprint)
 
 
-def scan_tree(config: Config, limit: Regex | None, warnings: list[str]) -> Iterator[Entry]:
-    """The live file system under the config's rules; per-file trouble lands in `warnings`."""
+def scan_tree(config: Config, limit: Regex | None, warnings: list[str],
+              status: StatusLine) -> Iterator[Entry]:
+    """The live file system under the config's rules, shown on `status`; per-file trouble
+    lands in `warnings`."""
 
     def record(warning: ScanWarning) -> None:
         warnings.append(f"{escape_path(warning.path)}: {warning.message}")
 
-    return scan(config.ruleset, root_prefix=config.root_prefix, limit=limit,
-                workers=config.num_workers, on_warning=record)
+    return status.track(scan(config.ruleset, root_prefix=config.root_prefix, limit=limit,
+                             workers=config.num_workers, on_warning=record))
+
+
+def status_line() -> StatusLine:
+    """The scan's status line on standard error (drawn only on a terminal)."""
+    return StatusLine(sys.stderr, "scanning")
 
 
 def within_limit(entries: Iterable[Entry], limit: Regex | None) -> Iterator[Entry]:

@@ -41,6 +41,9 @@ Files that could not be read, vanished, or changed while being read are listed a
 A file under the `growing` attribute may grow (size, blocks, times); its hashes count as
 unchanged when the first old-size bytes still hash to the recorded values.
 
+On a terminal, a status line on standard error shows how far the scan has got (entries,
+time, the path being scanned); it is erased before the report. Cron and pipes never see it.
+
 Exit status: 0 no differences; otherwise the sum of 1 (entries added), 2 (removed) and 4
 (changed); 14-19 AIDE's error codes (17 invalid config line, 18 I/O error, 19 database of an
 unsupported version); 20 the baseline failed verification."""
@@ -85,12 +88,12 @@ def check(args: argparse.Namespace, config: Config, rules_notices: list[str]) ->
                                         check_records=False)
     notices = [notice, *rules_notices]
     warnings: list[str] = []
-    with db:
+    with db, baseline.status_line() as status:
         refuse_rollback(Path(config.state_dir), db.header.generation)
         if db.header.rules_digest != config.digest:
             notices.append("Note: the rules or options differ from those the baseline was recorded with.")
         comparison = compare(
-            baseline.within_limit(db.entries(), limit), baseline.scan_tree(config, limit, warnings),
+            baseline.within_limit(db.entries(), limit), baseline.scan_tree(config, limit, warnings, status),
             ignore_changed=options.ignore_changed, ignore_e2fsattrs=options.ignore_e2fsattrs,
             rehash=baseline.rehasher(config.root_prefix),
         )

@@ -30,7 +30,10 @@ scanned; the others are copied from database_in when there is one.
 
 The report states the number of entries and the new database's checksum and signature;
 with report_detailed_init=yes it also lists every entry as added. Exit status 0 on success,
-14 when the database cannot be written, 15-19 for argument, config and I/O errors."""
+14 when the database cannot be written, 15-19 for argument, config and I/O errors.
+
+On a terminal, a status line on standard error shows how far the scan has got (entries,
+time, the path being scanned); it is erased before the report. Cron and pipes never see it."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,16 +61,17 @@ def run(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     summary = Summary()
     changes: list[Change] | None = [] if options.detailed_init else None
-    scanned = baseline.scan_tree(config, limit, warnings)
-    if limit is not None and config.database_in and Path(config.database_in).exists():
-        old, _ = baseline.open_baseline(Path(config.database_in), config)
-        with old:
-            entries = baseline.keep_outside_limit(scanned, old.entries(), limit)
-            written = baseline.write_baseline(config, out, _recorded(entries, changes, summary),
+    with baseline.status_line() as status:
+        scanned = baseline.scan_tree(config, limit, warnings, status)
+        if limit is not None and config.database_in and Path(config.database_in).exists():
+            old, _ = baseline.open_baseline(Path(config.database_in), config)
+            with old:
+                entries = baseline.keep_outside_limit(scanned, old.entries(), limit)
+                written = baseline.write_baseline(config, out, _recorded(entries, changes, summary),
+                                                  generation, args.passphrase_file)
+        else:
+            written = baseline.write_baseline(config, out, _recorded(scanned, changes, summary),
                                               generation, args.passphrase_file)
-    else:
-        written = baseline.write_baseline(config, out, _recorded(scanned, changes, summary),
-                                          generation, args.passphrase_file)
     report = Report(
         Mode.INIT, changes or [], summary, start, time.time(), options, [written],
         new_database=str(out), limit=args.limit, root_prefix=config.root_prefix,

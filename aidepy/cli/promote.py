@@ -25,6 +25,9 @@ reviewing a report:
   7. remount the vault read-only and print the new baseline's digest, generation and key
      fingerprint. The generation is the old baseline's plus one.
 
+While step 1 runs, a status line shows how far the scan has got (entries, time, the path being
+scanned); it is erased before the differences are shown.
+
 Ctrl-C at any step before 5 leaves the old baseline in place, and promote says so; after 5 it
 says that the new baseline is written. With --yes the same steps run without questions for
 scripts: the signing key must have no passphrase, and promote fails at once, writing nothing,

@@ -36,7 +36,8 @@ that cannot be used) is mailed too, with a subject starting `ALERT`, and no chec
 Reports longer than report_mail_limit (default {DEFAULT_MAIL_LIMIT // 1024}K) are cut in the mail at a
 line, with a note saying how much was left out; the full report is always kept in
 state_dir/{FULL_REPORT}. A summary line
-goes to syslog (facility daemon). The report is also printed on stdout.
+goes to syslog (facility daemon). The report is also printed on stdout. Run by hand on a
+terminal, a status line on standard error shows how far the scan has got; cron never sees it.
 
 Exit status as `check`: 0 no differences, bits 1 added, 2 removed, 4 changed; 20 the baseline
 failed verification; 21 the vault is unusable; 22 another run holds the lock."""
@@ -66,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
                   on_wait=lambda message: print(f"aidepy: {message}", file=sys.stderr)):
         warnings: list[str] = []
         rules, source = protected_rules(config, args.before, args.after)
-        daily = run_daily(rules, baseline.report_options(rules),
-                          baseline.scan_tree(rules, None, warnings), warnings, config.sources,
-                          rehash=baseline.rehasher(rules.root_prefix), notices=[source])
+        with baseline.status_line() as status:
+            daily = run_daily(rules, baseline.report_options(rules),
+                              baseline.scan_tree(rules, None, warnings, status), warnings, config.sources,
+                              rehash=baseline.rehasher(rules.root_prefix), notices=[source])
         full = state_dir / FULL_REPORT
         problem = save_report(full, daily.text)
         body = notify.cut_report(daily.text, config.report_mail_limit,

@@ -28,7 +28,10 @@ more than the baseline's. With --limit, entries outside the limit are copied unc
 the baseline into the new database.
 
 The report is the `check` report followed by the new database's checksum and signature;
-the exit status is the same as for `check`."""
+the exit status is the same as for `check`.
+
+On a terminal, a status line on standard error shows how far the scan has got (entries,
+time, the path being scanned); it is erased before the report. Cron and pipes never see it."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     # fully verified before the new database is written (check and compare need less)
     old, notice = baseline.open_baseline(baseline.required_path(config.database_in, "database_in"), config)
     warnings: list[str] = []
-    with old:
-        scanned = baseline.scan_tree(config, limit, warnings)
+    with old, baseline.status_line() as status:
+        scanned = baseline.scan_tree(config, limit, warnings, status)
         entries = scanned if limit is None else baseline.keep_outside_limit(scanned, old.entries(), limit)
         generation = old.header.generation + 1
         written = baseline.write_baseline(config, out, entries, generation, args.passphrase_file)
