@@ -145,6 +145,11 @@ ORDER: dict[str, int] = {a.name: i for i, a in enumerate(CATALOGUE)}
 AttrSet = frozenset[str]
 """A set of attribute config names, e.g. frozenset({"p", "i", "sha256"})."""
 
+TIMES: AttrSet = frozenset({"a", "c", "m"})
+"""Times: values in nanoseconds since the epoch, recorded and compared to the second, as AIDE
+does (a change below the second is not one; `SECOND` ns)."""
+SECOND = 1_000_000_000
+
 HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.kind is Kind.HASH)
 SUPPORTED_HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.new_hash is not None)
 AIDE_HASHES: AttrSet = frozenset(

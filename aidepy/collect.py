@@ -8,6 +8,8 @@ sockets and devices are never opened.
 
 Values, as AIDE records them (stat fields always come from lstat):
 
+* times (`a`, `c`, `m`) in nanoseconds since the epoch, cut to the second: AIDE records and
+  compares them to the second;
 * attributes that do not apply to a file type are left out of `Entry.attrs`, as AIDE leaves
   them out of its database line: hashes (regular files only), `l` (symlinks only), `acl` (not
   on symlinks), `e2fsattrs` (regular files and directories; also dropped when the file system
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple, cast
 
-from aidepy.attributes import BY_NAME, E2FS_FLAGS, AttrSet, Hasher, Kind
+from aidepy.attributes import BY_NAME, E2FS_FLAGS, SECOND, TIMES, AttrSet, Hasher, Kind
 from aidepy.entry import Value
 
 FTYPE_BY_FMT: dict[int, str] = {
@@ -120,21 +122,34 @@ def make_plan(attrs: AttrSet, ftype: str) -> Plan:
     fields = tuple(sorted((n, field) for n in kept | implied
                           if (field := BY_NAME[n].stat_field) is not None))
     extra = {"l", "acl", "xattrs", "selinux", "caps", "e2fsattrs"} & kept
+    names = tuple(n for n, _ in fields)
     return Plan(frozenset(kept), fields, hashes, "l" in kept, "ftype" in kept, "acl" in kept,
                 "xattrs" in kept, "selinux" in kept, "caps" in kept, "e2fsattrs" in kept,
                 "growing" in kept, bool(hashes) or "e2fsattrs" in kept, not hashes and not extra,
-                tuple(n for n, _ in fields), _stat_getter([f for _, f in fields]), attrs)
+                names, _stat_getter([f for _, f in fields], [i for i, n in enumerate(names) if n in TIMES]),
+                attrs)
 
 
-def _stat_getter(fields: list[str]) -> Callable[[os.stat_result], tuple[int, ...]]:
-    """A C-level getter of several stat fields at once (attrgetter gives a tuple for 2+)."""
+def _stat_getter(fields: list[str], times: list[int]) -> Callable[[os.stat_result], tuple[int, ...]]:
+    """A getter of several stat fields at once (attrgetter gives a tuple for 2+, in C); the
+    fields at positions `times` (nanoseconds) are cut to the second."""
     if len(fields) > 1:
         getter: Callable[[os.stat_result], tuple[int, ...]] = attrgetter(*fields)
-        return getter
-    if fields:
+    elif fields:
         field = fields[0]
-        return lambda st: (getattr(st, field),)
-    return lambda st: ()
+        getter = lambda st: (getattr(st, field),)  # noqa: E731
+    else:
+        return lambda st: ()
+    if not times:
+        return getter
+
+    def to_the_second(st: os.stat_result) -> tuple[int, ...]:
+        values = list(getter(st))
+        for i in times:
+            values[i] -= values[i] % SECOND
+        return tuple(values)
+
+    return to_the_second
 
 
 class Job(NamedTuple):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from aidepy.attributes import BY_NAME, AttrSet, Kind, ordered
+from aidepy.attributes import BY_NAME, SECOND, TIMES, AttrSet, Kind, ordered
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import ExitCode
 
@@ -107,6 +107,8 @@ def changed_attributes(old: Entry, new: Entry, rehash: Rehash | None = None) -> 
                 changed.add(name)
             continue
         a, b = ov.get(name), nv.get(name)
+        if name in TIMES and isinstance(a, int) and isinstance(b, int):
+            a, b = a // SECOND, b // SECOND  # to the second, also against a baseline that has ns
         if growing and name in GROWING_FIELDS and isinstance(a, int) and isinstance(b, int):
             if a > b:
                 changed.add(name)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from aidepy import __version__
-from aidepy.attributes import BY_NAME, E2FS_FLAGS, HASHES, ORDER, AttrSet, Kind, format_attrs
+from aidepy.attributes import BY_NAME, E2FS_FLAGS, HASHES, ORDER, SECOND, TIMES, AttrSet, Kind, format_attrs
 from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import Entry
 
@@ -153,12 +153,9 @@ def escape_path(path: bytes) -> str:
     return "".join(out)
 
 
-def format_time(seconds: float, nanoseconds: int | None = None) -> str:
-    """AIDE's time format, in local time: `2026-11-25 04:50:03 +0000`; with `nanoseconds`,
-    `2026-11-25 04:50:03.123456789` (no zone, so it fits AIDE's 32-character column)."""
-    if nanoseconds is None:
-        return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
-    return time.strftime(f"%Y-%m-%d %H:%M:%S.{nanoseconds:09d}", time.localtime(seconds))
+def format_time(seconds: float) -> str:
+    """AIDE's time format, in local time: `2026-11-25 04:50:03 +0000`."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
 
 
 def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> str:
@@ -196,11 +193,9 @@ def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> 
     return "".join(out)
 
 
-def value_lines(
-    name: str, entry: Entry | None, base16: bool = False, precise: bool = False, ignore_e2fsattrs: str = "",
-) -> list[str]:
-    """An attribute's value as report lines (several for ACLs); [] if the entry lacks it.
-    `precise` shows times to the nanosecond (aidepy compares them so; AIDE to the second)."""
+def value_lines(name: str, entry: Entry | None, base16: bool = False,
+                ignore_e2fsattrs: str = "") -> list[str]:
+    """An attribute's value as report lines (several for ACLs); [] if the entry lacks it."""
     if entry is None or name not in entry.attrs:
         return []
     if name == "ftype":
@@ -212,9 +207,8 @@ def value_lines(
     if isinstance(value, int):
         if name == "p":
             return [stat.filemode(value)]
-        if name in ("a", "m", "c"):
-            seconds, nanoseconds = divmod(value, 10**9)
-            return [format_time(seconds, nanoseconds if precise else None)]
+        if name in TIMES:
+            return [format_time(value // SECOND)]
         return [str(value)]
     if kind is Kind.HASH:
         return [value.hex() if base16 else base64.b64encode(value).decode("ascii")]
@@ -336,9 +330,6 @@ def _details_block(change: Change, options: ReportOptions) -> str:
         ignore = options.ignore_e2fsattrs
         old = value_lines(name, change.old, options.base16, ignore_e2fsattrs=ignore)
         new = value_lines(name, change.new, options.base16, ignore_e2fsattrs=ignore)
-        if old == new and old and name in change.changed:  # differs below the second
-            old = value_lines(name, change.old, options.base16, precise=True)
-            new = value_lines(name, change.new, options.base16, precise=True)
         lines.extend(detail_lines(label, old, new))
     return "\n".join(lines) + "\n"
 

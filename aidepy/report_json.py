@@ -6,7 +6,8 @@
      "database": {"path", "sha256", "signature", "key_fingerprint", "created", "generation"}, ...}
 
 Attribute names are config names (`p`, `m`, `sha256`); integers stay integers (times in
-nanoseconds, `p` the whole st_mode), digests are hex, other bytes are text like paths.
+nanoseconds since the epoch, whole seconds; `p` the whole st_mode), digests are hex, other
+bytes are text like paths.
 
 Paths in JSON reports are lossless: a name that is valid UTF-8 appears as itself (JSON escapes
 control characters, `"a\\nb"`); each byte that is not part of valid UTF-8 appears as the lone

@@ -393,3 +393,11 @@ def to_writable(child: pexpect.spawn, site: VaultSite) -> None:
     child.expect(REMOVE)
     site.loop.set_read_only(False)
     child.expect(WRITABLE)
+
+
+def backdate(path: Path) -> None:
+    """Set `path`'s atime and mtime a minute back. Times are compared to the second, as AIDE
+    does: a directory whose baseline is taken now and which changes now would otherwise show a
+    change only when a second boundary happened to pass in between."""
+    minute_ago = time.time_ns() - 60 * 10**9
+    os.utime(path, ns=(minute_ago, minute_ago))

@@ -235,8 +235,8 @@ def init_both(s: Setup) -> None:
         run(conf, "--init")
         new = conf.parent / (("aide" if run is aide else "aidepy") + ".db.new")
         new.rename(new.with_suffix(""))
-    # AIDE compares times to the second, aidepy to the nanosecond: let the mutations' ctimes
-    # fall into a later second than the baseline's, so both see every ctime change.
+    # Both compare times to the second: let the mutations' ctimes fall into a later second
+    # than the baseline's, so every ctime change shows.
     time.sleep(1.05)
 
 

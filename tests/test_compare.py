@@ -12,6 +12,7 @@ from aidepy.compare import Change, ChangeKind, Summary, changed_attributes, comp
 from aidepy.entry import Entry, Value, sort_key
 
 RULE = "p+u+g+s+m+c+i+n+sha256"
+SECOND = 10**9
 
 
 def make_entry(path: bytes, ftype: str = "f", attrs: str = RULE, **values: Value) -> Entry:
@@ -72,6 +73,20 @@ def test_only_attributes_both_entries_carry_are_compared() -> None:
     assert summary.changed == 0 and summary.exit_code == 0
 
 
+def test_times_are_compared_to_the_second_as_aide_compares_them() -> None:
+    base = make_entry(b"/f", attrs="m+c+a", m=5 * SECOND, c=5 * SECOND, a=5 * SECOND)
+    # a baseline from an earlier aidepy held nanoseconds; a scan now records whole seconds
+    within = make_entry(b"/f", attrs="m+c+a", m=5 * SECOND + 999_999_999, c=5 * SECOND + 1, a=5 * SECOND + 7)
+    assert changed_attributes(within, base) == frozenset()
+    assert changed_attributes(base, within) == frozenset()
+    later = make_entry(b"/f", attrs="m+c+a", m=6 * SECOND, c=5 * SECOND, a=4 * SECOND + 999_999_999)
+    assert changed_attributes(base, later) == frozenset({"m", "a"})
+    # growing: only going back in time counts, also to the second
+    log = make_entry(b"/f", attrs="m+c+a+growing", m=5 * SECOND + 500, c=5 * SECOND, a=5 * SECOND)
+    older = make_entry(b"/f", attrs="m+c+a+growing", m=5 * SECOND, c=6 * SECOND, a=4 * SECOND + 999_999_999)
+    assert changed_attributes(log, older) == frozenset({"a"})
+
+
 def test_file_type_change_is_reported_as_ftype() -> None:
     old = make_entry(b"/x", "f", attrs="p+ftype")
     new = make_entry(b"/x", "d", attrs="p+ftype", p=0o40755)
@@ -79,16 +94,16 @@ def test_file_type_change_is_reported_as_ftype() -> None:
 
 
 def test_content_change_with_size_and_mtime_kept_is_a_hash_change() -> None:
-    old = make_entry(b"/bin/ls", sha256=hashlib.sha256(b"good").digest(), c=1)
-    new = make_entry(b"/bin/ls", sha256=hashlib.sha256(b"evil").digest(), c=2)
+    old = make_entry(b"/bin/ls", sha256=hashlib.sha256(b"good").digest(), c=SECOND)
+    new = make_entry(b"/bin/ls", sha256=hashlib.sha256(b"evil").digest(), c=2 * SECOND)
     assert changed_attributes(old, new) == {"sha256", "c"}
 
 
 def test_growing_log_ignores_growth_but_not_shrinking() -> None:
     rule = "p+s+b+m+c+sha256+growing"
-    old = make_entry(b"/var/log/x", attrs=rule, s=100, b=8, m=1, c=1, sha256=b"old")
-    grown = make_entry(b"/var/log/x", attrs=rule, s=200, b=16, m=2, c=2, sha256=b"new")
-    shrunk = make_entry(b"/var/log/x", attrs=rule, s=50, b=8, m=2, c=2, sha256=b"new")
+    old = make_entry(b"/var/log/x", attrs=rule, s=100, b=8, m=SECOND, c=SECOND, sha256=b"old")
+    grown = make_entry(b"/var/log/x", attrs=rule, s=200, b=16, m=2 * SECOND, c=2 * SECOND, sha256=b"new")
+    shrunk = make_entry(b"/var/log/x", attrs=rule, s=50, b=8, m=2 * SECOND, c=2 * SECOND, sha256=b"new")
     calls: list[tuple[int, AttrSet]] = []
 
     def rehash(entry: Entry, size: int, hashes: AttrSet) -> dict[str, bytes]:
@@ -118,10 +133,10 @@ def test_S_flags_only_a_shrinking_size() -> None:
 
 def test_renamed_file_under_I_is_not_reported() -> None:
     rule = RULE + "+I"
-    old = [make_entry(b"/d", "d", attrs=rule), make_entry(b"/d/a", attrs=rule, i=42, c=1),
+    old = [make_entry(b"/d", "d", attrs=rule), make_entry(b"/d/a", attrs=rule, i=42, c=SECOND),
            make_entry(b"/d/sub", "d", attrs=rule)]
     new = [make_entry(b"/d", "d", attrs=rule), make_entry(b"/d/sub", "d", attrs=rule),
-           make_entry(b"/d/z", attrs=rule, i=42, c=9)]
+           make_entry(b"/d/z", attrs=rule, i=42, c=9 * SECOND)]
     changes, summary = run(old, new)
     assert changes == [] and summary.exit_code == 0
 
@@ -157,11 +172,12 @@ def test_ANF_hides_additions_and_ARF_hides_removals() -> None:
 
 
 def test_ignored_changed_attributes_do_not_count() -> None:
-    old = [make_entry(b"/f", m=1, c=1)]
-    new = [make_entry(b"/f", m=2, c=2)]
+    old = [make_entry(b"/f", m=SECOND, c=SECOND)]
+    new = [make_entry(b"/f", m=2 * SECOND, c=2 * SECOND)]
     changes, summary = run(old, new, ignore_changed=frozenset({"m", "c"}))
     assert changes == [] and summary.exit_code == 0
-    changes, summary = run(old, [make_entry(b"/f", m=2, c=2, p=0o600)], ignore_changed=frozenset({"c"}))
+    changed = make_entry(b"/f", m=2 * SECOND, c=2 * SECOND, p=0o600)
+    changes, summary = run(old, [changed], ignore_changed=frozenset({"c"}))
     assert changes[0].changed == ("p", "m") and changes[0].ignored == ("c",)
     assert summary.exit_code == 4
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import as_nobody, requires_root, time_limit
+from conftest import as_nobody, backdate, requires_root, time_limit
 
 from aidepy.config import parse_text
 from aidepy.entry import Entry, sort_key
@@ -212,6 +212,7 @@ def test_init_and_check_report_hostile_names_escaped_and_never_block(tmp_path: P
     conf = tmp_path / "aidepy.conf"
     conf.write_text(f"database_in=file:{tmp_path}/db\ndatabase_out=file:{tmp_path}/db.new\n"
                     f"report_level=list_entries\n{tree} {RULE}\n")
+    backdate(tree)
     init = _aidepy(conf, "init")
     assert init.returncode == 0, init.stderr
     (tmp_path / "db.new").replace(tmp_path / "db")

@@ -20,7 +20,7 @@ import pytest
 from aidepy import config
 from aidepy.daily import NEW_DATABASE
 from aidepy.promote import Console, Promotion
-from tests.conftest import RESTORE, Admin, RootMailbox, VaultSite
+from tests.conftest import RESTORE, Admin, RootMailbox, VaultSite, backdate
 
 HOST = socket.gethostname()
 
@@ -32,6 +32,7 @@ def aidepy(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
 
 def promote_tree(site: VaultSite) -> None:
     """Promote a baseline of the site's tree with the real scanner, then protect the vault."""
+    backdate(site.tree)  # so that the tests' changes to it show in its mtime
     site.loop.set_read_only(False)
     admin = Admin().on(RESTORE, lambda: site.loop.set_read_only(True))
     Promotion(config.load(site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),

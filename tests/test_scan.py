@@ -489,6 +489,19 @@ def test_scan_leaves_atimes_alone(tmp_path: Path) -> None:
     assert warnings == []
 
 
+def test_times_are_recorded_to_the_second_as_aide_records_them(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    os.utime(tmp_path / "f", ns=(1_700_000_000_123_456_789, 1_600_000_000_987_654_321))
+    found, _ = run(tmp_path, "/ a+m+c+s\n")
+    values = found[b"/f"].values
+    assert (values["a"], values["m"]) == (1_700_000_000 * 10**9, 1_600_000_000 * 10**9)
+    assert values["c"] == os.lstat(tmp_path / "f").st_ctime_ns // 10**9 * 10**9
+    assert values["s"] == 1
+    old = -1_500_000_001  # before 1970: the second that holds it, as the kernel's tv_sec
+    os.utime(tmp_path / "f", ns=(old, old))
+    assert run(tmp_path, "/ m\n")[0][b"/f"].values["m"] == -2 * 10**9
+
+
 def test_database_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
     from aidepy.db import encode_database
     for i in range(400):
