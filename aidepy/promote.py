@@ -74,12 +74,13 @@ class Console:
     page_lines: int = 0
 
     @classmethod
-    def terminal(cls) -> Console:
-        """stdin/stdout; hidden passphrase input and a pager when they are a terminal."""
+    def terminal(cls, paged: bool = True) -> Console:
+        """stdin/stdout; hidden passphrase input and (if `paged`) a pager when they are a terminal."""
         tty = sys.stdin.isatty() and sys.stdout.isatty()
+        pager = tty and paged
         return cls(sys.stdin, sys.stdout, read_secret=getpass.getpass if tty else None,
-                   pager=run_pager if tty else None,
-                   page_lines=shutil.get_terminal_size().lines - 2 if tty else 0)
+                   pager=run_pager if pager else None,
+                   page_lines=shutil.get_terminal_size().lines - 2 if pager else 0)
 
     def say(self, text: str = "") -> None:
         self.output.write(text + "\n")

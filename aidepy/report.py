@@ -335,8 +335,7 @@ def _details_block(change: Change, options: ReportOptions) -> str:
 
 
 def _database_block(db: DatabaseSummary) -> str:
-    digest = _chunks(base64.b64encode(db.sha256).decode("ascii"))
-    rows = [("SHA256", "\n".join(digest))]
+    rows: list[tuple[str, str]] = []
     if db.signed:
         rows.append(("Signed", f"yes, key {db.key_fingerprint}" + (", verified" if db.authenticated else "")))
     else:
@@ -348,8 +347,9 @@ def _database_block(db: DatabaseSummary) -> str:
     if db.entries is not None:
         rows.append(("Entries", str(db.entries)))
     lines = [f"\n{db.path}"]
-    for label, value in rows:
-        lines.extend(detail_lines(label, value.split("\n"), [], two_columns=False))
+    lines.extend(detail_lines("SHA256", [base64.b64encode(db.sha256).decode("ascii")], [], two_columns=False))
+    # never wrapped: the key's fingerprint is compared whole
+    lines.extend(f" {label:<{_NAME_WIDTH}}: {value}" for label, value in rows)
     return "\n".join(lines) + "\n"
 
 

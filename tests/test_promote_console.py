@@ -140,6 +140,16 @@ def test_yes_fails_clearly_on_a_write_protected_medium(unattended: VaultSite) ->
     assert REMOVE not in run.stdout
 
 
+def test_yes_on_a_terminal_shows_long_differences_without_a_pager(unattended: VaultSite) -> None:
+    # --yes never waits: not for a question, and not behind a pager (`aidepy demo` runs it so)
+    for i in range(30):
+        (unattended.tree / f"new{i:02}").write_text("x\n")
+    child = spawn(unattended, "--yes", rows=12, pager=None)  # the default pager, on a 12-line terminal
+    assert finish(child) == 0, child.before
+    assert f"{unattended.tree}/new29" in child.before and "Promoted: " in child.before
+    assert unattended.baseline()[0] == 1
+
+
 def test_yes_promotes_without_questions_on_a_writable_medium(unattended: VaultSite) -> None:
     run = promote_yes(unattended)
     assert run.returncode == 0, run.stderr

@@ -150,13 +150,14 @@ def test_different_attribute_sets_are_listed_first() -> None:
 
 
 def test_database_section_shows_signature_and_key() -> None:
-    db = DatabaseSummary("/vault/aidepy.db", bytes(range(32)), True, "SHA256:abc", T0 // 10**9, 3, 8,
+    key = "SHA256:FyySFa3otcUbO8qxCQ6tkrFxFZpiK7r9QitunWWH+tU"
+    db = DatabaseSummary("/vault/aidepy.db", bytes(range(32)), True, key, T0 // 10**9, 3, 8,
                          authenticated=True)
     text = render_text(check_report([], Summary(total=8), databases=[db]))
     assert "The attributes of the (uncompressed) database(s):" in text
     digest = " SHA256    : AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\n             GBkaGxwdHh8=\n"
     assert "/vault/aidepy.db\n" + digest in text
-    assert " Signed    : yes, key SHA256:abc, verified\n" in text
+    assert f" Signed    : yes, key {key}, verified\n" in text  # the fingerprint whole, on one line
     assert " Generation: 3\n" in text
 
 

@@ -29,20 +29,20 @@ While step 1 runs, a status line shows how far the scan has got (entries, time, 
 scanned); it is erased before the differences are shown.
 
 Ctrl-C at any step before 5 leaves the old baseline in place, and promote says so; after 5 it
-says that the new baseline is written. With --yes the same steps run without questions for
-scripts: the signing key must have no passphrase, and promote fails at once, writing nothing,
-if the medium is write-protected when it has to write; it never waits.
+says that the new baseline is written. With --yes the same steps run without questions and
+without a pager, for scripts: the signing key must have no passphrase, and promote fails at
+once, writing nothing, if the medium is write-protected when it has to write; it never waits.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--yes", action="store_true",
-                        help="no questions, no waiting (scripts; needs a key without passphrase)")
+                        help="no questions, no waiting, no pager (scripts; needs a key without passphrase)")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config, args.before, args.after)
     with run_lock(settings.state_dir):
-        Promotion(settings, Console.terminal(), assume_yes=args.yes).run()
+        Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes).run()
     return 0
