@@ -22,11 +22,11 @@ REDRAW_SECONDS = 0.2
 _ERASE = "\r\x1b[K"
 
 
-def status_text(what: str, entries: int, seconds: float, path: bytes, columns: int) -> str:
-    """The status line for `columns` terminal columns: `what`, the count, the time taken as
-    m:ss, and as much of the end of `path` as fits (none when too little room is left)."""
+def status_text(entries: int, seconds: float, path: bytes, columns: int) -> str:
+    """The status line for `columns` terminal columns: the count, the time taken as m:ss, and
+    as much of the end of `path` as fits (none when too little room is left)."""
     minutes, secs = divmod(int(seconds), 60)
-    text = f"aidepy: {what}: {entries:,} entr{'y' if entries == 1 else 'ies'}, {minutes}:{secs:02d}"
+    text = f"aidepy: scanning: {entries:,} entr{'y' if entries == 1 else 'ies'}, {minutes}:{secs:02d}"
     room = columns - 1 - _width(text) - 2  # a free last column: no wrap at the line's end
     shown = escape_path(path)
     if _width(shown) > room:
@@ -53,9 +53,8 @@ class StatusLine:
     """The status line of one scan, on `stream` when it is a terminal; a context manager that
     leaves the line erased, however the scan ends."""
 
-    def __init__(self, stream: TextIO, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream
-        self._what = what
         self._clock = clock
         self._shown = False
         self._terminal = _is_terminal(stream)
@@ -69,16 +68,17 @@ class StatusLine:
 
     def track(self, entries: Iterable[Entry]) -> Iterator[Entry]:
         """`entries`, unchanged, with the line drawn at the first and redrawn every
-        `REDRAW_SECONDS` as they pass; erased after the last."""
-        if not self._terminal:
-            yield from entries
-            return
+        `REDRAW_SECONDS` as they pass; erased after the last. Off a terminal, `entries` as they
+        are: nothing is added to the scan's path."""
+        return self._drawn(entries) if self._terminal else iter(entries)
+
+    def _drawn(self, entries: Iterable[Entry]) -> Iterator[Entry]:
         start = due = self._clock()
         for count, entry in enumerate(entries, 1):
             now = self._clock()
             if now >= due:
                 due = now + REDRAW_SECONDS
-                self._draw(status_text(self._what, count, now - start, entry.path, self._columns()))
+                self._draw(status_text(count, now - start, entry.path, self._columns()))
             yield entry
         self.clear()
 

@@ -192,7 +192,7 @@ class Promotion:
         self._warn = lambda message: console.say(f"aidepy: {message}")
         self.vault = Vault.open(config, device=device, warn=self._warn)
         self._entries = entries or self._scan
-        self._status = StatusLine(console.output, "scanning")
+        self._status = StatusLine(console.output)
         self.state_dir = Path(config.state_dir)
         self.old_generation = 0
         self.new_generation: int | None = None

@@ -205,7 +205,7 @@ def scan_tree(config: Config, limit: Regex | None, warnings: list[str],
 
 def status_line() -> StatusLine:
     """The scan's status line on standard error (drawn only on a terminal)."""
-    return StatusLine(sys.stderr, "scanning")
+    return StatusLine(sys.stderr)
 
 
 def within_limit(entries: Iterable[Entry], limit: Regex | None) -> Iterator[Entry]:
