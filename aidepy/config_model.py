@@ -41,11 +41,12 @@ class Config:
 
     @cached_property
     def digest(self) -> bytes:
-        """sha256 of the evaluated rules and options: the "rules digest" of database headers."""
+        """sha256 of the evaluated rules and options (not those saying where things are): the
+        "rules digest" of database headers."""
         doc = {
             "rules": [[r.kind.value, r.regex, sorted(r.file_types) if r.file_types else None,
                        format_attrs(r.attrs)] for r in self.rules],
-            "options": sorted(self.options.items()),
+            "options": sorted((k, v) for k, v in self.options.items() if k not in opt.LOCATION_OPTIONS),
             "attr_options": sorted((k, format_attrs(v)) for k, v in self.attr_options.items()),
             "report_urls": self.report_urls,
         }
@@ -167,6 +168,11 @@ class Config:
     @property
     def sendmail(self) -> str:
         return self.options.get("sendmail", "/usr/sbin/sendmail")
+
+    @property
+    def host_mismatch(self) -> str:
+        """What to do with a baseline recorded on another host: `refuse` (default) or `warn`."""
+        return self.options.get("host_mismatch", "refuse")
 
     @property
     def state_dir(self) -> str:

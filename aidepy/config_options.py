@@ -21,6 +21,15 @@ BOOL_OPTIONS = frozenset({
 REPORT_LEVELS = ("minimal", "summary", "database_attributes", "list_entries", "changed_attributes",
                  "added_removed_attributes", "added_removed_entries")
 REPORT_FORMATS = ("plain", "json")
+HOST_MISMATCH = ("refuse", "warn")
+LOCATION_OPTIONS = frozenset({
+    "vault_device", "vault_label", "vault_mountpoint", "state_dir", "database_in", "database_out",
+    "database_new", "public_key", "signing_key", "report_email", "sendmail", "report_mail_limit",
+    "host_mismatch",
+})
+"""aidepy's settings that say where things are and where reports go, not what is checked: the
+host's own config supplies them also when the rules come from the vault's copy, and they are
+not part of the rules digest."""
 LOG_LEVELS = ("error", "warning", "notice", "info", "rule", "compare", "config", "debug", "thread",
               "trace")
 FIRST_WINS = frozenset({"database_in", "database_out", "database_new", "root_prefix", "log_level",
@@ -110,6 +119,8 @@ def check_value(name: str, value: str, hostname: str | None) -> str:
         num_workers(value)
     elif name == "report_mail_limit":
         size(value)
+    elif name == "host_mismatch" and value not in HOST_MISMATCH:
+        raise ValueError(f"invalid host_mismatch: '{value}' (expecting 'refuse' or 'warn')")
     elif name == "root_prefix" and value.endswith("/"):
         return value[:-1]  # AIDE removes one trailing slash
     elif name == "verbose":

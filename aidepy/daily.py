@@ -1,38 +1,32 @@
 """The daily job's check: the vault's baseline, verified, against a fresh scan; never raises for
 a baseline that cannot be used, but returns an alarm, because that report must be mailed too.
 
-Steps: mount the vault read-only if it is not mounted; verify the baseline with the vault's
-public key; refuse a generation older than the newest this host has seen (rollback); note what
-an interrupted promote left behind (a read-write or unprotected vault, temp files); scan into
-`aidepy.db.new` under the state directory (for reading only: promote never uses it); compare;
-render the report. Delivery (mail, syslog) is `aidepy.notify`'s.
+Steps: take the rules from the copy on the vault (the live config only says where things are);
+open the vault's baseline through the one trusted path (`aidepy.jobs.baseline`: pin or vault
+key, anchor, host, rollback record); note what an interrupted promote left behind (a
+read-write or unprotected vault, temp files); scan into `aidepy.db.new` under the state
+directory, for reading only, and compare what was written through the descriptor that wrote
+it; render the report. Delivery (mail, syslog) is `aidepy.notify`'s.
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import suppress
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from aidepy import keys
-from aidepy.compare import compare
-from aidepy.db import open_database, write_database
-from aidepy.entry import Entry
+from aidepy.config import Config
+from aidepy.config_options import LOCATION_OPTIONS
 from aidepy.errors import AidepyError, DatabaseWriteError, ExitCode, VaultError, VerificationError
+from aidepy.jobs.baseline import Scan, compare_scan, open_trusted, report_options, rules_notice
 from aidepy.medium import MediumKind
 from aidepy.notify import Verdict
 from aidepy.promote import PROMOTE_WORK
-from aidepy.report import DatabaseSummary, Mode, Report, ReportOptions, render_text
-from aidepy.rollback import record_seen, refuse_rollback
+from aidepy.report import Mode, Report, render_text
 from aidepy.vault import Vault
-
-if TYPE_CHECKING:
-    from aidepy.compare import Rehash
-    from aidepy.config import Config
 
 NEW_DATABASE = "aidepy.db.new"
 
@@ -81,72 +75,70 @@ def leftovers(vault: Vault, state_dir: Path) -> list[str]:
     return notes
 
 
-def protected_rules(config: Config, before: Sequence[str] = (), after: Sequence[str] = ()
-                    ) -> tuple[Config, str]:
-    """The rules the daily check runs with, and the report line that says where they came from:
-    the copy on the vault (written by promote; the host cannot change it) when there is one,
-    else `config`, the live rules, with a warning. A vault that cannot be used here is left for
-    `run_daily` to raise its alarm about."""
-    vault = Vault.open(config, warn=lambda _: None)
-    try:
-        with vault.mounted() as root:
-            rules = vault.load_rules(before, after)
-    except AidepyError as exc:
-        return config, f"WARNING: checked with the live rules, which this host can change ({exc})."
-    return rules, f"Rules: the copy on the vault ({root}), which this host cannot change."
+def located(rules: Config, live: Config) -> Config:
+    """`rules` (the vault's copy) with the live config's say on where things are."""
+    options = {k: v for k, v in rules.options.items() if k not in LOCATION_OPTIONS}
+    options.update((k, v) for k, v in live.options.items() if k in LOCATION_OPTIONS)
+    return replace(rules, options=options)
 
 
-def run_daily(
-    config: Config, options: ReportOptions, scanned: Iterable[Entry], warnings: list[str],
-    live_sources: Sequence[Path], rehash: Rehash | None = None, notices: Sequence[str] = (),
-) -> DailyReport:
-    """Check the host against the vault's baseline: `scanned` is the live scan (consumed only
-    once the baseline verified; per-file trouble lands in `warnings`); `live_sources` are the
-    files of the live config, compared with the rules copy on the vault. An unusable baseline
+@contextmanager
+def vault_rules(live: Config, before: Sequence[str] = (), after: Sequence[str] = (),
+                warn: Callable[[str], None] = lambda message: None) -> Iterator[tuple[Config, list[str]]]:
+    """The rules copy on the vault (which the host cannot change), located by `live`, for the
+    `with` block (the vault stays mounted read-only meanwhile), and the report lines that say
+    so and name live rule files that differ from the copy. Raises VaultError without a copy."""
+    vault = Vault.open(live, warn=warn)
+    with vault.mounted() as root:
+        copy = vault.load_rules(before, after)
+        for message in copy.warnings:
+            warn(message)
+        notices = [f"Rules: the copy on the vault ({root}), which this host cannot change."]
+        notices += [f"Note: {line}" for line in vault.rules_changes(live.sources)]
+        yield located(copy, live), notices
+
+
+def remove_stale(state_dir: Path) -> list[str]:
+    """Remove temp files an interrupted run left in the state directory; notes on what was found."""
+    notes = []
+    for stale in sorted(state_dir.glob(f".{NEW_DATABASE}.*.tmp")):
+        try:
+            stale.unlink()
+            notes.append(f"Note: removed {stale.name}, left in {state_dir} by an interrupted run.")
+        except OSError as exc:  # a directory or something else planted under that name
+            notes.append(f"WARNING: {stale} is not a temp file aidepy can remove ({exc.strerror}).")
+    return notes
+
+
+def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyReport:
+    """Check the host against the vault's baseline under `config` (the rules, located by the
+    live config); `scan` is consumed only once the baseline verified. An unusable baseline
     gives an alarm report instead."""
     start = time.time()
     host = socket.gethostname()
     state_dir = Path(config.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    vault = Vault.open(config, warn=warnings.append)
+    options = report_options(config)
     try:
-        with vault.mounted():
-            key = vault.public_key()
-            baseline = open_database(vault.baseline_path(), key)  # whole, before anything is scanned
-            with baseline:
-                generation = baseline.header.generation
-                refuse_rollback(state_dir, generation)
-                notices = [f"Baseline {baseline.path}: signature verified with the vault's key "
-                           f"{keys.fingerprint(key)} (generation {generation}).", *notices]
-                notices += [f"Note: {line}" for line in vault.rules_changes(live_sources)]
-                notices += [f"WARNING: runtime: {line}" for line in vault.runtime_changes() or []]
-                notices += leftovers(vault, state_dir)
-                if baseline.header.rules_digest != config.digest:
-                    notices.append("Note: the rules differ from those the baseline was recorded with.")
-                new_path = state_dir / NEW_DATABASE
-                for stale in sorted(state_dir.glob(f".{NEW_DATABASE}.*.tmp")):  # db.write_database's
-                    stale.unlink(missing_ok=True)
-                    notices.append(f"Note: removed {stale.name}, left in {state_dir} by an interrupted run.")
-                write_database(new_path, scanned, host=host, rules_digest=config.digest,
-                               generation=generation, signing_key=None)
-                with open_database(new_path, None, check_records=False) as fresh:  # written just now
-                    comparison = compare(baseline.entries(), fresh.entries(),
-                                         ignore_changed=options.ignore_changed,
-                                         ignore_e2fsattrs=options.ignore_e2fsattrs, rehash=rehash)
-                    changes = list(comparison)
-                summary = DatabaseSummary(str(baseline.path), baseline.sha256, baseline.signed,
-                                          baseline.key_fingerprint, baseline.header.created, generation,
-                                          baseline.header.entry_count, authenticated=baseline.authenticated)
-            record_seen(state_dir, generation)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with open_trusted(config, from_vault=True) as baseline:  # whole, before anything is scanned
+            vault = baseline.location.vault
+            assert vault is not None
+            notices = [*baseline.notices, *notices]
+            notices += [f"WARNING: runtime: {line}" for line in vault.runtime_changes() or []]
+            notices += leftovers(vault, state_dir)
+            notices += rules_notice(baseline, config)
+            notices += remove_stale(state_dir)
+            new_path = state_dir / NEW_DATABASE
+            found = compare_scan(baseline, config, scan, options, out=new_path,
+                                 generation=baseline.generation)
     except AidepyError as exc:
         alarm = ("BASELINE FAILED VERIFICATION" if isinstance(exc, VerificationError)
                  else "CANNOT WRITE THE NEW DATABASE" if isinstance(exc, DatabaseWriteError)
                  else "BASELINE NOT USABLE")
         code = exc.exit_code if exc.exit_code != ExitCode.OK else ExitCode.VERIFICATION_FAILED
         return DailyReport(Verdict(host, failure=str(exc), alarm=alarm), alarm_text(host, exc), int(code))
-    report = Report(Mode.CHECK, changes, comparison.summary, start, time.time(), options, [summary],
-                    new_database=str(new_path), root_prefix=config.root_prefix, notices=notices,
-                    warnings=warnings)
-    s = comparison.summary
+    report = Report(Mode.CHECK, found.changes, found.summary, start, time.time(), options,
+                    [baseline.summary()], new_database=str(new_path), root_prefix=config.root_prefix,
+                    notices=notices, warnings=scan.warnings)
+    s = found.summary
     return DailyReport(Verdict(host, s.added, s.removed, s.changed), render_text(report), s.exit_code)
-

@@ -61,6 +61,7 @@ __all__ = [
     "UnsupportedFormatError",
     "encode_database",
     "open_database",
+    "write_and_reopen",
     "write_database",
 ]
 
@@ -164,11 +165,33 @@ def write_database(
     path: Path, entries: Iterable[Entry], *, host: str, rules_digest: bytes, generation: int,
     signing_key: Ed25519PrivateKey | None, created: int | None = None,
 ) -> DatabaseInfo:
-    """Write a database atomically: temp file beside `path`, fsync, rename, fsync the directory.
+    """Write a database atomically: temp file beside `path` (mode 0600), fsync, rename, fsync the
+    directory.
 
     Any failure (including one raised by `entries`) leaves an existing `path` untouched.
     Raises DatabaseWriteError for I/O failures, ValueError for entries out of order.
     """
+    return _write(path, entries, host=host, rules_digest=rules_digest, generation=generation,
+                  signing_key=signing_key, created=created, keep=False)[0]
+
+
+def write_and_reopen(
+    path: Path, entries: Iterable[Entry], *, host: str, rules_digest: bytes, generation: int,
+    signing_key: Ed25519PrivateKey | None,
+) -> tuple[DatabaseInfo, Database]:
+    """`write_database`, then the file just written, open for reading through the descriptor it
+    was written with: whoever can rename files in `path`'s directory cannot swap what is read.
+    Digest and signature are checked again; records as `entries()` reads them."""
+    info, fd = _write(path, entries, host=host, rules_digest=rules_digest, generation=generation,
+                      signing_key=signing_key, created=None, keep=True)
+    assert fd is not None
+    return info, Database(Path(path), None, check_records=False, fd=fd)
+
+
+def _write(
+    path: Path, entries: Iterable[Entry], *, host: str, rules_digest: bytes, generation: int,
+    signing_key: Ed25519PrivateKey | None, created: int | None, keep: bool,
+) -> tuple[DatabaseInfo, int | None]:
     header, chunks = _encode(entries, host=host, rules_digest=rules_digest, generation=generation,
                              signing_key=signing_key, created=created)
     path = Path(path)
@@ -176,16 +199,18 @@ def write_database(
     file_hash = hashlib.sha256()
     size = 0
     tmp: str | None = None
+    kept: int | None = None
     renamed = False
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        if keep:
+            kept = os.dup(fd)
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
                 file_hash.update(chunk)
                 size += len(chunk)
             out.flush()
-            os.fchmod(out.fileno(), 0o644)
             os.fsync(out.fileno())
         os.replace(tmp, path)
         tmp = None
@@ -196,6 +221,9 @@ def write_database(
         finally:
             os.close(dir_fd)
     except OSError as exc:
+        if kept is not None:
+            os.close(kept)
+            kept = None
         intact = not renamed and path.exists()
         raise DatabaseWriteError(
             f"cannot write database {path}: {exc.strerror or exc}"
@@ -204,8 +232,10 @@ def write_database(
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+            if kept is not None:
+                os.close(kept)
         chunks.close()
-    return DatabaseInfo(header, file_hash.digest(), size, signing_key is not None)
+    return DatabaseInfo(header, file_hash.digest(), size, signing_key is not None), kept
 
 
 def _foreign(path: Path, start: bytes, size: int) -> VerificationError:
@@ -230,11 +260,13 @@ def _foreign(path: Path, start: bytes, size: int) -> VerificationError:
 class Database:
     """A verified database, open for streaming its entries. Use `open_database` to get one."""
 
-    def __init__(self, path: Path, public_key: Ed25519PublicKey | None, check_records: bool = True) -> None:
+    def __init__(self, path: Path, public_key: Ed25519PublicKey | None, check_records: bool = True,
+                 fd: int | None = None) -> None:
         self.path = path
         try:
             # O_NONBLOCK: a fifo planted in place of the database must not hang the check.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd is None:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             self._file = os.fdopen(fd, "rb")
         except FileNotFoundError:
             raise DatabaseReadError(f"{path}: no such database") from None

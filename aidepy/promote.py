@@ -15,7 +15,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,16 +30,17 @@ from typing import TYPE_CHECKING, TextIO
 import pyudev
 
 from aidepy import db, keys, report
-from aidepy.compare import Summary, compare
+from aidepy.compare import Summary
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ExitCode, VaultError, VerificationError
+from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, open_trusted, report_options
 from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
-from aidepy.rollback import newest_seen, record_seen
+from aidepy.rollback import Identity, Record
 from aidepy.vault import Vault, VaultFullError, read_chunks
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
     from aidepy.config import Config
 
@@ -197,7 +197,9 @@ class Promotion:
         self.old_generation = 0
         self.new_generation: int | None = None
         """Set once the new baseline is on the vault."""
-        self._vault_key = b""
+        self._vault_key: Ed25519PublicKey | None = None
+        self._record = Record.read(self.state_dir)
+        self._identity = Identity("")
 
     # -- the steps --------------------------------------------------------------------------------
 
@@ -224,10 +226,6 @@ class Promotion:
 
     def _run(self, work: Path) -> Promoted:
         candidate = work / "candidate.db"
-        self.console.say("Scanning the file system (the new baseline is built from this scan only)...")
-        with self._status:
-            db.write_database(candidate, self._status.track(self._entries()), host=socket.gethostname(),
-                              rules_digest=self.config.digest, generation=0, signing_key=None)
         summary, text = self._differences(candidate)
         self.console.show(text)
         if not self.assume_yes and not self.console.confirm(
@@ -244,13 +242,14 @@ class Promotion:
         self._await_protected()
         self.vault.mount(rw=False)
         promoted = self._verified(path, summary)
-        record_seen(self.state_dir, promoted.generation)
+        with suppress(OSError):  # the baseline is on the vault; the record only guards against rollback
+            self._record.record(self._identity, promoted.generation)
         return promoted
 
     def _next_generation(self) -> int:
-        """One more than the vault's baseline, and than any generation this host has verified
-        (so the new baseline never looks like a rollback, even after a broken one)."""
-        return max(self.old_generation, newest_seen(self.state_dir)) + 1
+        """One more than the vault's baseline, and than any generation of the vault's key this
+        host has verified (so the new baseline never looks like a rollback, even after a broken one)."""
+        return max(self.old_generation, self._record.newest(self._identity)) + 1
 
     def _scan(self) -> Iterator[Entry]:
         from aidepy.scan import ScanWarning, scan
@@ -263,34 +262,45 @@ class Promotion:
                         workers=self.config.num_workers, on_warning=say)
 
     def _differences(self, candidate: Path) -> tuple[Summary, str]:
-        """Compare the vault's baseline with the scan; returns the summary and the report text."""
+        """Scan into `candidate` and compare it with the vault's baseline, exactly as the daily
+        report will (the trusted path, the same report options, growing files re-hashed);
+        returns the summary and the report text."""
         start = time.time()
-        with self.vault.mounted():
-            key = self.vault.public_key()
-            self._vault_key = key.public_bytes_raw()
-            old: Iterable[Entry] = ()
-            with ExitStack() as stack:
-                try:
-                    baseline = stack.enter_context(db.open_database(self.vault.baseline_path(), key))
-                    self.old_generation = baseline.header.generation
-                    old = baseline.entries()
-                    notice = (f"baseline on the vault: generation {self.old_generation}, signed with "
-                              f"{keys.fingerprint(key)}, verified")
-                except VerificationError as exc:
-                    notice = f"WARNING: the vault's baseline FAILED VERIFICATION ({exc}); promote replaces it"
-                except VaultError as exc:
-                    if self.vault.database_path.exists() or self.vault.anchor_path.exists():
-                        raise
-                    notice = f"{exc}: this will be the first baseline"
-                with db.open_database(candidate, None) as fresh:
-                    comparison = compare(old, fresh.entries(),
-                                         ignore_changed=self.config.report_ignore_changed_attrs)
-                    changes = list(comparison)
+        options = report_options(self.config)
+        with self.vault.mounted(), ExitStack() as stack:
+            self._vault_key = self._checked_vault_key()
+            self._identity = Identity(keys.fingerprint(self._vault_key), self.vault.identity())
+            baseline: Baseline | None = None
+            try:
+                baseline = stack.enter_context(open_trusted(self.config, from_vault=True, record=False))
+                self.old_generation = baseline.generation
+                notices = [f"Baseline on the vault: generation {self.old_generation}, signed with "
+                           f"{baseline.db.key_fingerprint}, verified.", *baseline.notices[1:]]
+            except VerificationError as exc:
+                notices = [f"WARNING: the vault's baseline FAILED VERIFICATION ({exc}); promote replaces it."]
+            except VaultError as exc:
+                if self.vault.database_path.exists() or self.vault.anchor_path.exists():
+                    raise
+                notices = [f"{exc}: this will be the first baseline."]
+            self.console.say("Scanning the file system (the new baseline is built from this scan only)...")
+            with self._status:
+                found = compare_scan(baseline, self.config, Scan(self._status.track(self._entries())),
+                                     options, out=candidate)
         text = report.render_text(report.Report(
-            mode=report.Mode.COMPARE, changes=changes, summary=comparison.summary,
-            start_time=start, end_time=time.time(), notices=[notice],
+            mode=report.Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
+            end_time=time.time(), options=options, notices=notices,
         ))
-        return comparison.summary, text
+        return found.summary, text
+
+    def _checked_vault_key(self) -> Ed25519PublicKey:
+        """The vault's public key; with public_key set it must be the pinned key, or no check
+        would ever accept what promote writes."""
+        key = self.vault.public_key()
+        pin = Pin.from_config(self.config)
+        if pin is not None:
+            pin.check(keys.fingerprint(key), f"the vault's key {self.vault.public_key_path} is "
+                                             f"{keys.fingerprint(key)}")
+        return key
 
     def _signing_key(self) -> Ed25519PrivateKey:
         path = Path(self.config.signing_key)
@@ -301,7 +311,8 @@ class Promotion:
                 raise keys.PassphraseError(f"{path} is encrypted: --yes needs a signing key without "
                                            "a passphrase (or run promote at the console)") from None
             key = self._ask_passphrase(path)
-        if key.public_key().public_bytes_raw() != self._vault_key:
+        vault_key = self._vault_key.public_bytes_raw() if self._vault_key is not None else b""
+        if key.public_key().public_bytes_raw() != vault_key:
             raise VaultError(f"the signing key {path} does not belong to the vault's public key")
         return key
 

@@ -1,40 +1,114 @@
-"""Rollback protection: the newest baseline generation this host has verified.
+"""Rollback protection: the newest generation this host has verified, one per baseline identity.
 
 An attacker who owns the host cannot write the vault, but could put back an older, validly
-signed baseline (say, from an anchored disk copy). Every verified baseline's generation is
-remembered in the state directory; an older one is refused.
+signed baseline (say, an anchored disk copy). Every authenticated baseline's generation is
+remembered in the state directory under the baseline's identity (the signing key's fingerprint,
+plus the vault's file system UUID when it comes from a vault), and an older one is refused.
+Unrelated databases never interfere; an unsigned one has no identity and is not recorded.
+
+The record, `generations.seen`, holds one line per identity: `<key fingerprint> <vault UUID or
+-> <generation>`. Earlier versions kept one number in `generation.seen`; `Record.adopt_legacy`
+carries it over to the baseline it was written for.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aidepy.atomic import replace_text
 from aidepy.errors import VerificationError
 
-SEEN_GENERATION = "generation.seen"
+RECORD = "generations.seen"
+LEGACY_RECORD = "generation.seen"
+_NO_VAULT = "-"
 
 
-def newest_seen(state_dir: Path) -> int:
-    """The newest baseline generation verified on this host (0: none yet)."""
-    try:
-        return int((state_dir / SEEN_GENERATION).read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
+@dataclass(frozen=True, order=True)
+class Identity:
+    """Whose generations a record line counts: a signing key, on a vault or not."""
+
+    key: str
+    """The fingerprint of the key the baseline verified against (`SHA256:...`)."""
+    vault: str | None = None
+    """The vault's file system UUID (or another stable name of the medium), None off the vault."""
+
+    def __str__(self) -> str:
+        return self.key if self.vault is None else f"{self.key} on vault {self.vault}"
 
 
-def record_seen(state_dir: Path, generation: int) -> None:
-    """Remember `generation` as the newest seen (atomically) if it is newer."""
-    if generation <= newest_seen(state_dir):
-        return
-    state_dir.mkdir(parents=True, exist_ok=True)
-    replace_text(state_dir / SEEN_GENERATION, f"{generation}\n")
+def parse_record(text: str) -> dict[Identity, int]:
+    """The record's lines; raises ValueError naming the first malformed line."""
+    seen: dict[Identity, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 3 or not fields[0].startswith("SHA256:") or not fields[2].isdigit():
+            raise ValueError(f"line {number} is malformed")
+        identity = Identity(fields[0], None if fields[1] == _NO_VAULT else fields[1])
+        seen[identity] = max(int(fields[2]), seen.get(identity, 0))
+    return seen
 
 
-def refuse_rollback(state_dir: Path, generation: int) -> None:
-    """Raise `VerificationError` if a newer generation than `generation` was verified before."""
-    seen = newest_seen(state_dir)
-    if generation < seen:
-        raise VerificationError(
-            f"rollback: the baseline is generation {generation}, but this host has already "
-            f"verified generation {seen}")
+def encode_record(seen: dict[Identity, int]) -> str:
+    return "".join(f"{i.key} {i.vault or _NO_VAULT} {g}\n" for i, g in sorted(seen.items()))
+
+
+@dataclass
+class Record:
+    """The rollback record of one state directory, as read (see `Record.read`)."""
+
+    state_dir: Path
+    seen: dict[Identity, int] = field(default_factory=dict)
+    problem: str | None = None
+    """Why the record could not be used (it is then treated as empty, and the report says so)."""
+    legacy: int | None = None
+    """The single generation an earlier aidepy recorded (`generation.seen`), if any."""
+    adopted: bool = False
+    """Whether `legacy` now counts for a baseline identity (its file goes at the next write)."""
+
+    @classmethod
+    def read(cls, state_dir: Path) -> Record:
+        record = cls(state_dir)
+        path = state_dir / RECORD
+        try:
+            record.seen = parse_record(path.read_text(errors="replace"))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            record.problem = f"the rollback record {path} cannot be used ({reason})"
+        with suppress(OSError, ValueError):
+            record.legacy = int((state_dir / LEGACY_RECORD).read_text().strip())
+        return record
+
+    def adopt_legacy(self, identity: Identity) -> None:
+        """Count the earlier single-number record as `identity`'s (the baseline it protected)."""
+        if self.legacy is not None:
+            self.seen[identity] = max(self.seen.get(identity, 0), self.legacy)
+            self.adopted = True
+
+    def newest(self, identity: Identity) -> int:
+        """The newest generation verified for `identity` (0: none recorded)."""
+        return self.seen.get(identity, 0)
+
+    def refuse_rollback(self, identity: Identity, generation: int) -> None:
+        """Raise `VerificationError` if a newer generation of `identity` was verified before."""
+        newest = self.newest(identity)
+        if generation < newest:
+            raise VerificationError(
+                f"rollback: the baseline is generation {generation}, but this host has already "
+                f"verified generation {newest} of the baselines signed by {identity}")
+
+    def record(self, identity: Identity, generation: int) -> None:
+        """Remember `generation` for `identity` (atomically) if it is newer; a record carried
+        over from an earlier version is removed once the new one holds it. Raises OSError."""
+        if generation <= self.newest(identity) and not self.adopted and self.problem is None:
+            return
+        self.seen[identity] = max(generation, self.newest(identity))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        replace_text(self.state_dir / RECORD, encode_record(self.seen))
+        self.problem = None
+        if self.adopted:
+            (self.state_dir / LEGACY_RECORD).unlink(missing_ok=True)
+            self.legacy, self.adopted = None, False

@@ -335,11 +335,19 @@ class Vault:
         self.remove(DATABASE)
         return anchor
 
-    def baseline_path(self) -> Path:
-        """The database a check should open with the vault's public key: `aidepy.db` on the vault,
-        or the anchored disk copy once it matches the anchor (the newer generation wins if a
-        switch of layout was interrupted). Raises VerificationError/VaultError."""
-        key = self.public_key()
+    def identity(self) -> str | None:
+        """A stable name of this medium for the rollback record: its file system UUID (None for
+        a directory vault, or a file system without one)."""
+        target = self.device() or (self.medium.path if self.medium.kind is MediumKind.IMAGE else None)
+        found = md.probe_filesystem(target) if target is not None else None
+        return found.uuid if found is not None else None
+
+    def baseline_path(self, key: Ed25519PublicKey | None = None) -> Path:
+        """The database a check should open with `key` (default: the vault's public key):
+        `aidepy.db` on the vault, or the anchored disk copy once it matches the anchor, which
+        must verify with `key` (the newer generation wins if a switch of layout was
+        interrupted). Raises VerificationError/VaultError."""
+        key = key or self.public_key()
         if not self.anchor_path.exists():
             if not self.database_path.exists():
                 raise VaultError(f"the vault holds no baseline ({DATABASE} or {ANCHOR})")

@@ -15,6 +15,7 @@ import pickle
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -35,6 +36,41 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed (./setup.sh installs it)")
     return path
+
+
+# --- the host's own aidepy state is never touched --------------------------------------------
+
+HOST_STATE = ("/var/lib/aidepy", "/etc/aidepy")
+"""Where an aidepy installed on this machine keeps its state and config: tests use their own."""
+
+
+def _snapshot(root: str) -> dict[str, tuple[int, int, int]]:
+    """(mode, size, mtime) of everything under `root` (empty when it does not exist)."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                found[path] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    with contextlib.suppress(OSError):
+        st = os.lstat(root)
+        found[root] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_state_untouched() -> Iterator[None]:
+    """Fail the run if any test wrote under the host's /var/lib/aidepy or /etc/aidepy."""
+    before = {root: _snapshot(root) for root in HOST_STATE}
+    yield
+    after = {root: _snapshot(root) for root in HOST_STATE}
+    changed = sorted({path for root in HOST_STATE
+                      for path in before[root].keys() ^ after[root].keys()
+                      | {p for p in before[root].keys() & after[root].keys()
+                         if before[root][p] != after[root][p]}})
+    if changed:
+        pytest.fail(f"the tests changed the host's aidepy state: {', '.join(changed)}")
 
 
 # --- root's mailbox through Debian's exim4 (owner: operations) ---------------------------------
@@ -401,3 +437,57 @@ def backdate(path: Path) -> None:
     change only when a second boundary happened to pass in between."""
     minute_ago = time.time_ns() - 60 * 10**9
     os.utime(path, ns=(minute_ago, minute_ago))
+
+
+def promote_in_process(site: VaultSite, **kw: object) -> tuple[int, str]:
+    """A complete promote (the admin flips the protection when asked); (generation, output)."""
+    from aidepy import config
+    from aidepy.promote import Console, Promotion
+
+    admin = (Admin().on(REMOVE, lambda: site.loop.set_read_only(False))
+             .on(RESTORE, lambda: site.loop.set_read_only(True)))
+    result = Promotion(config.load(site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),
+                       poll=0.05, patience=60, **kw).run()  # type: ignore[arg-type]
+    return result.generation, admin.getvalue()
+
+
+def fill(root: Path, leave: int = 0) -> None:
+    """Fill the filesystem of `root` until at most `leave` bytes are free."""
+    with open(root / "filler", "ab", buffering=0) as f:
+        while (free := os.statvfs(root).f_bavail * os.statvfs(root).f_frsize) > leave:
+            try:
+                f.write(bytes(max(1024, min(1 << 20, free - leave))))
+            except OSError:
+                break
+        os.fsync(f.fileno())
+
+
+def vault_filler(site: VaultSite, leave: int) -> None:
+    """Fill the (writable) vault as a foreign file would, leaving `leave` bytes free."""
+    mount = require_tool("mount")
+    subprocess.run([mount, "-t", "ext2", site.loop.device, str(site.mountpoint)], check=True)
+    try:
+        fill(site.mountpoint, leave)
+    finally:
+        subprocess.run([require_tool("umount"), str(site.mountpoint)], check=True)
+
+
+def aidepy(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    """The aidepy command line, run as the admin would (a fresh process)."""
+    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+                          timeout=120, **kw)  # type: ignore[call-overload]
+
+
+def daily_report(site: VaultSite, *extra: str) -> subprocess.CompletedProcess[str]:
+    """The next daily run of `site`, its mail kept in site.root / "mail" (a sendmail sink)."""
+    sink = site.root / "sendmail"
+    if not sink.exists():
+        sink.write_text(f"#!/bin/sh\ncat > {site.root}/mail\n")
+        sink.chmod(0o755)
+    return aidepy("report", "-c", str(site.config_path), "-A", f"sendmail={sink}", *extra)
+
+
+def sent_mail(site: VaultSite) -> email.message.EmailMessage:
+    """The last mail `daily_report` sent for `site`."""
+    return email.message_from_bytes((site.root / "mail").read_bytes(), policy=email.policy.default,
+                                    _class=email.message.EmailMessage)

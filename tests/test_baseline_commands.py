@@ -44,7 +44,7 @@ def site(tmp_path: Path) -> Site:
     work.mkdir()
     conf = work / "aidepy.conf"
     conf.write_text(
-        f"database_in=file:{work}/db\ndatabase_out=file:{work}/db.new\ndatabase_new=file:{work}/db.new\n"
+        f"state_dir={work}/state\ndatabase_in=file:{work}/db\ndatabase_out=file:{work}/db.new\ndatabase_new=file:{work}/db.new\n"
         f"signing_key={work}/signing.key\n{tree} p+u+g+s+m+c+i+n+sha256\n"
     )
     return Site(tree, work, conf)
@@ -74,7 +74,8 @@ def test_signed_baseline_is_verified_and_its_key_named_in_the_report(site: Site)
     with_public_key(site)
     check = site.run("check")
     assert check.returncode == 0, check.stderr
-    assert f"signature verified with key {fingerprint(public)}".encode() in check.stdout.split(b"\n")[0]
+    first = check.stdout.split(b"\n")[0]
+    assert f"signature verified with the pinned key {fingerprint(public)}".encode() in first
 
 
 def test_check_refuses_unsigned_baseline_when_a_public_key_is_configured(site: Site) -> None:

@@ -122,7 +122,7 @@ def configure(work: Path, root: Path, rules_text: str) -> Setup:
     s = Setup(root, work / "aide.conf", work / "aidepy.conf")
     s.aide_conf.write_text(f"database_in=file:{work}/aide.db\ndatabase_out=file:{work}/aide.db.new\n"
                            f"gzip_dbout=no\nreport_url=stdout\n{rules_text}")
-    s.aidepy_conf.write_text(f"database_in=file:{work}/aidepy.db\ndatabase_out=file:{work}/aidepy.db.new\n"
+    s.aidepy_conf.write_text(f"state_dir={work}/state\ndatabase_in=file:{work}/aidepy.db\ndatabase_out=file:{work}/aidepy.db.new\n"
                              f"signing_key={work}/no-such.key\n{rules_text}")
     return s
 

@@ -166,15 +166,15 @@ def test_temp_files_are_made_in_the_target_directory_not_in_tmp() -> None:
 
 
 def test_rollback_state_temp_file_does_not_follow_a_planted_symlink(tmp_path: Path) -> None:
-    from aidepy.rollback import SEEN_GENERATION, record_seen
+    from aidepy.rollback import RECORD, Identity, Record
 
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     state = tmp_path / "state"
     state.mkdir()
-    (state / f".{SEEN_GENERATION}.tmp").symlink_to(victim)
+    (state / f".{RECORD}.tmp").symlink_to(victim)
     with contextlib.suppress(OSError):  # refusing is fine too; overwriting the victim is not
-        record_seen(state, 7)
+        Record.read(state).record(Identity("SHA256:key"), 7)
     assert victim.read_text() == "precious\n"
 
 

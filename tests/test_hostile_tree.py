@@ -210,7 +210,7 @@ def test_init_and_check_report_hostile_names_escaped_and_never_block(tmp_path: P
     os.symlink("loop", tree / "loop")
     (tree / "plain").write_text("x\n")
     conf = tmp_path / "aidepy.conf"
-    conf.write_text(f"database_in=file:{tmp_path}/db\ndatabase_out=file:{tmp_path}/db.new\n"
+    conf.write_text(f"state_dir={tmp_path}/state\ndatabase_in=file:{tmp_path}/db\ndatabase_out=file:{tmp_path}/db.new\n"
                     f"report_level=list_entries\n{tree} {RULE}\n")
     backdate(tree)
     init = _aidepy(conf, "init")
@@ -241,7 +241,7 @@ def test_hostile_link_targets_and_xattr_values_are_escaped_in_details(tmp_path: 
     (tree / "tagged").write_text("t\n")
     os.setxattr(tree / "tagged", "user.note", b"plain")
     conf = tmp_path / "aidepy.conf"
-    conf.write_text(f"database_in=file:{tmp_path}/db\ndatabase_out=file:{tmp_path}/db.new\n"
+    conf.write_text(f"state_dir={tmp_path}/state\ndatabase_in=file:{tmp_path}/db\ndatabase_out=file:{tmp_path}/db.new\n"
                     f"{tree} p+l+xattrs\n")
     assert _aidepy(conf, "init").returncode == 0
     (tmp_path / "db.new").replace(tmp_path / "db")

@@ -53,7 +53,7 @@ def report_with_evil_names(tmp_path: Path) -> str:
     tree.mkdir()
     (tree / "passwd").write_text("root:x:0:0\n")
     conf = tmp_path / "aidepy.conf"
-    conf.write_text(f"database_in=file:{tmp_path}/db\ndatabase_out=file:{tmp_path}/db.new\n"
+    conf.write_text(f"state_dir={tmp_path}/state\ndatabase_in=file:{tmp_path}/db\ndatabase_out=file:{tmp_path}/db.new\n"
                     f"{tree} p+u+g+s+sha256\n")
 
     def aidepy(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -116,7 +116,7 @@ def write_config(tmp_path: Path) -> Path:
     for i in range(20):
         (tree / f"file{i}").write_text(f"{i}\n")
     conf = tmp_path / "aidepy.conf"
-    conf.write_text(f"database_out=file:{tmp_path}/db\ndatabase_in=file:{tmp_path}/db\n"
+    conf.write_text(f"state_dir={tmp_path}/state\ndatabase_out=file:{tmp_path}/db\ndatabase_in=file:{tmp_path}/db\n"
                     f"signing_key={tmp_path}/none\n{tree} p+s+sha256\n")
     return conf
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Iterable, Iterator
-from pathlib import Path
 
-from aidepy.cli import baseline
-from aidepy.cli.options import add_config_arguments
-from aidepy.compare import Change, Summary
-from aidepy.entry import Entry
-from aidepy.report import Mode, Report
+from aidepy.cli.options import (
+    add_config_arguments,
+    add_json_argument,
+    add_limit_argument,
+    add_passphrase_argument,
+    emit,
+    load_config,
+    scan_of,
+    status_line,
+    warn,
+)
+from aidepy.jobs import baseline
 
 NAME = "init"
 HELP = "scan the file system and write a new database (database_out)"
@@ -38,44 +42,14 @@ time, the path being scanned); it is erased before the report. Cron and pipes ne
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    baseline.add_limit_argument(parser)
-    baseline.add_json_argument(parser)
-    baseline.add_passphrase_argument(parser)
-
-
-def _recorded(entries: Iterable[Entry], changes: list[Change] | None, summary: Summary) -> Iterator[Entry]:
-    for entry in entries:
-        summary.total += 1
-        if changes is not None:
-            changes.append(Change(entry.path, entry.ftype, None, entry))
-        yield entry
+    add_limit_argument(parser)
+    add_json_argument(parser)
+    add_passphrase_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    start = time.time()
-    config = baseline.load_config(args)
-    limit = baseline.limit_pattern(args)
-    options = baseline.report_options(config)
-    out = baseline.required_path(config.database_out, "database_out")
-    generation = baseline.next_generation(config.database_in, config)
-    warnings: list[str] = []
-    summary = Summary()
-    changes: list[Change] | None = [] if options.detailed_init else None
-    with baseline.status_line() as status:
-        scanned = baseline.scan_tree(config, limit, warnings, status)
-        if limit is not None and config.database_in and Path(config.database_in).exists():
-            old, _ = baseline.open_baseline(Path(config.database_in), config)
-            with old:
-                entries = baseline.keep_outside_limit(scanned, old.entries(), limit)
-                written = baseline.write_baseline(config, out, _recorded(entries, changes, summary),
-                                                  generation, args.passphrase_file)
-        else:
-            written = baseline.write_baseline(config, out, _recorded(scanned, changes, summary),
-                                              generation, args.passphrase_file)
-    report = Report(
-        Mode.INIT, changes or [], summary, start, time.time(), options, [written],
-        new_database=str(out), limit=args.limit, root_prefix=config.root_prefix,
-        notices=baseline.unsigned_notice(written), warnings=warnings,
-    )
-    baseline.emit(report, args, config)
+    config = load_config(args)
+    with status_line() as status:
+        report = baseline.init(config, scan_of(args, config, status), args.passphrase_file, warn)
+    emit(report, args, config)
     return 0

@@ -16,7 +16,10 @@ Build a new baseline and put it on the vault, the way the admin does it at the c
 reviewing a report:
 
   1. scan the file system afresh (aidepy.db.new from the daily job is never used);
-  2. show the differences against the vault's baseline (paged when long) and ask to accept them;
+  2. show the differences against the vault's baseline (paged when long) and ask to accept them:
+     the baseline is verified as for `check` (public_key pins the vault's key), and the
+     differences are computed exactly as the daily report will (report_* options, growing files
+     re-hashed); a baseline that fails verification is shown as such and replaced;
   3. ask for the signing key's passphrase (signing_key, default /etc/aidepy/signing.key);
   4. ask you to remove the medium's write protection, and wait until it really is writable
      (take the medium out and put it back if it needs that; promote notices);

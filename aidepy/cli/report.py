@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from aidepy import notify
 from aidepy.atomic import replace_text
-from aidepy.cli import baseline
-from aidepy.cli.options import add_config_arguments
+from aidepy.cli.options import add_config_arguments, load_config, status_line
 from aidepy.config_model import DEFAULT_MAIL_LIMIT
-from aidepy.daily import protected_rules, run_daily
+from aidepy.daily import run_daily, vault_rules
+from aidepy.errors import AidepyError
+from aidepy.jobs.baseline import Scan
 from aidepy.lock import run_lock
 
 NAME = "report"
@@ -21,10 +23,12 @@ DESCRIPTION = f"""\
 The job that cron or aidepy-report.timer runs every day. It takes a lock under state_dir so
 two runs never overlap (a second run waits up to --wait seconds, then gives up with exit code
 22 and a message naming the run that holds the lock); mounts the vault read-only if it is not
-mounted; verifies the baseline with the vault's public key and refuses one older than the
-newest generation this host has verified (rollback); takes the rules from the copy on the
-vault (written by promote, so an attacker who edits /etc/aidepy cannot hide a change; the
-report notes live files that differ, and warns when the vault holds no copy); scans the file system into
+mounted; takes the rules from the copy on the vault (written by promote, so an attacker who
+edits /etc/aidepy cannot hide a change; the report notes live files that differ, and warns
+when the vault holds no copy), while where things are (vault, state_dir, public_key, mail)
+always comes from the host's config; verifies the vault's baseline (never database_in) the
+way `check` does: the pinned public_key or the vault's aidepy.pub, the anchor, the host, and
+no generation older than the newest this host has verified (rollback); scans the file system into
 state_dir/aidepy.db.new (for reading only: promote never uses it); compares; and delivers.
 
 The report goes to report_email (default root; --mail overrides it) through
@@ -61,26 +65,27 @@ def save_report(full: Path, text: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = baseline.load_config(args)
-    state_dir = Path(config.state_dir)
+    live = load_config(args)
+    state_dir = Path(live.state_dir)
     with run_lock(state_dir, wait=args.wait,
                   on_wait=lambda message: print(f"aidepy: {message}", file=sys.stderr)):
-        warnings: list[str] = []
-        rules, source = protected_rules(config, args.before, args.after)
-        with baseline.status_line() as status:
-            daily = run_daily(rules, baseline.report_options(rules),
-                              baseline.scan_tree(rules, None, warnings, status), warnings, config.sources,
-                              rehash=baseline.rehasher(rules.root_prefix), notices=[source])
+        with ExitStack() as stack, status_line() as status:
+            try:
+                config, notices = stack.enter_context(vault_rules(live, args.before, args.after))
+            except AidepyError as exc:
+                config, notices = live, [f"WARNING: checked with the live rules, which this host can "
+                                         f"change ({exc})."]
+            daily = run_daily(config, Scan.of(config, status), notices)
         full = state_dir / FULL_REPORT
         problem = save_report(full, daily.text)
-        body = notify.cut_report(daily.text, config.report_mail_limit,
+        body = notify.cut_report(daily.text, live.report_mail_limit,
                                  full_report=None if problem else str(full))
         if problem:
             print(f"aidepy: {problem}", file=sys.stderr)
             body += f"\n[aidepy: {problem}]\n"
         notify.log_summary(daily.verdict)
-        notify.send(notify.build_message(args.mail or config.report_email, daily.verdict, body),
-                    config.sendmail)
+        notify.send(notify.build_message(args.mail or live.report_email, daily.verdict, body),
+                    live.sendmail)
     sys.stdout.flush()
     sys.stdout.buffer.write(daily.text.encode("utf-8", "surrogateescape"))
     sys.stdout.buffer.flush()
