@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aidepy.errors import VerificationError
+from aidepy.errors import AnchoredCopyError, VerificationError
 
 MAGIC = b"aidepy-anchor 1\n"
 SIGNATURE_PREFIX = b"ed25519 "
@@ -81,9 +81,9 @@ def check_disk_copy(anchor: Anchor, path: Path | None = None) -> Path:
                 digest.update(chunk)
                 size += len(chunk)
     except OSError as exc:
-        raise VerificationError(f"anchored database {target}: {exc.strerror}") from None
+        raise AnchoredCopyError(f"anchored database {target}: {exc.strerror}") from None
     if size != anchor.size or digest.hexdigest() != anchor.sha256:
-        raise VerificationError(
+        raise AnchoredCopyError(
             f"anchored database {target} does not match the vault's anchor (it has {size} bytes, "
             f"sha256 {digest.hexdigest()[:16]}…; the anchor says {anchor.size} bytes, "
             f"sha256 {anchor.sha256[:16]}…, generation {anchor.generation})"

@@ -11,13 +11,15 @@ it; render the report. Delivery (mail, syslog) is `aidepy.notify`'s.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from aidepy import keys
 from aidepy.config import Config
 from aidepy.config_options import LOCATION_OPTIONS
 from aidepy.errors import AidepyError, DatabaseWriteError, ExitCode, VaultError, VerificationError
@@ -29,6 +31,18 @@ from aidepy.report import Mode, Report, render_text
 from aidepy.vault import Vault
 
 NEW_DATABASE = "aidepy.db.new"
+_ALERT_LINE = re.compile(r"ALERT ([A-Z][A-Z' -]*[A-Z]): ")
+
+
+def alert(words: str, detail: str) -> str:
+    """A report line whose `words` (capitals) also go into the mail's subject as an alarm."""
+    return f"ALERT {words}: {detail}"
+
+
+def alarms(lines: Iterable[str]) -> tuple[str, ...]:
+    """The alarm words of the `alert` lines among `lines`, each once, in order."""
+    found = (m.group(1) for line in lines if (m := _ALERT_LINE.match(line)))
+    return tuple(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -62,12 +76,14 @@ def leftovers(vault: Vault, state_dir: Path) -> list[str]:
     notes = []
     current = vault.current_mount()
     if current is not None and not current.read_only:
-        notes.append(f"WARNING: the vault is mounted read-write at {current.mountpoint} (an interrupted "
-                     "promote?): restore its write protection, then run 'aidepy vault mount'.")
+        notes.append(alert("VAULT NOT WRITE-PROTECTED", f"the vault is mounted read-write at "
+                           f"{current.mountpoint} (an interrupted promote?): restore its write "
+                           "protection, then run 'aidepy vault mount'."))
     elif vault.medium.kind is not MediumKind.DIRECTORY:
         with suppress(VaultError, OSError):  # a medium that cannot be probed: the mount said enough
             if vault.write_protection() is None:
-                notes.append("WARNING: the vault is not write-protected: restore its write protection.")
+                notes.append(alert("VAULT NOT WRITE-PROTECTED", "the vault is not write-protected: "
+                                   "restore its write protection."))
     notes += [f"Note: {p.name} on the vault was left by an interrupted write (the next promote removes it)."
               for p in sorted(vault.root.glob(".*.tmp"))]
     notes += [f"Note: {p} was left by an interrupted promote (the next promote removes it)."
@@ -94,7 +110,8 @@ def vault_rules(live: Config, before: Sequence[str] = (), after: Sequence[str] =
         for message in copy.warnings:
             warn(message)
         notices = [f"Rules: the copy on the vault ({root}), which this host cannot change."]
-        notices += [f"Note: {line}" for line in vault.rules_changes(live.sources)]
+        notices += [alert("RULES DIFFER FROM THE VAULT'S COPY", line)
+                    for line in vault.rules_changes(live.sources)]
         yield located(copy, live), notices
 
 
@@ -124,7 +141,8 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
             vault = baseline.location.vault
             assert vault is not None
             notices = [*baseline.notices, *notices]
-            notices += [f"WARNING: runtime: {line}" for line in vault.runtime_changes() or []]
+            notices += [alert("RUNTIME CHANGED", line) for line in vault.runtime_changes() or []]
+            notices += key_alarm(config, baseline.db.key_fingerprint)
             notices += leftovers(vault, state_dir)
             notices += rules_notice(baseline, config)
             notices += remove_stale(state_dir)
@@ -132,13 +150,30 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
             found = compare_scan(baseline, config, scan, options, out=new_path,
                                  generation=baseline.generation)
     except AidepyError as exc:
-        alarm = ("BASELINE FAILED VERIFICATION" if isinstance(exc, VerificationError)
-                 else "CANNOT WRITE THE NEW DATABASE" if isinstance(exc, DatabaseWriteError)
-                 else "BASELINE NOT USABLE")
         code = exc.exit_code if exc.exit_code != ExitCode.OK else ExitCode.VERIFICATION_FAILED
-        return DailyReport(Verdict(host, failure=str(exc), alarm=alarm), alarm_text(host, exc), int(code))
+        return DailyReport(Verdict(host, failure=str(exc), alarms=(exc.alarm,)), alarm_text(host, exc),
+                           int(code))
     report = Report(Mode.CHECK, found.changes, found.summary, start, time.time(), options,
                     [baseline.summary()], new_database=str(new_path), root_prefix=config.root_prefix,
                     notices=notices, warnings=scan.warnings)
     s = found.summary
-    return DailyReport(Verdict(host, s.added, s.removed, s.changed), render_text(report), s.exit_code)
+    return DailyReport(Verdict(host, s.added, s.removed, s.changed, alarms=alarms(notices)),
+                       render_text(report), s.exit_code)
+
+
+def key_alarm(config: Config, found: str | None) -> list[str]:
+    """An alarm when nothing on this host vouches for the key the vault's baseline verified
+    with: no `public_key` pin (which would have refused another key already) and no public
+    half of `signing_key` to compare it with, or one that differs (a swapped medium)."""
+    if config.public_key:
+        return []
+    ours = keys.public_key_path(Path(config.signing_key))
+    try:
+        expected = keys.fingerprint(keys.load_public_key(ours))
+    except AidepyError:
+        return [alert("KEY NOT PINNED", f"the baseline verified with the vault's own key {found}, and "
+                      f"nothing on this host pins it: set public_key={found} in the config.")]
+    if expected == found:
+        return []
+    return [alert("FOREIGN KEY", f"the vault's key {found} is not the key of {config.signing_key} "
+                  f"({expected}): was the medium swapped? Set public_key to refuse any other key.")]

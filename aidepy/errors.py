@@ -32,6 +32,8 @@ class AidepyError(Exception):
     """Base of every expected failure; the CLI prints it as one line and exits with `exit_code`."""
 
     exit_code: ExitCode = ExitCode.IO_ERROR
+    alarm: str = "BASELINE NOT USABLE"
+    """The daily mail's subject words when this failure stopped the check."""
 
 
 class ConfigError(AidepyError):
@@ -56,6 +58,7 @@ class DatabaseWriteError(AidepyError):
     """A database or vault file could not be written; the previous one is intact."""
 
     exit_code = ExitCode.WRITE_ERROR
+    alarm = "CANNOT WRITE THE NEW DATABASE"
 
 
 class DatabaseReadError(AidepyError):
@@ -68,6 +71,31 @@ class VerificationError(AidepyError):
     """A database (or anchor) whose signature, digest or structure does not verify."""
 
     exit_code = ExitCode.VERIFICATION_FAILED
+    alarm = "BASELINE FAILED VERIFICATION"
+
+
+class RollbackError(VerificationError):
+    """A baseline older than the newest generation of its identity this host has verified."""
+
+    alarm = "ROLLBACK"
+
+
+class ForeignKeyError(VerificationError):
+    """A baseline or vault whose key is not the one `public_key` pins."""
+
+    alarm = "FOREIGN KEY"
+
+
+class ForeignHostError(VerificationError):
+    """A baseline recorded on another host (with host_mismatch=refuse)."""
+
+    alarm = "FOREIGN HOST"
+
+
+class AnchoredCopyError(VerificationError):
+    """The disk copy a vault's anchor pins is missing or is not the one pinned."""
+
+    alarm = "ANCHORED COPY MISSING OR CHANGED"
 
 
 class VaultError(AidepyError):

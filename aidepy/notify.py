@@ -14,13 +14,17 @@ from email.message import EmailMessage
 
 import sh
 
-from aidepy.errors import AidepyError
+from aidepy.errors import AidepyError, VerificationError
 from aidepy.report import escape_path
+
+FAILED = (VerificationError.alarm,)
+"""The alarm of a failure that names none."""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the daily run found: counts of differences, or why the baseline was not usable."""
+    """What the daily run found: counts of differences, the alarms raised, or why no check
+    could be done."""
 
     host: str
     added: int = 0
@@ -28,28 +32,38 @@ class Verdict:
     changed: int = 0
     failure: str | None = None
     """Why no check could be done (None: the baseline verified and the check ran)."""
-    alarm: str = "BASELINE FAILED VERIFICATION"
-    """The subject's alarm words when `failure` is set."""
+    alarms: tuple[str, ...] = ()
+    """The subject's alarm words (`ROLLBACK`, `RUNTIME CHANGED`, ...), most serious first."""
+
+    @property
+    def alarming(self) -> bool:
+        return self.failure is not None or bool(self.alarms)
 
 
 def subject(verdict: Verdict) -> str:
-    """`aidepy: HOST: 3 changed, 1 added`, `aidepy: HOST: no changes`, or the verification alarm."""
+    """`aidepy: HOST: 3 changed, 1 added`, `aidepy: HOST: no changes`, or with alarms
+    `aidepy: HOST: ALERT: RUNTIME CHANGED; 3 changed`: every alarm before any count, and never
+    "no changes" beside an alarm."""
     # The host name is whatever root set with sethostname(2): escape it like a path, so a
     # line break in it can neither add a header nor stop the mail.
     host = escape_path(verdict.host.encode("utf-8", "surrogateescape"))
     if verdict.failure is not None:
-        return f"aidepy: {host}: ALERT: {verdict.alarm}, NO CHECK DONE"
+        return f"aidepy: {host}: ALERT: {', '.join(verdict.alarms or FAILED)}, NO CHECK DONE"
     counts = [(verdict.changed, "changed"), (verdict.added, "added"), (verdict.removed, "removed")]
-    parts = [f"{n} {label}" for n, label in counts if n]
-    return f"aidepy: {host}: {', '.join(parts) if parts else 'no changes'}"
+    parts = ", ".join(f"{n} {label}" for n, label in counts if n)
+    if verdict.alarms:
+        return f"aidepy: {host}: ALERT: {', '.join(verdict.alarms)}" + (f"; {parts}" if parts else "")
+    return f"aidepy: {host}: {parts or 'no changes'}"
 
 
 def summary_line(verdict: Verdict) -> str:
     """The one line that goes to syslog."""
     if verdict.failure is not None:
-        return f"ALERT: {verdict.alarm.lower()}, no check done: {verdict.failure}"
-    return (f"check done: {verdict.added} added, {verdict.removed} removed, "
-            f"{verdict.changed} changed")
+        return f"ALERT: {', '.join(verdict.alarms or FAILED).lower()}, no check done: {verdict.failure}"
+    counts = f"{verdict.added} added, {verdict.removed} removed, {verdict.changed} changed"
+    if verdict.alarms:
+        return f"ALERT: {', '.join(verdict.alarms).lower()}; check done: {counts}"
+    return f"check done: {counts}"
 
 
 def cut_report(text: str, limit: int, full_report: str | None = None) -> str:
@@ -72,7 +86,7 @@ def build_message(to: str, verdict: Verdict, body: str) -> EmailMessage:
     message["Subject"] = subject(verdict)
     message["Date"] = email.utils.formatdate(localtime=True)
     message["Auto-Submitted"] = "auto-generated"
-    if verdict.failure is not None:
+    if verdict.alarming:
         message["Importance"] = "high"
         message["X-Priority"] = "1"
     # Undecodable file-name bytes reach us as surrogates; show them escaped rather than fail.
@@ -92,8 +106,8 @@ def send(message: EmailMessage, sendmail: str = "/usr/sbin/sendmail") -> None:
 
 
 def log_summary(verdict: Verdict) -> None:
-    """Send the summary line to syslog (facility daemon; an alert when verification failed)."""
-    priority = syslog.LOG_ALERT if verdict.failure is not None else syslog.LOG_NOTICE
+    """Send the summary line to syslog (facility daemon; an alert when there is an alarm)."""
+    priority = syslog.LOG_ALERT if verdict.alarming else syslog.LOG_NOTICE
     syslog.openlog("aidepy", syslog.LOG_PID, syslog.LOG_DAEMON)
     try:
         syslog.syslog(priority, summary_line(verdict))

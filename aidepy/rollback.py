@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aidepy.atomic import replace_text
-from aidepy.errors import VerificationError
+from aidepy.errors import RollbackError
 
 RECORD = "generations.seen"
 LEGACY_RECORD = "generation.seen"
@@ -93,10 +93,10 @@ class Record:
         return self.seen.get(identity, 0)
 
     def refuse_rollback(self, identity: Identity, generation: int) -> None:
-        """Raise `VerificationError` if a newer generation of `identity` was verified before."""
+        """Raise `RollbackError` if a newer generation of `identity` was verified before."""
         newest = self.newest(identity)
         if generation < newest:
-            raise VerificationError(
+            raise RollbackError(
                 f"rollback: the baseline is generation {generation}, but this host has already "
                 f"verified generation {newest} of the baselines signed by {identity}")
 

@@ -491,3 +491,17 @@ def sent_mail(site: VaultSite) -> email.message.EmailMessage:
     """The last mail `daily_report` sent for `site`."""
     return email.message_from_bytes((site.root / "mail").read_bytes(), policy=email.policy.default,
                                     _class=email.message.EmailMessage)
+
+
+@pytest.fixture
+def anchored_site(vault_site: VaultSite) -> VaultSite:
+    """A vault too full for the baseline: it holds only the signed anchor of a disk copy."""
+    site = vault_site
+    site.mountpoint.mkdir()
+    vault_filler(site, 12 * 1024)
+    for i in range(600):  # a database bigger than the 12 KiB left
+        (site.tree / f"file{i:03d}").write_text(f"{i}\n")
+    backdate(site.tree)
+    generation, out = promote_in_process(site)
+    assert generation == 1 and "signed anchor on the vault" in out
+    return site

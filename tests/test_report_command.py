@@ -79,7 +79,8 @@ def test_report_checks_with_the_vaults_rules_not_the_tampered_live_ones(
     assert f"{baselined.tree}/passwd" in run.stdout
     assert "Rules: the copy on the vault" in run.stdout
     assert f"{baselined.config_path} differs from the copy on the vault" in run.stdout
-    root_mailbox.wait_for(1)
+    [mail] = root_mailbox.wait_for(1)
+    assert mail["Subject"] == f"aidepy: {HOST}: ALERT: RULES DIFFER FROM THE VAULT'S COPY; 1 changed"
 
 
 def test_report_warns_when_the_runtime_differs_from_the_one_recorded_on_the_vault(
@@ -93,8 +94,10 @@ def test_report_warns_when_the_runtime_differs_from_the_one_recorded_on_the_vaul
     baselined.loop.set_read_only(True)
     run = aidepy("report", "-c", str(baselined.config_path))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"WARNING: runtime: file {interpreter_part}: changed since 'aidepy vault install'" in run.stdout
-    root_mailbox.wait_for(1)
+    assert (f"ALERT RUNTIME CHANGED: file {interpreter_part}: changed since 'aidepy vault install'"
+            in run.stdout)
+    [mail] = root_mailbox.wait_for(1)
+    assert mail["Subject"] == f"aidepy: {HOST}: ALERT: RUNTIME CHANGED"  # never "no changes" then
 
 
 def test_baseline_failing_verification_is_mailed_loudly(baselined: VaultSite,

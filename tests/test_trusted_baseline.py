@@ -28,7 +28,6 @@ from tests.conftest import (
     promote_in_process,
     requires_root,
     sent_mail,
-    vault_filler,
 )
 
 HOST = socket.gethostname()
@@ -46,26 +45,12 @@ def promoted(vault_site: VaultSite) -> VaultSite:
     return vault_site
 
 
-@pytest.fixture
-def anchored(vault_site: VaultSite) -> VaultSite:
-    """A vault too full for the baseline: it holds only the signed anchor of a disk copy."""
-    site = vault_site
-    site.mountpoint.mkdir()
-    vault_filler(site, 12 * 1024)
-    for i in range(600):  # a database bigger than the 12 KiB left
-        (site.tree / f"file{i:03d}").write_text(f"{i}\n")
-    backdate(site.tree)
-    generation, out = promote_in_process(site)
-    assert generation == 1 and "signed anchor on the vault" in out
-    return site
-
-
 # --- where the baseline is -------------------------------------------------------------------
 
 
 @requires_root
-def test_check_update_and_vault_rules_use_an_anchored_baseline(anchored: VaultSite) -> None:
-    site = anchored
+def test_check_update_and_vault_rules_use_an_anchored_baseline(anchored_site: VaultSite) -> None:
+    site = anchored_site
     # as rules/aidepy.conf says it: database_in on the vault, which holds only the anchor
     site.write_config(extra=f"database_in=file:{site.mountpoint}/aidepy.db\n"
                             f"database_out=file:{site.root}/out.db\n")

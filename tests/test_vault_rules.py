@@ -172,8 +172,9 @@ def test_check_with_vault_rules_reports_a_change_the_tampered_live_rules_hide(va
     assert run.returncode == 4, run.stdout + run.stderr
     report = json.loads(run.stdout)
     assert [c["path"] for c in report["changed"]] == [str(site.tree / "passwd")]
-    assert f"Note: {inc}/conf.d/a.conf differs from the copy on the vault" in report["notices"]
-    assert (f"Note: {inc}/conf.d/zz.conf is part of the live rules but not of the copy on the vault"
+    differ = "ALERT RULES DIFFER FROM THE VAULT'S COPY:"
+    assert f"{differ} {inc}/conf.d/a.conf differs from the copy on the vault" in report["notices"]
+    assert (f"{differ} {inc}/conf.d/zz.conf is part of the live rules but not of the copy on the vault"
             in report["notices"])
     assert not [n for n in report["notices"] if "rules or options differ" in n]
     assert not site.loop.mountpoints()  # mounted for the run only

@@ -11,7 +11,7 @@ from aidepy import notify
 from aidepy.atomic import replace_text
 from aidepy.cli.options import add_config_arguments, load_config, status_line
 from aidepy.config_model import DEFAULT_MAIL_LIMIT
-from aidepy.daily import run_daily, vault_rules
+from aidepy.daily import alert, run_daily, vault_rules
 from aidepy.errors import AidepyError
 from aidepy.jobs.baseline import Scan
 from aidepy.lock import run_lock
@@ -35,8 +35,15 @@ The report goes to report_email (default root; --mail overrides it) through
 `sendmail -t -oi` (setting `sendmail`, default /usr/sbin/sendmail), so whatever MTA is
 installed delivers it. The subject names the host and the verdict: `aidepy: HOST: 3 changed,
 1 added`, or `aidepy: HOST: no changes`. A report is mailed every day, also when nothing
-changed: a missing report is itself an alarm. A baseline that fails verification (or a vault
-that cannot be used) is mailed too, with a subject starting `ALERT`, and no check is done.
+changed: a missing report is itself an alarm. Every alarm comes first in the subject, and
+then it never says "no changes": `aidepy: HOST: ALERT: RUNTIME CHANGED; 1 changed`. The
+alarms: RULES DIFFER FROM THE VAULT'S COPY, RULES NOT FROM THE VAULT, RUNTIME CHANGED, VAULT
+NOT WRITE-PROTECTED, FOREIGN KEY (the vault's key is not signing_key's public half), KEY NOT
+PINNED (neither public_key nor signing_key's .pub to compare it with); each has an `ALERT
+WORDS: detail` line in the report. A baseline that fails verification (or a vault that
+cannot be used) is mailed too, and no check is done: `aidepy: HOST: ALERT: ROLLBACK, NO CHECK
+DONE` (also BASELINE FAILED VERIFICATION, FOREIGN KEY, FOREIGN HOST, ANCHORED COPY MISSING OR
+CHANGED, BASELINE NOT USABLE, CANNOT WRITE THE NEW DATABASE).
 Reports longer than report_mail_limit (default {DEFAULT_MAIL_LIMIT // 1024}K) are cut in the mail at a
 line, with a note saying how much was left out; the full report is always kept in
 state_dir/{FULL_REPORT}. A summary line
@@ -73,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 config, notices = stack.enter_context(vault_rules(live, args.before, args.after))
             except AidepyError as exc:
-                config, notices = live, [f"WARNING: checked with the live rules, which this host can "
-                                         f"change ({exc})."]
+                config, notices = live, [alert("RULES NOT FROM THE VAULT", f"checked with the live rules, "
+                                               f"which this host can change ({exc}).")]
             daily = run_daily(config, Scan.of(config, status), notices)
         full = state_dir / FULL_REPORT
         problem = save_report(full, daily.text)

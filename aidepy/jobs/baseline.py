@@ -34,7 +34,7 @@ from aidepy.compare import Change, Rehash, Summary, compare
 from aidepy.config import Config
 from aidepy.db import Database, DatabaseInfo, open_database, write_and_reopen, write_database
 from aidepy.entry import Entry, sort_key
-from aidepy.errors import AidepyError, UsageError, VerificationError
+from aidepy.errors import AidepyError, ForeignHostError, ForeignKeyError, UsageError
 from aidepy.keys import PassphraseError, fingerprint, load_private_key, load_public_key
 from aidepy.pcre import Match, Regex
 from aidepy.progress import StatusLine
@@ -89,7 +89,7 @@ class Pin:
         """Refuse `what` ("baseline X is signed by key K"), whose key is `found`, unless that is
         the pinned key."""
         if found != self.fingerprint:
-            raise VerificationError(f"{what}, but public_key pins key {self.fingerprint}: refused")
+            raise ForeignKeyError(f"{what}, but public_key pins key {self.fingerprint}: refused")
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def _check_host(db: Database, config: Config) -> list[str]:
         return []
     what = f"baseline {db.path} was recorded on host '{db.header.host}', and this is '{here}'"
     if config.host_mismatch == "refuse":
-        raise VerificationError(f"{what}: refused (set host_mismatch=warn to accept it with a warning)")
+        raise ForeignHostError(f"{what}: refused (set host_mismatch=warn to accept it with a warning)")
     return [f"WARNING: {what} (accepted because host_mismatch=warn)."]
 
 
