@@ -109,10 +109,14 @@ def vault_rules(live: Config, before: Sequence[str] = (), after: Sequence[str] =
         copy = vault.load_rules(before, after)
         for message in copy.warnings:
             warn(message)
+        config = located(copy, live)
         notices = [f"Rules: the copy on the vault ({root}), which this host cannot change."]
-        notices += [alert("RULES DIFFER FROM THE VAULT'S COPY", line)
+        # an alarm when the live rules would check something else; a note when only where
+        # things are (or a comment) differs, as after moving the vault
+        differ = config.digest != live.digest
+        notices += [alert("RULES DIFFER FROM THE VAULT'S COPY", line) if differ else f"Note: {line}"
                     for line in vault.rules_changes(live.sources)]
-        yield located(copy, live), notices
+        yield config, notices
 
 
 def remove_stale(state_dir: Path) -> list[str]:

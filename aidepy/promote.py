@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
@@ -30,14 +31,16 @@ from typing import TYPE_CHECKING, TextIO
 import pyudev
 
 from aidepy import db, keys, report
-from aidepy.compare import Summary
+from aidepy.atomic import space_needed
+from aidepy.compare import ChangeKind, Summary
 from aidepy.entry import Entry
-from aidepy.errors import AidepyError, ExitCode, VaultError, VerificationError
+from aidepy.errors import AidepyError, ExitCode, UsageError, VaultError, VerificationError
 from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, open_trusted, report_options
 from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
 from aidepy.rollback import Identity, Record
 from aidepy.vault import Vault, VaultFullError, read_chunks
+from aidepy.vault_layout import DATABASE
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -51,6 +54,8 @@ before the new anchor is in place."""
 PROMOTE_WORK = "promote-"
 """Prefix of promote's work directory under `state_dir` (a killed promote leaves it behind)."""
 PASSPHRASE_TRIES = 3
+RULES_LOST_SHOWN = 10
+"""How many paths the new rules no longer select promote names (it counts them all)."""
 
 
 def run_pager(text: str) -> None:
@@ -133,6 +138,35 @@ class Promoted:
     summary: Summary
 
 
+class Layout(Enum):
+    """Where the signed baseline lives: on the vault, or under state_dir pinned by an anchor."""
+
+    VAULT = "vault"
+    ANCHORED = "anchored"
+
+
+def choose_layout(current: Layout | None, asked: Layout | None, needed: int, free: int,
+                  state_dir: Path) -> tuple[Layout, str | None]:
+    """The layout of the next baseline and, when it is anchored, the line that says why: the
+    one `asked` for; else the vault's `current` one (an anchored vault stays anchored, so a
+    baseline that fits once but not twice does not flip between layouts); else the vault when
+    the baseline (`needed` bytes on the medium) fits its `free` bytes. Raises VaultFullError
+    when the vault layout is asked for and the baseline does not fit."""
+    if asked is Layout.VAULT or (asked is None and current is not Layout.ANCHORED and needed <= free):
+        if needed > free:
+            raise VaultFullError(DATABASE, needed, free)
+        return Layout.VAULT, None
+    why = ("as asked (--layout anchored)" if asked is Layout.ANCHORED
+           else "as before (--layout vault moves it back)" if current is Layout.ANCHORED
+           else f"the baseline ({_size(needed)}) does not fit the vault ({_size(free)} free)")
+    return Layout.ANCHORED, (f"Anchored: {why}: the signed baseline stays in {state_dir}, with a signed "
+                             "anchor on the vault.")
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{-(-n // 1024)} KiB"
+
+
 class Declined(AidepyError):
     """The admin did not accept the differences; nothing was written (not a failure)."""
 
@@ -180,11 +214,18 @@ class Promotion:
     def __init__(
         self, config: Config, console: Console, *, assume_yes: bool = False, device: str | None = None,
         poll: float = 0.5, patience: float | None = None,
-        entries: Callable[[], Iterable[Entry]] | None = None,
+        entries: Callable[[], Iterable[Entry]] | None = None, layout: Layout | None = None,
+        accept_rules: bool = False,
     ) -> None:
         self.config = config
         self.console = console
         self.assume_yes = assume_yes
+        self.layout = layout
+        self.accept_rules = accept_rules
+        """With `assume_yes`: replace the vault's rules copy also when the live rules differ."""
+        self._rules_diff: str | None = None
+        self._unselected: list[bytes] = []
+        """The layout asked for (`--layout`); None keeps the vault's, or picks what fits."""
         self.poll = poll
         self.patience = patience
         self._interrupt = _InterruptLatch()
@@ -231,14 +272,16 @@ class Promotion:
         if not self.assume_yes and not self.console.confirm(
                 "Accept these differences: make this scan the vault's new baseline?"):
             raise Declined("not accepted: nothing was written; the vault keeps its baseline")
+        self._review_rules()
         key = self._signing_key()
         signed = work / "aidepy.db"
         with db.open_database(candidate, None) as fresh:
             info = db.write_database(signed, fresh.entries(), host=fresh.header.host,
                                      rules_digest=fresh.header.rules_digest,
                                      generation=self._next_generation(), signing_key=key)
+        layout = self._layout(info)
         self._await_writable()
-        path = self._install(signed, info, key)
+        path = self._install(signed, info, key, layout)
         self._await_protected()
         self.vault.mount(rw=False)
         promoted = self._verified(path, summary)
@@ -286,11 +329,37 @@ class Promotion:
             with self._status:
                 found = compare_scan(baseline, self.config, Scan(self._status.track(self._entries())),
                                      options, out=candidate)
+            self._rules_diff = self.vault.rules_diff(self.config.sources)
+            self._unselected = [c.path for c in found.changes if c.kind is ChangeKind.REMOVED
+                                and os.path.lexists(self.config.root_prefix + c.path)]
         text = report.render_text(report.Report(
             mode=report.Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
             end_time=time.time(), options=options, notices=notices,
         ))
         return found.summary, text
+
+    def _review_rules(self) -> None:
+        """Show how the live rules, which promote copies onto the vault, differ from the vault's
+        copy, which the daily report checks with, and what the baseline stops covering; ask
+        (with --yes, refuse unless --accept-rules). An intruder's edit that hides a directory
+        is thus seen before it is protected."""
+        if not self._rules_diff:
+            return  # the same rules, or a vault without a copy yet (nothing to lose)
+        lost = self._unselected
+        named = "".join(f"\n  {report.escape_path(p)}" for p in lost[:RULES_LOST_SHOWN])
+        more = f"\n  ... and {len(lost) - RULES_LOST_SHOWN} more" if len(lost) > RULES_LOST_SHOWN else ""
+        self.console.show(
+            "The live rules differ from the vault's copy, which the daily report checks with:\n"
+            f"{self._rules_diff}\nUnder the live rules, {len(lost)} paths of the vault's baseline that "
+            f"still exist are no longer selected (they would not be checked any more){':' if lost else '.'}"
+            f"{named}{more}")
+        if self.assume_yes:
+            if not self.accept_rules:
+                raise UsageError("the live rules differ from the vault's copy (shown above): --yes "
+                                 "replaces the copy only with --accept-rules; nothing was written")
+        elif not self.console.confirm("Accept these rule changes: make the live rules the vault's copy?"):
+            raise Declined("rule changes not accepted: nothing was written; the vault keeps its baseline "
+                           "and its copy of the rules")
 
     def _checked_vault_key(self) -> Ed25519PublicKey:
         """The vault's public key; with public_key set it must be the pinned key, or no check
@@ -370,26 +439,41 @@ class Promotion:
         self.vault = Vault(self.vault.settings, warn=self._warn)
         self.console.say("The vault is writable.")
 
-    def _install(self, signed: Path, info: db.DatabaseInfo, key: Ed25519PrivateKey) -> str:
-        """Write the signed baseline and the rules onto the vault (anchored if it does not fit)."""
+    def _layout(self, info: db.DatabaseInfo) -> Layout:
+        """Decide, before the write protection comes off, where the new baseline goes (and say
+        so when it is anchored)."""
+        with self.vault.mounted() as root:
+            on_vault, anchor = self.vault.database_path.exists(), self.vault.anchor_path.exists()
+            current = Layout.VAULT if on_vault else Layout.ANCHORED if anchor else None
+            layout, why = choose_layout(current, self.layout, space_needed(info.size, root),
+                                        self.vault.free_bytes(), self.state_dir)
+        if why:
+            self.console.say(why)
+        return layout
+
+    def _install(self, signed: Path, info: db.DatabaseInfo, key: Ed25519PrivateKey, layout: Layout) -> str:
+        """Write the signed baseline (or its anchor) and the rules onto the vault; anchored
+        databases that no anchor pins any more are removed once the new anchor is verified."""
         with self.vault.mounted(rw=True):
-            try:
-                written = str(self.vault.write_database(read_chunks(signed), size=info.size).path)
-            except VaultFullError as exc:
-                self.console.say(f"{exc}: keeping the database under {self.state_dir} and a signed "
-                                 "anchor on the vault")
-                anchored = self.state_dir / ANCHORED_DATABASE.format(generation=info.header.generation)
-                os.replace(signed, anchored)
-                self.vault.write_anchor(anchored, info, key)
-                written = str(anchored)
-                for old in self.state_dir.glob(ANCHORED_DATABASE.format(generation="*")):
-                    if old != anchored:  # pinned by no anchor any more
-                        old.unlink()
+            written: Path | None = None
+            if layout is Layout.VAULT:
+                try:
+                    written = self.vault.write_database(read_chunks(signed), size=info.size).path
+                except VaultFullError as exc:  # the estimate was short: still never silent
+                    self.console.say(f"{exc}: anchored after all: the signed baseline stays in "
+                                     f"{self.state_dir}, with a signed anchor on the vault")
+            if written is None:
+                written = self.state_dir / ANCHORED_DATABASE.format(generation=info.header.generation)
+                os.replace(signed, written)
+                self.vault.write_anchor(written, info, key)
+            for old in self.state_dir.glob(ANCHORED_DATABASE.format(generation="*")):
+                if old != written:  # pinned by no anchor any more
+                    old.unlink()
             self.new_generation = info.header.generation
             self.vault.write_rules(self.config.sources)
         self.console.say(f"New baseline (generation {info.header.generation}) and rules written and "
                          "verified.")
-        return written
+        return str(written)
 
     def _await_protected(self) -> None:
         if self.assume_yes:

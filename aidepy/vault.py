@@ -8,6 +8,7 @@ The layout and `format_vault` live in `aidepy.vault_layout`, the device layer in
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import stat
@@ -422,6 +423,24 @@ class Vault:
                      for source in live if source not in copied]
         return problems
 
+    def rules_diff(self, live_sources: Sequence[Path]) -> str | None:
+        """A unified diff from the rules copy on the mounted vault to the live rules (files
+        added to or dropped from the live config included); "" when they are the same, None
+        when the vault holds no copy."""
+        index = self.root / RULES_INDEX
+        if not index.is_file():
+            return None
+        copies = {original: self.root / name for _, original, name in
+                  (line.split("  ", 2) for line in index.read_text().splitlines())}
+        live = [os.path.abspath(source) for source in live_sources]
+        diff: list[str] = []
+        for original in [*copies, *(source for source in live if source not in copies)]:
+            old = _text_lines(copies[original]) if original in copies else []
+            new = _text_lines(Path(original)) if original in live else []
+            diff += difflib.unified_diff(old, new, f"vault copy of {original}" if original in copies
+                                         else "/dev/null", original if original in live else "/dev/null")
+        return "".join(line if line.endswith("\n") else line + "\n" for line in diff)
+
     def status(self) -> VaultStatus:
         """Everything `aidepy vault status` shows; mounts read-only for a moment when not mounted."""
         medium = self.medium
@@ -493,6 +512,14 @@ def _same_anchor(found: Anchor, expected: Anchor) -> None:
 def _generation(path: Path, key: Ed25519PublicKey) -> int:
     with open_database(path, key) as db:
         return db.header.generation
+
+
+def _text_lines(path: Path) -> list[str]:
+    """A rules file's lines for a diff (its bytes kept through surrogateescape; unreadable: none)."""
+    try:
+        return path.read_bytes().decode("utf-8", "surrogateescape").splitlines(keepends=True)
+    except OSError:
+        return []
 
 
 def _copy_mode(source: Path) -> int:

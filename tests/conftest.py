@@ -505,3 +505,12 @@ def anchored_site(vault_site: VaultSite) -> VaultSite:
     generation, out = promote_in_process(site)
     assert generation == 1 and "signed anchor on the vault" in out
     return site
+
+
+def rewrite_vault(site: VaultSite, action: str) -> None:
+    """Run the shell `action` in the vault's directory with its write protection lifted for a moment."""
+    site.loop.set_read_only(False)
+    subprocess.run(["mount", "-o", "remount,rw", str(site.mountpoint)], check=True)
+    subprocess.run(["sh", "-c", action], cwd=site.mountpoint, check=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(site.mountpoint)], check=True)
+    site.loop.set_read_only(True)

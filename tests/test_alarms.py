@@ -4,12 +4,19 @@ never reads "no changes" while the body warns: one test per alarm, each performi
 from __future__ import annotations
 
 import socket
-import subprocess
 
 import pytest
 
 from aidepy import keys
-from tests.conftest import VaultSite, backdate, daily_report, promote_in_process, requires_root, sent_mail
+from tests.conftest import (
+    VaultSite,
+    backdate,
+    daily_report,
+    promote_in_process,
+    requires_root,
+    rewrite_vault,
+    sent_mail,
+)
 
 pytestmark = requires_root
 
@@ -29,15 +36,6 @@ def subject_after_report(site: VaultSite, code: int) -> str:
     subject = sent_mail(site)["Subject"]
     assert "no changes" not in subject
     return str(subject)
-
-
-def rewrite_vault(site: VaultSite, action: str) -> None:
-    """Run the shell `action` in the vault's directory with its write protection lifted for a moment."""
-    site.loop.set_read_only(False)
-    subprocess.run(["mount", "-o", "remount,rw", str(site.mountpoint)], check=True)
-    subprocess.run(["sh", "-c", action], cwd=site.mountpoint, check=True)
-    subprocess.run(["mount", "-o", "remount,ro", str(site.mountpoint)], check=True)
-    site.loop.set_read_only(True)
 
 
 def test_a_clean_run_has_no_alarm(promoted: VaultSite) -> None:

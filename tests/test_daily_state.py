@@ -76,10 +76,12 @@ def test_a_moved_vault_is_found_from_the_hosts_config_not_the_rules_copy(
                            text=True).stdout.strip()
     site.loop.device = moved  # so the fixture detaches it
     site.write_config(device=moved)  # the admin updates the host's config, as after a move
+    site.loop.set_read_only(True)
     assert moved != old
     run = daily_report(site)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ALERT" not in sent_mail(site)["Subject"]
+    assert f"Note: {site.config_path} differs from the copy on the vault" in run.stdout
     assert "Rules: the copy on the vault" in run.stdout
 
 

@@ -7,7 +7,7 @@ import argparse
 from aidepy import config
 from aidepy.cli.options import add_config_arguments
 from aidepy.lock import run_lock
-from aidepy.promote import Console, Promotion
+from aidepy.promote import Console, Layout, Promotion
 
 NAME = "promote"
 HELP = "scan afresh and write the new signed baseline onto the vault (at the console)"
@@ -16,14 +16,21 @@ Build a new baseline and put it on the vault, the way the admin does it at the c
 reviewing a report:
 
   1. scan the file system afresh (aidepy.db.new from the daily job is never used);
-  2. show the differences against the vault's baseline (paged when long) and ask to accept them:
-     the baseline is verified as for `check` (public_key pins the vault's key), and the
+  2. show the differences against the vault's baseline (paged when long) and ask to accept them;
+     then, when the live rules differ from the vault's copy of the rules (which the daily
+     report checks with), show a unified diff and how many paths of the baseline the new rules
+     no longer select (the first ten named), and ask again (--yes refuses unless --accept-rules).
+     The baseline is verified as for `check` (public_key pins the vault's key), and the
      differences are computed exactly as the daily report will (report_* options, growing files
      re-hashed); a baseline that fails verification is shown as such and replaced;
   3. ask for the signing key's passphrase (signing_key, default /etc/aidepy/signing.key);
   4. ask you to remove the medium's write protection, and wait until it really is writable
      (take the medium out and put it back if it needs that; promote notices);
-  5. write the signed baseline and the copy of the rules, each atomically, and verify them;
+  5. write the signed baseline and the copy of the rules, each atomically, and verify them.
+     Where the baseline goes is decided before step 4, and said when it is anchored: on the
+     vault when it fits; else it stays in state_dir (aidepy.GENERATION.db, mode 0600) and the
+     vault holds a signed anchor pinning it. An anchored vault stays anchored (--layout vault
+     moves it back); anchored copies no anchor pins any more are removed;
   6. ask you to restore the write protection, and wait until the medium really is read-only;
   7. remount the vault read-only and print the new baseline's digest, generation and key
      fingerprint. The generation is the old baseline's plus one.
@@ -42,10 +49,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--yes", action="store_true",
                         help="no questions, no waiting, no pager (scripts; needs a key without passphrase)")
+    parser.add_argument("--accept-rules", action="store_true",
+                        help="with --yes: also when the live rules differ from the vault's copy (without it, "
+                             "--yes refuses then, writing nothing)")
+    parser.add_argument("--layout", choices=[layout.value for layout in Layout],
+                        help="vault: the signed baseline on the vault (refused before anything is written "
+                             "when it does not fit); anchored: the baseline in state_dir, a signed anchor "
+                             "on the vault. Default: the vault's present layout, or the vault when it fits")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config, args.before, args.after)
     with run_lock(settings.state_dir):
-        Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes).run()
+        Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes,
+                  layout=Layout(args.layout) if args.layout else None, accept_rules=args.accept_rules).run()
     return 0

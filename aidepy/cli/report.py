@@ -37,7 +37,9 @@ installed delivers it. The subject names the host and the verdict: `aidepy: HOST
 1 added`, or `aidepy: HOST: no changes`. A report is mailed every day, also when nothing
 changed: a missing report is itself an alarm. Every alarm comes first in the subject, and
 then it never says "no changes": `aidepy: HOST: ALERT: RUNTIME CHANGED; 1 changed`. The
-alarms: RULES DIFFER FROM THE VAULT'S COPY, RULES NOT FROM THE VAULT, RUNTIME CHANGED, VAULT
+alarms: RULES DIFFER FROM THE VAULT'S COPY (the live rules would check something else; a
+file that differs only in where things are, or in comments, is a note), RULES NOT FROM THE
+VAULT, RUNTIME CHANGED, VAULT
 NOT WRITE-PROTECTED, FOREIGN KEY (the vault's key is not signing_key's public half), KEY NOT
 PINNED (neither public_key nor signing_key's .pub to compare it with); each has an `ALERT
 WORDS: detail` line in the report. A baseline that fails verification (or a vault that
