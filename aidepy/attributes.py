@@ -45,6 +45,7 @@ class Attribute:
     stat_field: str | None = None  # os.stat_result field for Kind.STAT
     new_hash: Callable[[], Hasher] | None = None  # None for a hash aidepy cannot compute
     adversarial: bool = True  # False for fast non-cryptographic hashes (xxhash, crc)
+    optional: bool = False  # a file may have none: recorded as b"", left out of reports (as AIDE)
 
 
 class _Crc32b:
@@ -121,12 +122,12 @@ CATALOGUE: tuple[Attribute, ...] = (
     Attribute("ARF", "ARF", Kind.FLAG),
     _hash("sha256", "SHA256", _openssl("sha256")),
     _hash("sha512", "SHA512", _openssl("sha512")),
-    Attribute("selinux", "SELinux", Kind.META),
+    Attribute("selinux", "SELinux", Kind.META, optional=True),
     Attribute("xattrs", "XAttrs", Kind.META),
     _hash("whirlpool", "WHIRLPOOL", _openssl("whirlpool")),
     Attribute("ftype", "File type", Kind.FTYPE),
     Attribute("e2fsattrs", "E2FSAttrs", Kind.META),
-    Attribute("caps", "Caps", Kind.META),
+    Attribute("caps", "Caps", Kind.META, optional=True),
     _hash("stribog256", "STRIBOG256", None),
     _hash("stribog512", "STRIBOG512", None),
     Attribute("growing", "growing", Kind.FLAG),
@@ -151,6 +152,9 @@ does (a change below the second is not one; `SECOND` ns)."""
 SECOND = 1_000_000_000
 
 HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.kind is Kind.HASH)
+OPTIONAL: AttrSet = frozenset(a.name for a in CATALOGUE if a.optional)
+"""Attributes a file may lack (no capabilities, no SELinux label): AIDE leaves them out of that
+file's entry; aidepy records `b""` and leaves them out of what reports show (`report.shown`)."""
 SUPPORTED_HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.new_hash is not None)
 AIDE_HASHES: AttrSet = frozenset(
     {"md5", "sha1", "rmd160", "tiger", "crc32", "haval", "gost", "crc32b", "sha256", "sha512",

@@ -15,6 +15,9 @@ other bytes are written unchanged, also when they are not UTF-8.
 from __future__ import annotations
 
 import base64
+import functools
+import grp
+import pwd
 import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,7 +25,18 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from aidepy import __version__
-from aidepy.attributes import BY_NAME, E2FS_FLAGS, HASHES, ORDER, SECOND, TIMES, AttrSet, Kind, format_attrs
+from aidepy.attributes import (
+    BY_NAME,
+    E2FS_FLAGS,
+    HASHES,
+    OPTIONAL,
+    ORDER,
+    SECOND,
+    TIMES,
+    AttrSet,
+    Kind,
+    format_attrs,
+)
 from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import Entry
 
@@ -158,6 +172,17 @@ def format_time(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
 
 
+def shown(entry: Entry | None) -> AttrSet:
+    """The attributes a report shows for an entry: those it records, less the optional ones the
+    file does not have (no capabilities, no SELinux label), which AIDE leaves out of the entry."""
+    if entry is None:
+        return frozenset()
+    attrs = entry.attrs
+    if attrs & OPTIONAL:
+        attrs = attrs - {n for n in attrs & OPTIONAL if entry.values.get(n) == b""}
+    return attrs
+
+
 def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> str:
     """The per-entry string of the entry lists: `f = ... mc..H.. . `, `f+++++++++++++++++`."""
     if change.kind is ChangeKind.ADDED:
@@ -165,8 +190,10 @@ def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> 
     if change.kind is ChangeKind.REMOVED:
         return change.ftype + "-" * len(SUMMARY_COLUMNS)
     assert change.old is not None and change.new is not None
-    old_attrs, new_attrs = change.old.attrs, change.new.attrs
-    changed = frozenset(change.changed) | frozenset(change.ignored)
+    old_attrs, new_attrs = shown(change.old), shown(change.new)
+    removed, added, both = old_attrs - new_attrs, new_attrs - old_attrs, old_attrs & new_attrs
+    # a capability added to a file is a change aidepy counts, shown as AIDE shows it: '+'
+    changed = (frozenset(change.changed) | frozenset(change.ignored)) & both
     o = options
     out = [change.ftype]
     for letter, group in SUMMARY_COLUMNS:
@@ -177,7 +204,6 @@ def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> 
             if (group & changed - o.ignore_removed and isinstance(osize, int)
                     and isinstance(nsize, int) and osize > nsize):
                 letter = "<"
-        removed, added, both = old_attrs - new_attrs, new_attrs - old_attrs, old_attrs & new_attrs
         if group & changed & (o.force | (group - o.ignore_changed)):
             out.append(letter)
         elif group & removed & (o.force | (group - o.ignore_removed)):
@@ -195,9 +221,10 @@ def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> 
 
 def value_lines(name: str, entry: Entry | None, base16: bool = False,
                 ignore_e2fsattrs: str = "") -> list[str]:
-    """An attribute's value as report lines (several for ACLs); [] if the entry lacks it."""
-    if entry is None or name not in entry.attrs:
+    """An attribute's value as report lines (several for ACLs and xattrs); [] if the entry lacks it."""
+    if name not in shown(entry):
         return []
+    assert entry is not None
     if name == "ftype":
         return [FILE_TYPE_NAMES.get(entry.ftype, "Unknown file type")]
     value = entry.values.get("s" if name == "S" else name)
@@ -217,7 +244,12 @@ def value_lines(name: str, entry: Entry | None, base16: bool = False,
     if name == "e2fsattrs" and ignore_e2fsattrs and len(value) == len(E2FS_FLAGS):
         return ["".join(":" if letter in ignore_e2fsattrs else chr(c)
                         for c, (_, letter) in zip(value, E2FS_FLAGS, strict=True))]
-    return _meta_lines(value)
+    lines = _meta_lines(value)
+    if name == "acl":
+        return [_acl_line(line) for line in lines]
+    if name == "xattrs":
+        return [f"num={len(lines)}", *(f"[{i}] {line}" for i, line in enumerate(lines, 1))]
+    return lines or [""]
 
 
 def _meta_lines(value: bytes) -> list[str]:
@@ -225,8 +257,29 @@ def _meta_lines(value: bytes) -> list[str]:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         return [base64.b64encode(value).decode("ascii")]
-    lines = [escape_path(line.encode()) for line in text.split("\n") if line]
-    return lines or [""]
+    return [escape_path(line.encode()) for line in text.split("\n") if line]
+
+
+def _acl_line(line: str) -> str:
+    """`default:user:65534:r-x` as AIDE prints it: `D: user:nobody:r-x` (`A:` for the access
+    ACL), ids named as this host names them (numbers where it has no name)."""
+    default = line.startswith("default:")
+    tag, sep, rest = line.removeprefix("default:").partition(":")
+    ident, sep2, perm = rest.partition(":")
+    if sep and sep2 and ident.isdigit() and tag in ("user", "group"):
+        ident = _id_name(tag, int(ident))
+        line = f"{tag}:{ident}:{perm}"
+    else:
+        line = line.removeprefix("default:")
+    return ("D: " if default else "A: ") + line
+
+
+@functools.cache
+def _id_name(tag: str, ident: int) -> str:
+    try:
+        return pwd.getpwuid(ident).pw_name if tag == "user" else grp.getgrgid(ident).gr_name
+    except KeyError:
+        return str(ident)
 
 
 def _chunks(text: str) -> list[str]:
@@ -255,18 +308,16 @@ def detail_lines(label: str, old: list[str], new: list[str], *, two_columns: boo
 def report_attributes(change: Change, options: ReportOptions) -> list[str]:
     """The attributes the details section shows for one change, in report order."""
     o = options
+    old, new = shown(change.old), shown(change.new)
     if change.kind is ChangeKind.ADDED:
-        assert change.new is not None
-        names = set(change.new.attrs - o.ignore_added)
+        names = set(new - o.ignore_added)
     elif change.kind is ChangeKind.REMOVED:
-        assert change.old is not None
-        names = set(change.old.attrs - o.ignore_removed)
+        names = set(old - o.ignore_removed)
     else:
-        assert change.old is not None and change.new is not None
         names = set(change.changed)
         if o.level >= Level.ADDED_REMOVED_ATTRIBUTES:
-            names |= (change.new.attrs - change.old.attrs) - o.ignore_added
-            names |= (change.old.attrs - change.new.attrs) - o.ignore_removed
+            names |= (new - old) - o.ignore_added
+            names |= (old - new) - o.ignore_removed
         if names:
             names |= o.force
     return [n for n in DETAIL_ORDER if n in names]
@@ -276,9 +327,10 @@ def different_attributes(change: Change, options: ReportOptions) -> str | None:
     """AIDE's `-x+y` string when the two entries record different attribute sets, else None."""
     if change.old is None or change.new is None:
         return None
-    old = change.old.attrs - options.ignore_removed
-    new = change.new.attrs - options.ignore_added
-    if not ((old ^ new) & (change.old.attrs ^ change.new.attrs)):
+    old_attrs, new_attrs = shown(change.old), shown(change.new)
+    old = old_attrs - options.ignore_removed
+    new = new_attrs - options.ignore_added
+    if not ((old ^ new) & (old_attrs ^ new_attrs)):
         return None
     parts = []
     for name in sorted(old ^ new, key=ORDER.__getitem__):
@@ -330,6 +382,8 @@ def _details_block(change: Change, options: ReportOptions) -> str:
         ignore = options.ignore_e2fsattrs
         old = value_lines(name, change.old, options.base16, ignore_e2fsattrs=ignore)
         new = value_lines(name, change.new, options.base16, ignore_e2fsattrs=ignore)
+        if name in change.changed:  # a capability added or removed: old | new all the same
+            old, new = old or [""], new or [""]
         lines.extend(detail_lines(label, old, new))
     return "\n".join(lines) + "\n"
 
@@ -434,3 +488,5 @@ def _report_options(o: ReportOptions) -> Iterable[tuple[str, str]]:
             yield label, format_attrs(attrs)
     if o.force and o.level >= Level.CHANGED_ATTRIBUTES:
         yield "Forced attributes", format_attrs(o.force)
+    if o.ignore_e2fsattrs:
+        yield "Ignored e2fs attributes", "".join(c for _, c in E2FS_FLAGS if c in o.ignore_e2fsattrs)

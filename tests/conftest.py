@@ -514,3 +514,66 @@ def rewrite_vault(site: VaultSite, action: str) -> None:
     subprocess.run(["sh", "-c", action], cwd=site.mountpoint, check=True)
     subprocess.run(["mount", "-o", "remount,ro", str(site.mountpoint)], check=True)
     site.loop.set_read_only(True)
+
+
+# --- Debian's aide as an oracle: the same tree and rules for both programs ---------------------
+
+
+@dataclasses.dataclass
+class OracleSetup:
+    """A tree and the configs that make `aide` and `aidepy` watch it the same way."""
+
+    root: Path
+    aide_conf: Path
+    aidepy_conf: Path
+
+
+def configure(work: Path, root: Path, rules_text: str) -> OracleSetup:
+    """Equivalent configs for both programs: same rules, each its own database files."""
+    work.mkdir(exist_ok=True)
+    s = OracleSetup(root, work / "aide.conf", work / "aidepy.conf")
+    s.aide_conf.write_text(f"database_in=file:{work}/aide.db\ndatabase_out=file:{work}/aide.db.new\n"
+                           f"gzip_dbout=no\nreport_url=stdout\n{rules_text}")
+    s.aidepy_conf.write_text(f"state_dir={work}/state\ndatabase_in=file:{work}/aidepy.db\n"
+                             f"database_out=file:{work}/aidepy.db.new\nsigning_key={work}/no-such.key\n{rules_text}")
+    return s
+
+
+def oracle_aide(conf: Path, action: str, *extra: str) -> tuple[bytes, int]:
+    """Run Debian's aide: its report and exit code."""
+    proc = subprocess.run(["aide", "-c", str(conf), action, *extra], capture_output=True)
+    assert proc.returncode < 14, proc.stderr.decode(errors="replace")
+    return proc.stdout, proc.returncode
+
+
+def oracle_aidepy(conf: Path, action: str, *extra: str) -> tuple[bytes, int]:
+    """Run aidepy as the admin does: its report and exit code."""
+    proc = subprocess.run([sys.executable, "-m", "aidepy", action, "-c", str(conf), *extra],
+                          capture_output=True)
+    assert proc.returncode < 14, proc.stderr.decode(errors="replace")
+    return proc.stdout, proc.returncode
+
+
+def init_both(s: OracleSetup) -> None:
+    """Both programs record their baseline of the same tree."""
+    for run, conf in ((oracle_aide, s.aide_conf), (oracle_aidepy, s.aidepy_conf)):
+        run(conf, "--init")
+        new = conf.parent / (("aide" if run is oracle_aide else "aidepy") + ".db.new")
+        new.rename(new.with_suffix(""))
+    # Both compare times to the second: let the mutations' ctimes fall into a later second
+    # than the baseline's, so every ctime change shows.
+    time.sleep(1.05)
+
+
+def report_body(report: bytes) -> list[bytes]:
+    """The lines AIDE and aidepy both print, from the verdict to the database section: without
+    the start line, aidepy's signature notice and its Warnings section."""
+    lines = report.split(b"\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(b"Start timestamp: ")) + 1
+    ends = [lines.index(h) for h in (b"Warnings:", b"The attributes of the (uncompressed) database(s):")
+            if h in lines]
+    ends += [i for i, line in enumerate(lines) if line.startswith(b"End timestamp: ")]
+    body = lines[start:min(ends) - 1]
+    while body and not body[-1]:
+        body.pop()
+    return body

@@ -13,13 +13,11 @@ import json
 import os
 import re
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from conftest import OracleSetup, configure, init_both, oracle_aide, oracle_aidepy, report_body, require_tool
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for chown (runs as root in CI)")
 pytest.importorskip("aidepy.scan", reason="the scanner is not built yet")
@@ -109,26 +107,8 @@ def rules(root: Path) -> str:
     )
 
 
-@dataclass
-class Setup:
-    root: Path
-    aide_conf: Path
-    aidepy_conf: Path
-
-
-def configure(work: Path, root: Path, rules_text: str) -> Setup:
-    """Equivalent configs for both programs: same rules, each its own database files."""
-    work.mkdir(exist_ok=True)
-    s = Setup(root, work / "aide.conf", work / "aidepy.conf")
-    s.aide_conf.write_text(f"database_in=file:{work}/aide.db\ndatabase_out=file:{work}/aide.db.new\n"
-                           f"gzip_dbout=no\nreport_url=stdout\n{rules_text}")
-    s.aidepy_conf.write_text(f"state_dir={work}/state\ndatabase_in=file:{work}/aidepy.db\ndatabase_out=file:{work}/aidepy.db.new\n"
-                             f"signing_key={work}/no-such.key\n{rules_text}")
-    return s
-
-
 @pytest.fixture
-def setup(tmp_path: Path) -> Setup:
+def setup(tmp_path: Path) -> OracleSetup:
     require_tool("aide")
     root = tmp_path / "tree"
     build_tree(root)
@@ -217,44 +197,21 @@ def mutate(root: Path) -> None:
         f.write(b"n")
 
 
-def aide(conf: Path, action: str) -> tuple[bytes, int]:
-    proc = subprocess.run(["aide", "-c", str(conf), action], capture_output=True)
-    assert proc.returncode < 14, proc.stderr.decode(errors="replace")
-    return proc.stdout, proc.returncode
-
-
-def aidepy(conf: Path, action: str, *extra: str) -> tuple[bytes, int]:
-    proc = subprocess.run([sys.executable, "-m", "aidepy", action, "-c", str(conf), *extra],
-                          capture_output=True)
-    assert proc.returncode < 14, proc.stderr.decode(errors="replace")
-    return proc.stdout, proc.returncode
-
-
-def init_both(s: Setup) -> None:
-    for run, conf in ((aide, s.aide_conf), (aidepy, s.aidepy_conf)):
-        run(conf, "--init")
-        new = conf.parent / (("aide" if run is aide else "aidepy") + ".db.new")
-        new.rename(new.with_suffix(""))
-    # Both compare times to the second: let the mutations' ctimes fall into a later second
-    # than the baseline's, so every ctime change shows.
-    time.sleep(1.05)
-
-
-def test_init_then_check_on_untouched_tree_agrees_and_exits_zero(setup: Setup) -> None:
+def test_init_then_check_on_untouched_tree_agrees_and_exits_zero(setup: OracleSetup) -> None:
     init_both(setup)
-    aide_out, aide_rc = aide(setup.aide_conf, "--check")
-    out, rc = aidepy(setup.aidepy_conf, "--check")
+    aide_out, aide_rc = oracle_aide(setup.aide_conf, "--check")
+    out, rc = oracle_aidepy(setup.aidepy_conf, "--check")
     assert (aide_rc, rc) == (0, 0)
     assert b"Looks okay!!" in aide_out
     assert b"AIDE found NO differences between database and filesystem. Looks okay!!" in out
     assert b"is NOT signed" in out.split(b"\n")[0]
 
 
-def test_check_after_mutations_matches_aide(setup: Setup) -> None:
+def test_check_after_mutations_matches_aide(setup: OracleSetup) -> None:
     init_both(setup)
     mutate(setup.root)
-    expected = parse_aide(*aide(setup.aide_conf, "--check"))
-    got = parse_aidepy(*aidepy(setup.aidepy_conf, "--check", "--json"))
+    expected = parse_aide(*oracle_aide(setup.aide_conf, "--check"))
+    got = parse_aidepy(*oracle_aidepy(setup.aidepy_conf, "--check", "--json"))
     root = os.fsencode(setup.root)
     # The mutations above must be visible at all, or this test would prove nothing.
     assert root + b"/same-size" in expected.changed and root + b"/doomed" in expected.removed
@@ -287,8 +244,8 @@ def test_renames_under_I_and_allowed_new_and_removed_files_match_aide(tmp_path: 
     os.rename(root / "plain" / "a", root / "plain" / "a2")  # no I: added + removed
     os.unlink(root / "spool" / "old")  # ARF
     (root / "spool" / "new").write_bytes(b"queued too")  # ANF
-    expected = parse_aide(*aide(s.aide_conf, "--check"))
-    got = parse_aidepy(*aidepy(s.aidepy_conf, "--check", "--json"))
+    expected = parse_aide(*oracle_aide(s.aide_conf, "--check"))
+    got = parse_aidepy(*oracle_aidepy(s.aidepy_conf, "--check", "--json"))
     assert os.fsencode(root / "ren" / "b2") in expected.added
     assert os.fsencode(root / "ren" / "a2") not in expected.added
     assert os.fsencode(root / "ren" / "d") in expected.removed
@@ -305,8 +262,8 @@ def test_changed_rules_list_different_attributes_like_aide(tmp_path: Path) -> No
     init_both(s)
     for conf in (s.aide_conf, s.aidepy_conf):
         conf.write_text(conf.read_text().replace("p+s+sha256", "p+m+u+sha512"))
-    aide_out, aide_rc = aide(s.aide_conf, "--check")
-    out, rc = aidepy(s.aidepy_conf, "--check")
+    aide_out, aide_rc = oracle_aide(s.aide_conf, "--check")
+    out, rc = oracle_aidepy(s.aidepy_conf, "--check")
 
     def lines(report: bytes) -> list[bytes]:
         return [line for line in report.split(b"\n") if line.startswith(b"Entry ")]
@@ -319,20 +276,7 @@ def test_changed_rules_list_different_attributes_like_aide(tmp_path: Path) -> No
     assert rc == aide_rc == 0
 
 
-def report_body(report: bytes) -> list[bytes]:
-    """The lines AIDE and aidepy both print, from the verdict to the database section: without
-    the start line, aidepy's signature notice and its Warnings section."""
-    lines = report.split(b"\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith(b"Start timestamp: ")) + 1
-    ends = [lines.index(h) for h in (b"Warnings:", b"The attributes of the (uncompressed) database(s):")
-            if h in lines]
-    body = lines[start:min(ends) - 1]
-    while body and not body[-1]:
-        body.pop()
-    return body
-
-
-def test_text_report_body_is_aides_byte_for_byte(setup: Setup) -> None:
+def test_text_report_body_is_aides_byte_for_byte(setup: OracleSetup) -> None:
     init_both(setup)
     mutate(setup.root)
     for option in ("report_level=changed_attributes", "report_grouped=no", "report_summarize_changes=no",
@@ -340,6 +284,6 @@ def test_text_report_body_is_aides_byte_for_byte(setup: Setup) -> None:
                    "report_ignore_changed_attrs=c+m", "report_force_attrs=u+g"):
         aide_out = subprocess.run(["aide", "-c", str(setup.aide_conf), "--check", "-B", option],
                                   capture_output=True).stdout
-        out, _ = aidepy(setup.aidepy_conf, "--check", "-B", option)
+        out, _ = oracle_aidepy(setup.aidepy_conf, "--check", "-B", option)
         assert len(report_body(aide_out)) > 20, option
         assert report_body(out) == report_body(aide_out), option
