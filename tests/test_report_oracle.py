@@ -100,3 +100,63 @@ def test_header_names_the_report_options_as_aide_does(tmp_path: Path, options: t
     assert any(line.startswith((b"Ignored", b"Report level")) for line in report_body(theirs))
     assert report_body(ours) == report_body(theirs)
     assert rc == their_rc
+
+
+DEBIAN_CONF = Path("/etc/aide/aide.conf")
+
+
+@pytest.mark.skipif(not DEBIAN_CONF.exists(), reason="Debian's /etc/aide/aide.conf is not installed")
+def test_summary_strings_of_a_copy_of_etc_under_debians_config_are_aides(tmp_path: Path) -> None:
+    # Debian's own rules (through root_prefix) over a copy of /etc, mutated in every way the
+    # summary string shows: content, size, mode, owner, times, a symlink's target, an xattr,
+    # an ACL, e2fs flags, added and removed files and directories
+    require_tool("aide")
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run(["cp", "-a", "/etc", str(root)], check=True)
+    etc = root / "etc"
+    for name in ("hostname", "motd", "issue.net"):
+        if not (etc / name).exists():
+            (etc / name).write_text(f"{name}\n")
+    (etc / "gone.d").mkdir(exist_ok=True)
+    (etc / "gone.d" / "file").write_text("x")
+    (etc / "aidepy-link").unlink(missing_ok=True)
+    os.symlink("/etc/hostname", etc / "aidepy-link")
+
+    def options(program: str) -> list[str]:
+        db = tmp_path / f"{program}.db"
+        lines = [f"root_prefix={root}", f"database_in=file:{db}", f"database_out=file:{db}.new",
+                 f"database_new=file:{db}.new"]
+        lines += ["gzip_dbout=no"] if program == "aide" else [f"signing_key={tmp_path}/no-such.key"]
+        return [arg for line in lines for arg in ("-B", line)]
+
+    for program, run_it in (("aide", aide), ("aidepy", aidepy)):
+        run_it(DEBIAN_CONF, "--init", *options(program))
+        (tmp_path / f"{program}.db.new").rename(tmp_path / f"{program}.db")
+    with open(etc / "passwd", "a") as f:
+        f.write("intruder:x:0:0::/:/bin/sh\n")
+    os.chmod(etc / "hostname", 0o600)
+    os.chown(etc / "hosts", 4242, -1)
+    os.utime(etc / "services", (1577836800, 1577836800))
+    (etc / "aidepy-link").unlink()
+    os.symlink("/nowhere", etc / "aidepy-link")
+    run("setfattr", "-n", "user.k", "-v", "v", str(etc / "fstab"))
+    run("setfacl", "-m", "u:nobody:r", str(etc / "shells"))
+    run("chattr", "+d", str(etc / "motd"))
+    run("chattr", "+A", str(etc / "profile"))  # Debian ignores only the flags VNIE
+    (etc / "new-file").write_text("new\n")
+    (etc / "new.d").mkdir()
+    (etc / "issue.net").unlink()
+    (etc / "gone.d" / "file").unlink()
+    (etc / "gone.d").rmdir()
+    theirs, their_rc = aide(DEBIAN_CONF, "--check", *options("aide"))
+    ours, rc = aidepy(DEBIAN_CONF, "--check", *options("aidepy"))
+
+    def entries(report: bytes) -> list[bytes]:
+        lines = report.split(b"\n")
+        return lines[lines.index(b"Summary:"):lines.index(b"Detailed information about changes:")]
+
+    assert b"f >.... mc..H.. . : /etc/passwd" in entries(theirs)
+    assert len([line for line in entries(theirs) if line[:1] in b"fdl" and b": /etc/" in line]) >= 14
+    assert entries(ours) == entries(theirs)
+    assert rc == their_rc == 7
