@@ -32,6 +32,7 @@ from aidepy.report import (
     listed_changes,
     outline,
     report_attributes,
+    shown,
     summary_string,
 )
 
@@ -65,9 +66,9 @@ def render_json(report: Report) -> str:
         out: dict[str, Any] = {}
         for name in report_attributes(change, o):
             pair: dict[str, Any] = {}
-            if change.old is not None and name in change.old.attrs:
+            if change.old is not None and name in shown(change.old):
                 pair["old"] = json_value(name, change.old)
-            if change.new is not None and name in change.new.attrs:
+            if change.new is not None and name in shown(change.new):
                 pair["new"] = json_value(name, change.new)
             out[name] = pair
         return out

@@ -207,3 +207,19 @@ def test_detailed_init_lists_every_entry_as_added_with_its_attributes() -> None:
     assert "\nNumber of entries:\t1" in text
     assert "f+++++++++++++++++: /etc/passwd" in text
     assert f"File: /etc/passwd\n Size      :{' ' * 36}12\n" in text
+
+
+def test_json_and_text_leave_out_capabilities_a_file_does_not_have() -> None:
+    old = make_entry(b"/bin/tool", attrs="p+caps+xattrs", caps=b"", xattrs=b"")
+    new = make_entry(b"/bin/tool", attrs="p+caps+xattrs", caps=b"cap_setuid=ep",
+                     xattrs=b"security.capability <=> AQAAAgCAAAAAAAAAAAAAAAAAAAA=\n")
+    change = Change(new.path, "f", old, new, ("xattrs", "caps"))
+    doc = json.loads(render_json(check_report([change], Summary(total=1, changed=1))))
+    assert doc["changed"][0]["attributes"]["caps"] == {"new": "cap_setuid=ep"}
+    assert doc["different_attributes"] == {"/bin/tool": "+caps"}
+    assert summary_string(change) == f"f   .{' ' * 9}X  +"
+    assert value_lines("xattrs", old) == ["num=0"]
+    assert value_lines("caps", old) == []
+    text = render_text(check_report([change], Summary(total=1, changed=1)))
+    assert "Entry /bin/tool in databases has different attributes: +caps\n" in text
+    assert " Caps      :                                  | cap_setuid=ep\n" in text
