@@ -214,16 +214,8 @@ class Comparison(Iterator[Change]):
             return Change(new.path, new.ftype, None, new)
         if new is None:
             return Change(old.path, old.ftype, old, None)
-        changed = changed_attributes(old, new, self._rehash)
-        counted = changed - self._ignore_changed
-        if "e2fsattrs" in counted and _e2fs_flags_changed(old, new) <= self._ignore_e2fsattrs:
-            counted -= {"e2fsattrs"}
-        if not counted and old.attrs == new.attrs:
-            return None
-        return Change(
-            new.path, new.ftype, old, new,
-            tuple(ordered(counted)), tuple(ordered(changed - counted)),
-        )
+        return _counted(old, new, changed_attributes(old, new, self._rehash),
+                        self._ignore_changed, self._ignore_e2fsattrs)
 
     def _resolve(self, pending: list[Change | None], indices: list[int]) -> None:
         """Pair renames within one directory (rule flag I), as AIDE does: a removed entry whose
@@ -251,6 +243,37 @@ class Comparison(Iterator[Change]):
             pending[sources.pop(inode)] = None
             old = target.old
             pending[i] = None if old is None else Change(old.path, old.ftype, old, None)
+
+
+def _counted(old: Entry, new: Entry, changed: AttrSet, ignore_changed: AttrSet,
+             ignore_e2fsattrs: frozenset[str]) -> Change | None:
+    """The change of a path whose attributes `changed`, split into those that count and those
+    the report options ignore; None when nothing counts and both record the same attributes."""
+    counted = changed - ignore_changed
+    if "e2fsattrs" in counted and _e2fs_flags_changed(old, new) <= ignore_e2fsattrs:
+        counted -= {"e2fsattrs"}
+    if not counted and old.attrs == new.attrs:
+        return None
+    return Change(new.path, new.ftype, old, new, tuple(ordered(counted)), tuple(ordered(changed - counted)))
+
+
+def refilter(changes: Iterable[Change], summary: Summary, *, ignore_changed: AttrSet,
+             ignore_e2fsattrs: str) -> tuple[list[Change], Summary]:
+    """The changes and totals one report shows when it ignores more than the comparison did (a
+    report_url with its own report_ignore_changed_attrs or report_ignore_e2fsattrs)."""
+    out: list[Change] = []
+    counted = Summary(summary.total, summary.added, summary.removed)
+    for change in changes:
+        if change.old is not None and change.new is not None:
+            kept = _counted(change.old, change.new, frozenset(change.changed + change.ignored),
+                            ignore_changed, frozenset(ignore_e2fsattrs))
+            if kept is None:
+                continue
+            change = kept
+        if change.kind is ChangeKind.CHANGED:
+            counted.changed += 1
+        out.append(change)
+    return out, counted
 
 
 def compare(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aidepy import config_options as opt
 from aidepy.attributes import BY_NAME, DEFAULT_GROUPS, HASHES, SUPPORTED_HASHES, AttrSet, format_attrs
-from aidepy.config_model import Config
+from aidepy.config_model import Config, ReportTarget, report_scope
 from aidepy.config_regex import regex_error
 from aidepy.config_syntax import (
     AttrExpr,
@@ -110,6 +110,7 @@ class _Evaluator:
         self.groups.update(DEFAULT_GROUPS)
         self.first_set: set[str] = set()
         self.warn_unrestricted = False
+        self.after_last_url: list[tuple[str, str]] = []  # (FILE:LINE, option) since the last report_url
 
     # --- values -----------------------------------------------------------------------------
     def string(self, expr: StrExpr) -> str:
@@ -222,6 +223,7 @@ class _Evaluator:
                               f"{format_attrs(attrs & UNSUPPORTED_HASHES)}")
                     attrs -= UNSUPPORTED_HASHES
             self.config.attr_options[option] = attrs
+            self.note_report_option(origin, option)
             if option in opt.IGNORED:
                 self.config.ignored_options.append(f"{origin}: {option} ({opt.IGNORED[option]})")
             return
@@ -241,11 +243,29 @@ class _Evaluator:
                 self.warn(name, stmt, f"report_url '{value}' already defined (ignoring)")
                 return
             self.config.report_urls.append(value)
+            self.config.report_targets.append(ReportTarget(
+                value, origin, report_scope(self.config.options), report_scope(self.config.attr_options)))
+            self.after_last_url.clear()
+        self.note_report_option(origin, option)
         if option == "config_check_warn_unrestricted_rules":
             self.warn_unrestricted = opt.BOOLEANS[value]
         self.config.options[option] = value
         if option in opt.IGNORED:
             self.config.ignored_options.append(f"{origin}: {option} ({opt.IGNORED[option]})")
+
+    def note_report_option(self, origin: str, option: str) -> None:
+        if option in opt.REPORT_OPTIONS:
+            self.after_last_url.append((origin, option))
+
+    def warn_trailing_report_options(self) -> None:
+        """A report option after the last report_url applies to no report (AIDE ignores it too)."""
+        if not self.config.report_targets:
+            return  # no report_url: the options at the end shape the report to stdout
+        last = self.config.report_targets[-1].origin
+        for origin, option in self.after_last_url:
+            self.config.warnings.append(
+                f"{origin}: '{option}' follows the last report_url ({last}) and applies to no report "
+                "(a report option shapes the report_url lines after it; move it before them)")
 
     # --- includes ---------------------------------------------------------------------------
     def include(self, stmt: IncludeStmt, name: str, depth: int, prefix: str | None) -> None:
@@ -431,6 +451,7 @@ def _evaluate(parts: Sequence[tuple[str, str, Path | None]], rules_root: bytes |
             config.sources.append(source)
         config.warnings.extend(syntax.warnings)
         evaluator.run(syntax.statements, name, 0, None)
+    evaluator.warn_trailing_report_options()
     return config
 
 

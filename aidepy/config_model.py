@@ -8,74 +8,37 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 from aidepy import config_options as opt
 from aidepy.attributes import AttrSet, format_attrs
 from aidepy.selection import Rule, RuleSet
 
+_V = TypeVar("_V")
+
+
+def report_scope(options: Mapping[str, _V]) -> dict[str, _V]:
+    """The report options among `options` (a copy: later lines change the config's own)."""
+    return {k: v for k, v in options.items() if k in opt.REPORT_OPTIONS}
+
+
 DEFAULT_MAIL_LIMIT = 512 << 10
 """`report_mail_limit` when it is not set: 512 KiB."""
 
 
-@dataclass
-class Config:
-    """An evaluated configuration: rules in config order, groups, options and what was noticed."""
+class ReportSettings:
+    """The `report_*` options of one report, with aidepy's defaults (see `ReportTarget`)."""
 
-    rules: list[Rule] = field(default_factory=list)
-    groups: dict[str, AttrSet] = field(default_factory=dict)
-    options: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    ignored_options: list[str] = field(default_factory=list)
-    sources: list[Path] = field(default_factory=list)
-    defined_groups: list[str] = field(default_factory=list)  # names the config itself defined
-    attr_options: dict[str, AttrSet] = field(default_factory=dict)
-    report_urls: list[str] = field(default_factory=list)
-
-    @cached_property
-    def ruleset(self) -> RuleSet:
-        """The rules ready for selection (built once)."""
-        return RuleSet(self.rules)
-
-    @cached_property
-    def digest(self) -> bytes:
-        """sha256 of the evaluated rules and options (not those saying where things are): the
-        "rules digest" of database headers."""
-        doc = {
-            "rules": [[r.kind.value, r.regex, sorted(r.file_types) if r.file_types else None,
-                       format_attrs(r.attrs)] for r in self.rules],
-            "options": sorted((k, v) for k, v in self.options.items() if k not in opt.LOCATION_OPTIONS),
-            "attr_options": sorted((k, format_attrs(v)) for k, v in self.attr_options.items()),
-            "report_urls": self.report_urls,
-        }
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode("utf-8", "surrogateescape")).digest()
+    options: Mapping[str, str]
+    attr_options: Mapping[str, AttrSet]
 
     def _bool(self, name: str, default: bool) -> bool:
         value = self.options.get(name)
         return default if value is None else opt.BOOLEANS[value]
-
-    def _database(self, name: str) -> str | None:
-        value = self.options.get(name)
-        return None if value is None else opt.check_url(name, value, None if "//" not in value else
-                                                        os.uname().nodename)
-
-    @property
-    def database_in(self) -> str | None:
-        return self._database("database_in")
-
-    @property
-    def database_out(self) -> str | None:
-        return self._database("database_out")
-
-    @property
-    def database_new(self) -> str | None:
-        return self._database("database_new")
-
-    @property
-    def root_prefix(self) -> bytes:
-        return os.fsencode(self.options.get("root_prefix", ""))
 
     @property
     def report_level(self) -> str:
@@ -129,6 +92,79 @@ class Config:
     @property
     def report_append(self) -> bool:
         return self._bool("report_append", False)
+
+
+@dataclass(frozen=True)
+class ReportTarget(ReportSettings):
+    """One `report_url` and the report options in force when its line was read (AIDE 0.18: a
+    report option applies to the report_url lines after it, not to earlier ones)."""
+
+    url: str
+    origin: str  # FILE:LINE of the report_url; "" for stdout when the config names none
+    options: Mapping[str, str]
+    attr_options: Mapping[str, AttrSet]
+
+
+@dataclass
+class Config(ReportSettings):
+    """An evaluated configuration: rules in config order, groups, options and what was noticed."""
+
+    rules: list[Rule] = field(default_factory=list)
+    groups: dict[str, AttrSet] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    ignored_options: list[str] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)
+    defined_groups: list[str] = field(default_factory=list)  # names the config itself defined
+    attr_options: dict[str, AttrSet] = field(default_factory=dict)
+    report_urls: list[str] = field(default_factory=list)
+    report_targets: list[ReportTarget] = field(default_factory=list)  # one per report_url
+
+    @property
+    def reports(self) -> list[ReportTarget]:
+        """Where reports go and with which options: each report_url, or stdout with the options
+        in force at the end when the config names none (as AIDE)."""
+        return self.report_targets or [ReportTarget("stdout", "", report_scope(self.options),
+                                                    report_scope(self.attr_options))]
+
+    @cached_property
+    def ruleset(self) -> RuleSet:
+        """The rules ready for selection (built once)."""
+        return RuleSet(self.rules)
+
+    @cached_property
+    def digest(self) -> bytes:
+        """sha256 of the evaluated rules and options (not those saying where things are): the
+        "rules digest" of database headers."""
+        doc = {
+            "rules": [[r.kind.value, r.regex, sorted(r.file_types) if r.file_types else None,
+                       format_attrs(r.attrs)] for r in self.rules],
+            "options": sorted((k, v) for k, v in self.options.items() if k not in opt.LOCATION_OPTIONS),
+            "attr_options": sorted((k, format_attrs(v)) for k, v in self.attr_options.items()),
+            "report_urls": self.report_urls,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode("utf-8", "surrogateescape")).digest()
+
+    def _database(self, name: str) -> str | None:
+        value = self.options.get(name)
+        return None if value is None else opt.check_url(name, value, None if "//" not in value else
+                                                        os.uname().nodename)
+
+    @property
+    def database_in(self) -> str | None:
+        return self._database("database_in")
+
+    @property
+    def database_out(self) -> str | None:
+        return self._database("database_out")
+
+    @property
+    def database_new(self) -> str | None:
+        return self._database("database_new")
+
+    @property
+    def root_prefix(self) -> bytes:
+        return os.fsencode(self.options.get("root_prefix", ""))
 
     @property
     def num_workers(self) -> int | None:

@@ -35,6 +35,14 @@ LOG_LEVELS = ("error", "warning", "notice", "info", "rule", "compare", "config",
 FIRST_WINS = frozenset({"database_in", "database_out", "database_new", "root_prefix", "log_level",
                         "num_workers"})
 
+# AIDE 0.18's per-report options: each report_url line takes the values in force when it is read.
+REPORT_OPTIONS = frozenset({
+    "report_level", "report_format", "report_base16", "report_quiet", "report_detailed_init",
+    "report_summarize_changes", "report_grouped", "report_append", "report_ignore_e2fsattrs",
+    "report_ignore_added_attrs", "report_ignore_removed_attrs", "report_ignore_changed_attrs",
+    "report_force_attrs",
+})
+
 # Options aidepy accepts (AIDE's meaning is understood) but does not act on, and why.
 IGNORED = {
     "gzip_dbout": "aidepy's signed database format is its own",

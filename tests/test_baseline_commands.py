@@ -190,7 +190,14 @@ def test_report_goes_to_each_report_url_and_report_quiet_silences_an_okay_check(
     check = site.run("check")
     assert check.returncode == 0
     assert b"Looks okay!!" in check.stdout and log.read_bytes() == check.stdout
-    site.conf.write_text(site.conf.read_text() + "report_quiet=yes\n")
+    rules = site.conf.read_text()
+    site.conf.write_text(rules + "report_quiet=yes\n")  # after the last report_url: no report's
+    log.unlink()
+    late = site.run("check")
+    assert late.stdout == log.read_bytes() and b"Looks okay!!" in late.stdout
+    line = rules.count("\n") + 1
+    assert f"{site.conf}:{line}: 'report_quiet' follows the last report_url".encode() in late.stderr
+    site.conf.write_text(f"report_quiet=yes\n{rules}")  # as AIDE: before the report_url lines
     log.unlink()
     quiet = site.run("check")
     assert (quiet.returncode, quiet.stdout, log.exists()) == (0, b"", False)

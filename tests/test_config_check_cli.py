@@ -44,3 +44,13 @@ def test_config_from_stdin() -> None:
                             input="/etc p+sha256\n/x Bad\n", capture_output=True, text=True, check=False)
     assert result.returncode == 17
     assert result.stderr == "aidepy: (stdin):2: group 'Bad' is not defined\n"
+
+
+def test_config_check_warns_about_a_report_option_after_the_last_report_url(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "late.conf"
+    config.write_text("report_url=stdout\n/etc p\nreport_format=json\n")
+    assert main(["config-check", "-c", str(config)]) == 0
+    assert f"warning: {config}:3: 'report_format' follows the last report_url ({config}:1) and applies " \
+           "to no report (a report option shapes the report_url lines after it; move it before them)" \
+           in capsys.readouterr().out.splitlines()

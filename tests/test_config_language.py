@@ -293,6 +293,28 @@ def test_report_options_and_defaults() -> None:
     assert cfg.report_ignore_added_attrs == attrset("sha256")
     assert cfg.report_ignore_removed_attrs == attrset("md5")
     assert cfg.report_ignore_e2fsattrs == "VNIE"
+    first, second = cfg.reports
+    assert (first.url, first.origin, second.url, second.origin) == (
+        "stdout", "<text>:9", "file:/tmp/r.log", "<text>:10")
+    assert (first.report_format, first.report_quiet, first.report_ignore_changed_attrs) == (
+        "json", True, frozenset())
+    assert second.report_ignore_e2fsattrs == "" and second.report_level == "list_entries"
+    late = [w for w in cfg.warnings if "follows the last report_url" in w]
+    assert [w.split(": ")[0] for w in late] == [f"<text>:{n}" for n in range(11, 16)]
+    assert late[0] == ("<text>:11: 'report_ignore_changed_attrs' follows the last report_url "
+                               "(<text>:10) and applies to no report (a report option shapes the "
+                               "report_url lines after it; move it before them)")
+
+
+def test_report_options_of_a_config_without_report_url_shape_the_report_to_stdout() -> None:
+    cfg = parse_text("report_url=stderr\nreport_level=summary\n@@ifdef NEVER\nreport_url=stdout\n@@endif\n")
+    assert [(t.url, t.report_level) for t in cfg.reports] == [("stderr", "changed_attributes")]
+    assert len(cfg.warnings) == 1
+    cfg = parse_text("report_level=summary\nreport_ignore_changed_attrs=m\n/ p\n")
+    (target,) = cfg.reports
+    assert (target.url, target.origin, target.report_level, target.report_ignore_changed_attrs) == (
+        "stdout", "", "summary", frozenset({"m"}))
+    assert cfg.warnings == []
 
 
 def test_root_prefix_num_workers_and_aidepy_options() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,10 +128,11 @@ def test_summary_strings_of_a_copy_of_etc_under_debians_config_are_aides(tmp_pat
         db = tmp_path / f"{program}.db"
         lines = [f"root_prefix={root}", f"database_in=file:{db}", f"database_out=file:{db}.new",
                  f"database_new=file:{db}.new"]
-        lines += ["gzip_dbout=no"] if program == "aide" else [f"signing_key={tmp_path}/no-such.key"]
+        lines += ["gzip_dbout=no"] if program == "aide" else [f"signing_key={tmp_path}/no-such.key",
+                                                              f"state_dir={tmp_path}/state"]
         return [arg for line in lines for arg in ("-B", line)]
 
-    for program, run_it in (("aide", aide), ("aidepy", aidepy)):
+    for program, run_it in (("aide", oracle_aide), ("aidepy", oracle_aidepy)):
         run_it(DEBIAN_CONF, "--init", *options(program))
         (tmp_path / f"{program}.db.new").rename(tmp_path / f"{program}.db")
     with open(etc / "passwd", "a") as f:
@@ -149,8 +151,8 @@ def test_summary_strings_of_a_copy_of_etc_under_debians_config_are_aides(tmp_pat
     (etc / "issue.net").unlink()
     (etc / "gone.d" / "file").unlink()
     (etc / "gone.d").rmdir()
-    theirs, their_rc = aide(DEBIAN_CONF, "--check", *options("aide"))
-    ours, rc = aidepy(DEBIAN_CONF, "--check", *options("aidepy"))
+    theirs, their_rc = oracle_aide(DEBIAN_CONF, "--check", *options("aide"))
+    ours, rc = oracle_aidepy(DEBIAN_CONF, "--check", *options("aidepy"))
 
     def entries(report: bytes) -> list[bytes]:
         lines = report.split(b"\n")
@@ -160,3 +162,47 @@ def test_summary_strings_of_a_copy_of_etc_under_debians_config_are_aides(tmp_pat
     assert len([line for line in entries(theirs) if line[:1] in b"fdl" and b": /etc/" in line]) >= 14
     assert entries(ours) == entries(theirs)
     assert rc == their_rc == 7
+
+
+def with_reports(s: OracleSetup, layout: str) -> None:
+    """Replace both configs' report lines with `layout` ({prog}: aide or aidepy, for file names)."""
+    aide_text = s.aide_conf.read_text().replace("report_url=stdout\n", layout.format(prog="aide"))
+    s.aide_conf.write_text(aide_text)
+    head, _, rules = s.aidepy_conf.read_text().partition("\n/")
+    s.aidepy_conf.write_text(f"{head}\n{layout.format(prog='aidepy')}/{rules}")
+
+
+@pytest.mark.parametrize(("layout", "exit_code"), [
+    # before the report_url: it shapes that report, and the exit code follows it
+    ("report_ignore_changed_attrs=p+e2fsattrs\nreport_url=file:{prog}.r1\n", 0),
+    # after the last report_url: it shapes nothing (aidepy warns)
+    ("report_url=file:{prog}.r1\nreport_ignore_changed_attrs=p+e2fsattrs\nreport_level=summary\n", 4),
+    # two reports with their own options: one sees no change, the other both; exit 4
+    ("report_ignore_changed_attrs=p+e2fsattrs\nreport_url=file:{prog}.r1\nreport_ignore_changed_attrs=E\n"
+     "report_ignore_e2fsattrs=d\nreport_url=file:{prog}.r2\n", 4),
+    ("report_level=list_entries\nreport_url=file:{prog}.r1\nreport_level=changed_attributes\n"
+     "report_base16=yes\nreport_url=file:{prog}.r2\n", 4),
+])
+def test_report_options_shape_the_report_urls_after_them_as_in_aide(
+        tmp_path: Path, layout: str, exit_code: int) -> None:
+    s = tiny(tmp_path, "p+u+g+s+sha256+e2fsattrs+ftype", names=("f", "g"), dirs=())
+    layout = layout.replace("file:", f"file:{s.aide_conf.parent}/")
+    with_reports(s, layout)
+    init_both(s)
+    run("chattr", "+d", str(s.root / "f"))
+    os.chmod(s.root / "g", 0o600)
+    _, their_rc = oracle_aide(s.aide_conf, "--check")
+    proc = subprocess.run([sys.executable, "-m", "aidepy", "--check", "-c", str(s.aidepy_conf)],
+                          capture_output=True)
+    assert proc.returncode == their_rc == exit_code
+    work = s.aide_conf.parent
+    for report in ("r1", "r2"):
+        assert (work / f"aide.{report}").exists() == (work / f"aidepy.{report}").exists()
+        if (work / f"aide.{report}").exists():
+            theirs, ours = (work / f"aide.{report}").read_bytes(), (work / f"aidepy.{report}").read_bytes()
+            assert report_body(ours) == report_body(theirs), report
+    lines = layout.splitlines()
+    last = max(i for i, line in enumerate(lines) if line.startswith("report_url="))
+    for option in (line.split("=")[0] for line in lines[last + 1:]):
+        assert f"'{option}' follows the last report_url".encode() in proc.stderr
+    assert (b"follows the last report_url" in proc.stderr) == (last + 1 < len(lines))

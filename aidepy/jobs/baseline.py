@@ -17,6 +17,7 @@ Which key it must verify against:
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import os
 import socket
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from aidepy.attributes import BY_NAME, AttrSet
 from aidepy.compare import Change, Rehash, Summary, compare
 from aidepy.config import Config
+from aidepy.config_model import ReportSettings
 from aidepy.db import Database, DatabaseInfo, open_database, write_and_reopen, write_database
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import AidepyError, ForeignHostError, ForeignKeyError, UsageError
@@ -44,23 +46,37 @@ from aidepy.scan import ScanWarning, scan
 from aidepy.vault import Vault
 
 
-def report_options(config: Config) -> ReportOptions:
-    """The `report_*` settings of `config` as the renderers take them."""
+def target_options(target: ReportSettings) -> ReportOptions:
+    """The `report_*` settings of one report (a report_url, or the config's own at its end) as
+    the renderers take them."""
     try:
-        level = Level.parse(config.report_level)
+        level = Level.parse(target.report_level)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return ReportOptions(
         level=level,
-        ignore_added=config.report_ignore_added_attrs,
-        ignore_removed=config.report_ignore_removed_attrs,
-        ignore_changed=config.report_ignore_changed_attrs,
-        force=config.report_force_attrs,
-        base16=config.report_base16,
-        summarize_changes=config.report_summarize_changes,
-        grouped=config.report_grouped,
-        detailed_init=config.report_detailed_init,
-        ignore_e2fsattrs=config.report_ignore_e2fsattrs,
+        ignore_added=target.report_ignore_added_attrs,
+        ignore_removed=target.report_ignore_removed_attrs,
+        ignore_changed=target.report_ignore_changed_attrs,
+        force=target.report_force_attrs,
+        base16=target.report_base16,
+        summarize_changes=target.report_summarize_changes,
+        grouped=target.report_grouped,
+        detailed_init=target.report_detailed_init,
+        ignore_e2fsattrs=target.report_ignore_e2fsattrs,
+    )
+
+
+def report_options(config: Config) -> ReportOptions:
+    """The first report's options, ignoring only the changes every report ignores: the comparison
+    keeps what any report counts, so the exit code follows all of them (as AIDE's), and
+    `deliver.emit` shows each report_url its own."""
+    targets = config.reports
+    e2fs = set.intersection(*(set(t.report_ignore_e2fsattrs) for t in targets))
+    return dataclasses.replace(
+        target_options(targets[0]),
+        ignore_changed=frozenset.intersection(*(t.report_ignore_changed_attrs for t in targets)),
+        ignore_e2fsattrs="".join(sorted(e2fs)),
     )
 
 

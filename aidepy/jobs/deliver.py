@@ -2,43 +2,58 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import syslog
 from collections.abc import Callable
 
+from aidepy.compare import refilter
 from aidepy.config import Config
+from aidepy.jobs.baseline import target_options
 from aidepy.report import Report, render_text
 from aidepy.report_json import render_json
 
 
 def emit(report: Report, config: Config, *, as_json: bool = False,
          warn: Callable[[str], None] = lambda message: None) -> None:
-    """Deliver the report to each `report_url` (default stdout): `stdout`, `stderr`,
-    `file:PATH` (appended with report_append=yes), `syslog:FACILITY`. With report_quiet,
-    nothing is delivered when nothing differs. Paths keep their raw bytes."""
-    if config.report_quiet and not report.summary.differences:
-        return
-    as_json = as_json or config.report_format == "json"
-    data = (render_json(report) if as_json else render_text(report)).encode("utf-8", "surrogateescape")
-    for url in config.report_urls or ["stdout"]:
-        kind, _, value = url.partition(":")
-        if url in ("stdout", "stderr"):
-            stream = sys.stdout if url == "stdout" else sys.stderr
-            stream.flush()
-            stream.buffer.write(data)
-            stream.buffer.flush()
-        elif kind == "file":
-            try:
-                with open(value, "ab" if config.report_append else "wb") as f:
-                    f.write(data)
-            except OSError as exc:
-                warn(f"report_url {url}: {exc.strerror or exc}")
-        elif kind == "syslog":
-            facility = getattr(syslog, value or "LOG_LOCAL0", syslog.LOG_LOCAL0)
-            syslog.openlog("aidepy", 0, facility)
-            for line in data.decode("utf-8", "replace").splitlines():
-                if line:
-                    syslog.syslog(syslog.LOG_NOTICE, line)
-            syslog.closelog()
-        else:
-            warn(f"report_url {url}: unsupported (use stdout, stderr, file:PATH or syslog:FACILITY)")
+    """Deliver the report to each `report_url` (default stdout) with the report options in force
+    on its line: `stdout`, `stderr`, `file:PATH` (appended with report_append=yes),
+    `syslog:FACILITY`. With report_quiet, nothing is delivered when that report shows no
+    difference. Paths keep their raw bytes."""
+    for target in config.reports:
+        options = target_options(target)
+        changes, summary = report.changes, report.summary
+        if (options.ignore_changed, options.ignore_e2fsattrs) != (report.options.ignore_changed,
+                                                                  report.options.ignore_e2fsattrs):
+            changes, summary = refilter(changes, summary, ignore_changed=options.ignore_changed,
+                                        ignore_e2fsattrs=options.ignore_e2fsattrs)
+        if target.report_quiet and not summary.differences:
+            continue
+        shown = dataclasses.replace(report, options=options, changes=changes, summary=summary)
+        json = as_json or target.report_format == "json"
+        data = (render_json(shown) if json else render_text(shown)).encode("utf-8", "surrogateescape")
+        _deliver(target.url, data, target.report_append, warn)
+
+
+def _deliver(url: str, data: bytes, append: bool, warn: Callable[[str], None]) -> None:
+    kind, _, value = url.partition(":")
+    if url in ("stdout", "stderr"):
+        stream = sys.stdout if url == "stdout" else sys.stderr
+        stream.flush()
+        stream.buffer.write(data)
+        stream.buffer.flush()
+    elif kind == "file":
+        try:
+            with open(value, "ab" if append else "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            warn(f"report_url {url}: {exc.strerror or exc}")
+    elif kind == "syslog":
+        facility = getattr(syslog, value or "LOG_LOCAL0", syslog.LOG_LOCAL0)
+        syslog.openlog("aidepy", 0, facility)
+        for line in data.decode("utf-8", "replace").splitlines():
+            if line:
+                syslog.syslog(syslog.LOG_NOTICE, line)
+        syslog.closelog()
+    else:
+        warn(f"report_url {url}: unsupported (use stdout, stderr, file:PATH or syslog:FACILITY)")
