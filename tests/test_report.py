@@ -223,3 +223,12 @@ def test_json_and_text_leave_out_capabilities_a_file_does_not_have() -> None:
     text = render_text(check_report([change], Summary(total=1, changed=1)))
     assert "Entry /bin/tool in databases has different attributes: +caps\n" in text
     assert " Caps      :                                  | cap_setuid=ep\n" in text
+
+
+def test_acl_lines_are_aides_with_names_where_the_host_has_them() -> None:
+    acl = b"user::rw-\nuser:0:r--\nuser:4000000:r--\ngroup::r--\nmask::r--\nother::---\ndefault:group:0:r-x\n"
+    entry = make_entry(b"/d", attrs="acl", acl=acl)
+    assert value_lines("acl", entry) == [
+        "A: user::rw-", "A: user:root:r--", "A: user:4000000:r--", "A: group::r--", "A: mask::r--",
+        "A: other::---", "D: group:root:r-x",
+    ]
