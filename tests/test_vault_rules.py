@@ -161,7 +161,8 @@ def test_check_with_vault_rules_reports_a_change_the_tampered_live_rules_hide(va
     (site.tree / "passwd").write_text("root:x:0:0::/root:/bin/sh\nevil:x:0:0::/:/bin/sh\n")
     with (inc / "conf.d" / "a.conf").open("a") as f:
         f.write("!/passwd$\n")
-    (inc / "conf.d" / "zz.conf").write_text("!/shadow$\n")  # and drops in a snippet of its own
+    (inc / "conf.d" / "zz.conf").write_text("!/shadow$\n"  # and drops in a snippet of its own,
+                                            "report_ignore_changed_attrs=R+H+a+b+m+c+s\n")  # quiet too
     assert config.load(site.config_path).digest != original.digest
     with vault.mounted():
         hidden = check(site)
