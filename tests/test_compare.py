@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aidepy.attributes import BY_NAME, AttrSet, Kind, attrset
-from aidepy.compare import Change, ChangeKind, Summary, changed_attributes, compare
+from aidepy.compare import Change, ChangeKind, Summary, changed_attributes, compare, refilter
 from aidepy.entry import Entry, Value, sort_key
 
 RULE = "p+u+g+s+m+c+i+n+sha256"
@@ -241,3 +241,17 @@ def test_streaming_merge_agrees_with_set_arithmetic(
         p for p in old_paths & new_paths if modes.get(p, 0o100644) != 0o100644}
     assert [sort_key(c.path) for c in changes] == sorted(sort_key(c.path) for c in changes)
     assert summary.total == len(new_paths)
+
+
+def test_a_report_that_ignores_more_drops_what_only_it_ignores() -> None:
+    old = [make_entry(b"/a", p=0o100644), make_entry(b"/b", s=1), make_entry(b"/gone")]
+    new = [make_entry(b"/a", p=0o100600), make_entry(b"/b", s=2)]
+    comparison = compare(old, new)
+    changes = list(comparison)
+    assert comparison.summary.exit_code == 6
+    shown, summary = refilter(changes, comparison.summary, ignore_changed=frozenset({"p"}),
+                              ignore_e2fsattrs="")
+    assert [(c.path, c.kind) for c in shown] == [(b"/b", ChangeKind.CHANGED), (b"/gone", ChangeKind.REMOVED)]
+    assert (summary.total, summary.added, summary.removed, summary.changed) == (2, 0, 1, 1)
+    same, _ = refilter(changes, comparison.summary, ignore_changed=frozenset(), ignore_e2fsattrs="")
+    assert same == changes
