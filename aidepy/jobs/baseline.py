@@ -219,7 +219,8 @@ def open_trusted(config: Config, path: Path | None = None, *, from_vault: bool =
             vault_identity = vault.identity()
         else:
             key = pin.key if pin is not None else None
-            db_path = location.path  # type: ignore[assignment]
+            assert location.path is not None
+            db_path = location.path
         db = stack.enter_context(open_database(db_path, key, check_records=check_records))
         if pin is not None:
             pin.check(db.key_fingerprint, f"baseline {db_path} is " + (
