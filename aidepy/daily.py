@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aidepy import keys
+from aidepy import keys, runtime
 from aidepy.config import Config
 from aidepy.config_options import LOCATION_OPTIONS
 from aidepy.errors import AidepyError, DatabaseWriteError, ExitCode, VaultError, VerificationError
@@ -145,7 +145,7 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
             vault = baseline.location.vault
             assert vault is not None
             notices = [*baseline.notices, *notices]
-            notices += [alert("RUNTIME CHANGED", line) for line in vault.runtime_changes() or []]
+            notices += runtime.notices(vault.root, vault.public_key(), alert)
             notices += key_alarm(config, baseline.db.key_fingerprint)
             notices += leftovers(vault, state_dir)
             notices += rules_notice(baseline, config)

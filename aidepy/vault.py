@@ -27,8 +27,7 @@ from aidepy.db import open_database
 from aidepy.errors import AidepyError, DatabaseWriteError, VaultError, VerificationError
 from aidepy.keys import fingerprint, load_public_key
 from aidepy.medium import Medium, MediumKind, Mount, Warn, warn_stderr
-from aidepy.runtime import MANIFEST as RUNTIME
-from aidepy.runtime import runtime_changes
+from aidepy.runtime import check_manifest
 from aidepy.vault_layout import ANCHOR, DATABASE, MARKER, PUBLIC_KEY, RULES, RULES_DIR, RULES_INDEX
 from aidepy.vault_layout import format_vault as format_vault  # re-exported for callers
 
@@ -392,10 +391,10 @@ class Vault:
         return load(main, before, after, rules_root=self.root / RULES_DIR)
 
     def runtime_changes(self) -> list[str] | None:
-        """How the running Python and aidepy's dependencies differ from what `vault install`
-        recorded (one line each), or None when nothing was recorded. The vault must be mounted."""
-        manifest = self.root / RUNTIME
-        return runtime_changes(manifest.read_bytes()) if manifest.is_file() else None
+        """How this host's interpreter, standard library and libraries differ from the signed
+        manifest of the program `vault install` put on the vault (one line each), or None when
+        there is none. The vault must be mounted."""
+        return check_manifest(self.root, self.public_key())
 
     def rules_changes(self, live_sources: Sequence[Path]) -> list[str]:
         """How the live rules differ from the copy on the vault, one line each: files that
@@ -463,7 +462,8 @@ class Vault:
                 is_vault = (root / MARKER).is_file()
                 free = free_bytes(root)
                 fingerprint, database = self._inspect(problems)
-                runtime = self.runtime_changes()
+                with suppress(AidepyError):  # no key: _inspect said so
+                    runtime = self.runtime_changes()
                 problems += [f"{p.name}: left by an interrupted write (the next write removes it)"
                              for p in sorted(root.glob(".*.tmp"))]
         except (VaultError, OSError) as exc:

@@ -6,15 +6,21 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from aidepy import keys
 from aidepy.cli.options import add_config_arguments
 from aidepy.config import Config, load
 from aidepy.errors import ExitCode, UsageError
 from aidepy.keys import public_key_path
 from aidepy.medium import warn_stderr
+from aidepy.promote import Console
 from aidepy.runtime import install
 from aidepy.vault import Vault, VaultStatus
 from aidepy.vault_layout import format_vault
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 NAME = "vault"
 HELP = "prepare, mount and inspect the write-protected medium that holds the baseline"
@@ -34,8 +40,12 @@ is verified with, a copy of the rules, and optionally aidepy itself.
   umount          unmount it (and detach an image's loop device).
   status          device, label, mountpoint, ro/rw, write protection, free space, key
                   fingerprint, the baseline's creation time and whether it verifies.
-  install         copy the rules (the config and every file it includes) onto the vault,
-                  record the hashes of the Python runtime, and copy aidepy itself if it fits.
+  install         copy the rules (the config and every file it includes) onto the vault, and
+                  aidepy itself when it fits: lib/aidepy.zip (aidepy and its pure-Python
+                  dependencies), the launcher bin/aidepy, and RUNTIME, the manifest of what
+                  the vault cannot hold (interpreter, standard library, compiled extensions,
+                  shared libraries) with their SHA-256, signed with signing_key (its
+                  passphrase is asked for). bin/aidepy checks all of it whenever it starts.
 
 Write protection is read from the kernel (sysfs ro), from mount falling back to read-only,
 and from a real test write. Exit status 21 when the vault is unusable or write-protected
@@ -91,12 +101,23 @@ def run(args: argparse.Namespace) -> int:
     elif command == "install":
         config = _config(args)
         vault = Vault.open(config, device=args.device, warn=warn_stderr)
+        key = _signing_key(Path(config.signing_key))
         with vault.mounted(rw=True):
             rules = vault.write_rules(config.sources)
-            report = install(vault)
+            report = install(vault, key)
         print(f"rules: {config.sources[0]} and {len(rules) - 2} included file(s) copied to the vault")
         print(report.message)
     return ExitCode.OK
+
+
+def _signing_key(path: Path) -> Ed25519PrivateKey:
+    """The signing key (the program's manifest is signed like a baseline), its passphrase asked
+    on the terminal when it has one."""
+    try:
+        return keys.load_private_key(path, None)
+    except keys.PassphraseError:
+        passphrase = Console.terminal(paged=False).secret(f"Passphrase for the signing key {path}: ")
+        return keys.load_private_key(path, passphrase.encode())
 
 
 def _format(args: argparse.Namespace) -> int:
