@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import LoopDevice, require_tool
 
+from aidepy.bootstrap import file_sha256
 from aidepy.keys import fingerprint, generate_keypair
 
 
@@ -103,13 +106,18 @@ def test_install_puts_rules_runtime_and_program_on_the_vault(
     assert (root / "aidepy.conf").read_bytes() == config.read_bytes()
     assert (root / f"rules{tmp_path / 'extra.conf'}").read_text() == "/etc/hostname p+sha256\n"
     manifest = (root / "RUNTIME").read_text()
-    assert f"  file  {Path(sys.executable).resolve()}\n" in manifest and "  dist  cryptography\n" in manifest
+    assert manifest.startswith("aidepy-runtime 1\n") and "\ned25519 " in manifest
+    assert f"sha256 {file_sha256(os.path.realpath(sys.executable))} {os.path.realpath(sys.executable)}\n" \
+        in manifest
+    assert "ext cryptography.hazmat.bindings._rust " in manifest
     launched = subprocess.run([root / "bin" / "aidepy", "--version"], capture_output=True, text=True)
     assert launched.returncode == 0 and launched.stdout.startswith("aidepy "), launched.stderr
-    where = subprocess.run(
-        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import aidepy; "
-         "print(aidepy.__file__)", str(root / "lib")], capture_output=True, text=True)
-    assert where.stdout.strip() == str(root / "lib" / "aidepy" / "__init__.py")
+    where = subprocess.run([root / "bin" / "aidepy", "path-check", "--help"], capture_output=True, text=True)
+    assert where.returncode == 0, where.stderr
+    with zipfile.ZipFile(root / "lib" / "aidepy.zip") as program:
+        names = set(program.namelist())
+    assert {"aidepy/compare.py", "pyudev/core.py", "sh/__init__.py", "cryptography/__init__.py"} <= names
+    assert not [n for n in names if not n.endswith(".py")]  # compiled parts stay on the host
     assert "runtime:         unchanged since install" in aidepy("vault", "status", "-c", conf).stdout
 
 
