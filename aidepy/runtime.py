@@ -116,6 +116,23 @@ def notices(vault_root: Path, key: Ed25519PublicKey, alert: Callable[[str, str],
     return [alert(RUNTIME_ALARM, line) for line in found]
 
 
+def absent_text(host: str, mountpoint: Path) -> tuple[str, str]:
+    """(why, mail body) when the daily check could not run from the vault: sent by the host's
+    copy of aidepy (`aidepy vault alarm`), which must do nothing else."""
+    program = mountpoint / LAUNCHER_NAME
+    if not os.path.ismount(mountpoint):
+        why = f"the vault is not mounted at {mountpoint} (medium missing or unreadable?)"
+    elif not os.path.isfile(program):
+        why = f"the vault holds no program ({program}; 'aidepy vault install' puts it there)"
+    else:
+        why = (f"{program} failed (see 'journalctl -u aidepy-report.service', or cron's mail): "
+               "a program or library it checks may have changed")
+    return why, (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\nTHE DAILY CHECK FROM THE "
+                 f"VAULT DID NOT RUN:\n    {why}\n\nThis alarm comes from the host's copy of aidepy, "
+                 "which checked nothing. At the console: insert and mount the vault, run "
+                 f"{program} report, and 'aidepy vault status'.\n")
+
+
 def verify_signature(manifest: Manifest, key: Ed25519PublicKey) -> None:
     """Raise VaultError unless the manifest is signed by `key`."""
     try:

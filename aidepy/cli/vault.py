@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aidepy import keys
+from aidepy import keys, notify
 from aidepy.cli.options import add_config_arguments
 from aidepy.config import Config, load
 from aidepy.errors import ExitCode, UsageError
 from aidepy.keys import public_key_path
 from aidepy.medium import warn_stderr
 from aidepy.promote import Console
-from aidepy.runtime import install
+from aidepy.runtime import absent_text, install
 from aidepy.vault import Vault, VaultStatus
 from aidepy.vault_layout import format_vault
 
@@ -46,6 +47,9 @@ is verified with, a copy of the rules, and optionally aidepy itself.
                   the vault cannot hold (interpreter, standard library, compiled extensions,
                   shared libraries) with their SHA-256, signed with signing_key (its
                   passphrase is asked for). bin/aidepy checks all of it whenever it starts.
+  alarm           mail (and log) the ALERT that the daily check from the vault did not run,
+                  saying why: the vault not mounted, no program on it, or the program failed.
+                  What the shipped units and cron line run then; it checks nothing.
 
 Write protection is read from the kernel (sysfs ro), from mount falling back to read-only,
 and from a real test write. Exit status 21 when the vault is unusable or write-protected
@@ -67,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("umount", help="unmount the vault")
     status = sub.add_parser("status", help="show the vault's state")
     status.add_argument("--json", action="store_true", help="print JSON")
-    sub.add_parser("install", help="copy the rules, runtime hashes and aidepy onto the vault")
+    sub.add_parser("install", help="copy the rules and aidepy itself onto the vault")
+    sub.add_parser("alarm", help="mail the ALERT that the daily check from the vault did not run")
     for action in sub.choices.values():
         add_config_arguments(action)
         if action is not fmt:
@@ -86,7 +91,7 @@ def _vault(args: argparse.Namespace) -> Vault:
 def run(args: argparse.Namespace) -> int:
     command = args.vault_command
     if command is None:
-        raise UsageError("aidepy vault needs an action: format, mount, umount, status or install")
+        raise UsageError("aidepy vault needs an action: format, mount, umount, status, install or alarm")
     if command == "format":
         return _format(args)
     if command == "mount":
@@ -98,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
         status = _vault(args).status()
         print(json.dumps(status.as_dict(), indent=2) if args.json else _render(status))
         return ExitCode.OK if status.is_vault and not status.problems else ExitCode.VAULT_ERROR
+    elif command == "alarm":
+        config = _config(args)
+        why, body = absent_text(socket.gethostname(), Path(config.vault_mountpoint))
+        verdict = notify.Verdict(socket.gethostname(), failure=why, alarm="THE VAULT'S AIDEPY DID NOT RUN")
+        notify.log_summary(verdict)
+        notify.send(notify.build_message(config.report_email, verdict, body), config.sendmail)
+        print(body, end="")
     elif command == "install":
         config = _config(args)
         vault = Vault.open(config, device=args.device, warn=warn_stderr)
