@@ -18,7 +18,6 @@ import pytest
 from conftest import LoopDevice, require_tool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aidepy import vault as vault_module
 from aidepy.atomic import VaultFullError
 from aidepy.db import encode_database, open_database, write_database
 from aidepy.entry import Entry
