@@ -83,6 +83,7 @@ class VaultStatus:
     mounted: str | None  # "ro", "rw" or None (status mounts read-only for a moment to look inside)
     write_protected: bool
     write_protect_reason: str | None
+    write_protect_kind: str | None  # medium.HARDWARE or medium.SOFTWARE while protected
     is_vault: bool
     size_bytes: int | None
     free_bytes: int | None
@@ -186,6 +187,14 @@ class Vault:
         if reason is None and current is not None and not current.read_only:
             reason = md.probe_write(current.mountpoint)
         return reason
+
+    def protection_kind(self) -> str:
+        """Whose write protection is on (call only when it is): `medium.HARDWARE` when the medium
+        itself reports it (see `medium.hardware_protected`), else `medium.SOFTWARE`: an image
+        file, a loop or other virtual device, a flag root set, a failed test write."""
+        if self.medium.kind is MediumKind.BLOCK and md.hardware_protected(self.medium.path):
+            return md.HARDWARE
+        return md.SOFTWARE
 
     def is_write_protected(self) -> bool:
         """Whether the vault's write protection is on."""
@@ -448,11 +457,12 @@ class Vault:
         device = self.device()
         # An image that is not attached is probed as a file: blkid and lseek work on both.
         target = device or (medium.path if medium.kind is MediumKind.IMAGE else None)
-        fs, size, reason = None, None, None
+        fs, size, reason, kind = None, None, None, None
         try:
             if target is not None:
                 fs, size = md.probe_filesystem(target), md.device_size(target)
             reason = self.write_protection()
+            kind = None if reason is None else self.protection_kind()
         except (VaultError, OSError) as exc:  # e.g. a drive without a disk: say so, show the rest
             problems.append(str(exc))
         free, fingerprint, database, is_vault = None, None, DatabaseStatus("none"), False
@@ -475,7 +485,8 @@ class Vault:
             fstype=fs.type if fs else None, label=fs.label if fs else None, uuid=fs.uuid if fs else None,
             mountpoint=str(before.mountpoint if before else self.settings.mountpoint),
             mounted=None if before is None else ("ro" if before.read_only else "rw"),
-            write_protected=reason is not None, write_protect_reason=reason, is_vault=is_vault,
+            write_protected=reason is not None, write_protect_reason=reason, write_protect_kind=kind,
+            is_vault=is_vault,
             size_bytes=size, free_bytes=free, key_fingerprint=fingerprint, database=database,
             runtime_changes=runtime, problems=problems,
         )

@@ -92,6 +92,14 @@ def test_report_from_the_hosts_copy_warns_that_the_host_can_change_it(
     root_mailbox.wait_for(1)
 
 
+def test_report_says_that_root_can_lift_a_loop_devices_write_protection(
+        baselined: VaultSite, root_mailbox: RootMailbox) -> None:
+    run = aidepy("report", "-c", str(baselined.config_path))
+    assert ("Note: the vault is write-protected (software: root can undo this): the device is read-only "
+            "(sysfs ro=1).") in run.stdout
+    root_mailbox.wait_for(1)
+
+
 def test_baseline_failing_verification_is_mailed_loudly(baselined: VaultSite,
                                                         root_mailbox: RootMailbox) -> None:
     baselined.loop.set_read_only(False)

@@ -79,7 +79,9 @@ def test_format_mount_status_umount_and_the_write_protect_tab(
     assert loop_device.mountpoints() == []
     assert hashlib.sha256(Path(loop_device.device).read_bytes()).digest() == before
     text = aidepy("vault", "status", "-c", conf)
-    assert "write-protected: yes: the device is read-only (sysfs ro=1)" in text.stdout
+    assert ("write-protected: yes (software: root can undo this): the device is read-only (sysfs ro=1)"
+            in text.stdout)
+    assert status(config)["write_protect_kind"] == "software: root can undo this"
     assert status(config)["write_protected"] is True
 
 

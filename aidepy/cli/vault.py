@@ -164,7 +164,8 @@ def _render(s: VaultStatus) -> str:
         f"filesystem:      {s.fstype or 'none'}, label {s.label or '-'}, uuid {s.uuid or '-'}",
         f"aidepy vault:    {'yes' if s.is_vault else 'NO (no VAULT marker)'}",
         f"mounted:         {mounted} (mountpoint {s.mountpoint})",
-        "write-protected: " + (f"yes: {s.write_protect_reason}" if s.write_protected else "NO (writable)"),
+        "write-protected: " + (f"yes ({s.write_protect_kind}): {s.write_protect_reason}" if s.write_protected
+                               else "NO (writable)"),
         f"size:            {size(s.size_bytes)}, free {size(s.free_bytes)}",
         f"public key:      {s.key_fingerprint or 'none'}",
         f"baseline:        {baseline}",
