@@ -92,9 +92,14 @@ class ToolOutput:
     stderr: str
 
 
+def find_tool(name: str) -> str | None:
+    """Where the program `name` is installed (PATH, then the sbin and bin directories), or None."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+
+
 def run_tool(name: str, *args: str) -> ToolOutput:
     """Run `name args…` (no shell); a failure becomes a VaultError naming the tool and its message."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    path = find_tool(name)
     if path is None:
         raise VaultError(f"{name} is not installed")
     env = {**os.environ, "LC_ALL": "C"}

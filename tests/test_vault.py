@@ -18,6 +18,7 @@ import pytest
 from conftest import LoopDevice, require_tool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from aidepy import medium
 from aidepy.atomic import VaultFullError
 from aidepy.db import encode_database, open_database, write_database
 from aidepy.entry import Entry
@@ -269,9 +270,16 @@ def test_format_refuses_a_foreign_filesystem_unless_forced(loop_device: LoopDevi
                           capture_output=True, text=True).stdout.strip() == label
 
 
-def test_format_reports_tool_failure_as_one_line(loop_device: LoopDevice, keypair) -> None:
-    with pytest.raises(VaultError, match=r"^fdformat|fdformat is not installed|fdformat .*: "):
+def test_fdformat_on_a_usb_drive_runs_ufiformat_or_names_its_package(
+    loop_device: LoopDevice, keypair,
+) -> None:
+    # A loop device is a disk like a USB floppy drive: --fdformat picks ufiformat, which refuses it.
+    expected = (rf"^ufiformat {loop_device.device}: {loop_device.device}: device is not usb fdd$"
+                if medium.find_tool("ufiformat") else
+                r"^--fdformat: ufiformat is not installed \(USB floppy drives .*apt install ufiformat\)")
+    with pytest.raises(VaultError, match=expected):
         format_vault(loop_device.device, label="AIDEPY", public_key=keypair[1], fdformat=True)
+    assert medium.probe_filesystem(Path(loop_device.device)) is None  # mke2fs never ran
 
 
 def test_format_needs_a_usable_public_key(loop_device: LoopDevice, tmp_path: Path) -> None:

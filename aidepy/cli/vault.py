@@ -63,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fmt.add_argument("device", metavar="DEVICE", help="device node, LABEL=, UUID=, image file or directory")
     fmt.add_argument("--label", help="filesystem label (default: vault_label from the config, AIDEPY)")
     fmt.add_argument("--force", action="store_true", help="overwrite a filesystem that is not a vault")
-    fmt.add_argument("--fdformat", action="store_true", help="low-level format a floppy first")
+    fmt.add_argument("--fdformat", action="store_true",
+                     help="low-level format a floppy first: fdformat for a drive on the floppy controller, "
+                          "ufiformat (Debian package ufiformat) for a USB floppy drive")
     fmt.add_argument("--public-key", type=Path, metavar="FILE",
                      help="public key to put on the vault (default: public_key, else <signing_key>.pub)")
     mount = sub.add_parser("mount", help="mount the vault (read-only unless --rw)")
