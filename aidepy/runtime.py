@@ -53,7 +53,7 @@ exec {python} -I -S -B "$here/{bootstrap}" "$here" "$@"
 STDLIB_SKIP = {"__pycache__", "site-packages", "dist-packages", "test", "tests", "idlelib", "tkinter",
                "turtledemo", "lib2to3", "ensurepip", "pydoc_data"}
 # Run by `install` with the interpreter bin/aidepy uses: starts as bin/aidepy does (unchecked)
-# and prints every file that start loaded.
+# and prints every file that start loaded, and the top-level modules it imported.
 PROBE = """import sys
 root = sys.argv[1]
 sys.path.insert(0, root + "/lib")
@@ -62,6 +62,7 @@ bootstrap.start(root, check=False)
 from aidepy.runtime import preload
 preload()
 print("\\n".join(sorted(bootstrap.loaded_files())))
+print("\\n".join(sorted({f"imported {name.split('.')[0]}" for name in sys.modules})))
 """
 
 
@@ -188,14 +189,15 @@ def _dist_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
             yield str(f), Path(str(f.locate())).resolve()
 
 
-def program_zip() -> bytes:
-    """lib/aidepy.zip: aidepy's sources and its dependencies' pure-Python sources, compressed and
-    reproducible (the same files give the same bytes)."""
+def program_zip(only: set[str] | None = None) -> bytes:
+    """lib/aidepy.zip: aidepy's sources and its dependencies' pure-Python sources (`only` those of
+    these top-level packages and modules), compressed and reproducible (the same files give the
+    same bytes)."""
     package = Path(aidepy.__file__).parent
     files = [(f"aidepy/{p.relative_to(package)}", p) for p in package.rglob("*.py")
              if "__pycache__" not in p.parts]
     files += [(name, path) for dist in dependencies() for name, path in _dist_files(dist)
-              if name.endswith(".py")]
+              if name.endswith(".py") and (only is None or name.split("/")[0].removesuffix(".py") in only)]
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         for name, path in sorted(files):
@@ -245,7 +247,8 @@ def manifest_head(python: str, path: list[str], ext: dict[str, str]) -> str:
 
 def build(stage: Path, signing_key: Ed25519PrivateKey) -> dict[str, bytes]:
     """The vault's program files (name -> bytes), staged under `stage` and probed there: one
-    unchecked start with the interpreter bin/aidepy will run shows what a start loads."""
+    unchecked start with the interpreter bin/aidepy will run shows what a start loads (host
+    files for the manifest, packages for the zip)."""
     python = interpreter()
     path, ext = stdlib_path(python), extensions()
     files = {PROGRAM: program_zip(), BOOTSTRAP_NAME: Path(bootstrap.__file__).read_bytes(),
@@ -259,7 +262,11 @@ def build(stage: Path, signing_key: Ed25519PrivateKey) -> dict[str, bytes]:
                            capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         raise VaultError(f"aidepy does not start from the vault's files: {probe.stderr.strip()}")
-    loaded = {p for p in probe.stdout.splitlines() if not p.startswith(f"{stage}/")}
+    lines = probe.stdout.splitlines()
+    loaded = {p for p in lines if p.startswith("/") and not p.startswith(f"{stage}/")}
+    # Only what a start imports: a dependency's own dependencies it does not use stay behind.
+    imported = {line.removeprefix("imported ") for line in lines if line.startswith("imported ")}
+    files[PROGRAM] = program_zip(imported)
     listed = sorted({*stdlib_files(path), *ext.values(), *loaded})
     body = head + "".join(f"sha256 {file_sha256(p)} {p}\n" for p in listed)
     body += "".join(f"sha256 {bootstrap.sha256(files[n])} {n}\n" for n in (PROGRAM, BOOTSTRAP_NAME))
