@@ -7,18 +7,22 @@ installs the program onto a vault on a loop device from there, then trojans that
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import py_compile
 import shutil
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from importlib import metadata
+from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import pytest
 
 import aidepy
+from aidepy import bootstrap
 from aidepy.runtime import dependencies
 from tests.conftest import RootMailbox, VaultSite
 from tests.test_report_command import promote_tree
@@ -179,3 +183,30 @@ def test_the_vaults_aidepy_ignores_pythons_environment(
     (planted / "sitecustomize.py").write_text("raise SystemExit('sitecustomize ran')\n")
     started = run(vault_program, "--version", PYTHONPATH=str(planted), PYTHONUSERBASE=str(planted))
     assert started.returncode == 0 and started.stdout.startswith("aidepy "), started.stderr
+
+
+def test_a_planted_pyc_is_never_run_and_a_changed_source_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "greeting.py"
+    source.write_text("WHO = 'source'\n")
+    planted = tmp_path / "planted" / "greeting.py"
+    planted.parent.mkdir()
+    planted.write_text("WHO = 'plant!'\n")  # same size; and the same mtime, next line
+    os.utime(planted, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
+    py_compile.compile(str(planted), cfile=importlib.util.cache_from_source(str(source)))
+    session = bootstrap.Session(str(tmp_path), bootstrap.Manifest(
+        f"{bootstrap.MAGIC}\nsha256 {bootstrap.file_sha256(str(source))} {source}\n", str(tmp_path)))
+    monkeypatch.setattr(bootstrap, "session", session)
+
+    def run_module(loader: SourceFileLoader) -> object:
+        namespace: dict[str, object] = {}
+        exec(loader.get_code("greeting"), namespace)
+        return namespace["WHO"]
+
+    assert run_module(SourceFileLoader("greeting", str(source))) == "plant!"  # Python's own loader
+    assert run_module(bootstrap.CheckedSourceLoader("greeting", str(source))) == "source"
+    source.write_text("WHO = 'trojan'\n")
+    with pytest.raises(ImportError, match=f"refused to load {source}: differs from the signed manifest"):
+        run_module(bootstrap.CheckedSourceLoader("greeting", str(source)))
+    assert session.problems == [f"{source}: differs from the signed manifest"]
