@@ -78,6 +78,7 @@ class Session:
 
     def check(self, path: str, data: bytes | None = None) -> str | None:
         """Why the file at `path` (with content `data`, if read already) may not be trusted."""
+        self.checked.add(path)  # a problem is reported once
         expected = self.manifest.digests.get(path)
         if expected is None:
             return f"{path}: loaded, but not in the signed manifest"
@@ -85,7 +86,6 @@ class Session:
             actual = sha256(data) if data is not None else file_sha256(path)
         except OSError as exc:
             return f"{path}: {exc.strerror}"
-        self.checked.add(path)
         return None if actual == expected else f"{path}: differs from the signed manifest"
 
     def refuse(self, path: str, data: bytes | None = None) -> None:
