@@ -6,7 +6,7 @@ Layout on the medium (ext2, label from `vault_label`):
     aidepy.db       the signed baseline, or instead
     aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.anchor`)
     aidepy.conf     the rules the baseline was built with; its includes under `rules/` (+ SOURCES)
-    bin/ lib/ RUNTIME   aidepy itself and the hashes of the runtime it uses (`aidepy.runtime`)
+    bin/ lib/ RUNTIME   aidepy itself and the signed manifest of what it runs on (`aidepy.runtime`)
 """
 
 from __future__ import annotations
