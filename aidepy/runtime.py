@@ -34,6 +34,7 @@ from aidepy import bootstrap
 from aidepy.atomic import space_needed
 from aidepy.bootstrap import MAGIC, MANIFEST, PROGRAM, Manifest, file_sha256
 from aidepy.errors import VaultError
+from aidepy.notify import Verdict
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 LAUNCHER_NAME = "bin/aidepy"
 RUNTIME_ALARM = "RUNTIME CHANGED"
+ABSENT_ALARM = "THE VAULT'S AIDEPY DID NOT RUN"
 BOOTSTRAP_NAME = "lib/bootstrap.py"
 LAUNCHER = """#!/bin/sh
 # aidepy from the vault: isolated (-I), without site-packages or .pth files (-S), checked
@@ -117,9 +119,9 @@ def notices(vault_root: Path, key: Ed25519PublicKey, alert: Callable[[str, str],
     return [alert(RUNTIME_ALARM, line) for line in found]
 
 
-def absent_text(host: str, mountpoint: Path) -> tuple[str, str]:
-    """(why, mail body) when the daily check could not run from the vault: sent by the host's
-    copy of aidepy (`aidepy vault alarm`), which must do nothing else."""
+def absent_alarm(host: str, mountpoint: Path) -> tuple[Verdict, str]:
+    """(verdict, mail body) when the daily check could not run from the vault: sent by the
+    host's copy of aidepy (`aidepy vault alarm`), which must do nothing else."""
     program = mountpoint / LAUNCHER_NAME
     if not os.path.ismount(mountpoint):
         why = f"the vault is not mounted at {mountpoint} (medium missing or unreadable?)"
@@ -128,10 +130,11 @@ def absent_text(host: str, mountpoint: Path) -> tuple[str, str]:
     else:
         why = (f"{program} failed (see 'journalctl -u aidepy-report.service', or cron's mail): "
                "a program or library it checks may have changed")
-    return why, (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\nTHE DAILY CHECK FROM THE "
-                 f"VAULT DID NOT RUN:\n    {why}\n\nThis alarm comes from the host's copy of aidepy, "
-                 "which checked nothing. At the console: insert and mount the vault, run "
-                 f"{program} report, and 'aidepy vault status'.\n")
+    body = (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\nTHE DAILY CHECK FROM THE "
+            f"VAULT DID NOT RUN:\n    {why}\n\nThis alarm comes from the host's copy of aidepy, "
+            "which checked nothing. At the console: insert and mount the vault, run "
+            f"{program} report, and 'aidepy vault status'.\n")
+    return Verdict(host, failure=why, alarms=(ABSENT_ALARM,)), body
 
 
 def verify_signature(manifest: Manifest, key: Ed25519PublicKey) -> None:

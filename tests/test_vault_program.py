@@ -154,8 +154,10 @@ def test_a_library_the_manifest_does_not_list_is_an_alert_in_the_report(
     shutil.copy2(libz.resolve(), preload)
     alerted = run(vault_program, "report", "-c", str(vault_site.config_path), LD_PRELOAD=str(preload))
     assert alerted.returncode == 0, alerted.stdout + alerted.stderr
-    assert alerted.stdout.count(f"ALERT: runtime: {preload}: loaded, but not in the signed manifest\n") == 1
-    root_mailbox.wait_for(1)
+    line = f"ALERT RUNTIME CHANGED: {preload}: loaded, but not in the signed manifest\n"
+    assert alerted.stdout.count(line) == 1
+    [mail] = root_mailbox.wait_for(1)
+    assert mail["Subject"] == f"aidepy: {HOST}: ALERT: RUNTIME CHANGED"  # never "no changes" then
 
 
 def test_a_manifest_changed_on_the_vault_fails_its_signature(
@@ -169,7 +171,8 @@ def test_a_manifest_changed_on_the_vault_fails_its_signature(
     subprocess.run(["mount", "-o", "remount,ro", str(vault_site.mountpoint)], check=True)
     vault_site.loop.set_read_only(True)
     alerted = run(vault_program, "report", "-c", str(vault_site.config_path))
-    assert "ALERT: runtime: RUNTIME: the signature does not verify with the vault's key" in alerted.stdout
+    assert ("ALERT RUNTIME CHANGED: RUNTIME: the signature does not verify with the vault's key"
+            in alerted.stdout)
     root_mailbox.wait_for(1)
 
 

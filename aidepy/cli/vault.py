@@ -16,7 +16,7 @@ from aidepy.errors import ExitCode, UsageError
 from aidepy.keys import public_key_path
 from aidepy.medium import warn_stderr
 from aidepy.promote import Console
-from aidepy.runtime import absent_text, install
+from aidepy.runtime import absent_alarm, install
 from aidepy.vault import Vault, VaultStatus
 from aidepy.vault_layout import format_vault
 
@@ -107,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.OK if status.is_vault and not status.problems else ExitCode.VAULT_ERROR
     elif command == "alarm":
         config = _config(args)
-        why, body = absent_text(socket.gethostname(), Path(config.vault_mountpoint))
-        verdict = notify.Verdict(socket.gethostname(), failure=why, alarm="THE VAULT'S AIDEPY DID NOT RUN")
+        verdict, body = absent_alarm(socket.gethostname(), Path(config.vault_mountpoint))
         notify.log_summary(verdict)
         notify.send(notify.build_message(config.report_email, verdict, body), config.sendmail)
         print(body, end="")
