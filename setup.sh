@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(aide aide-common exim4 udev e2fsprogs util-linux mount acl attr libcap2-bin systemd cron
+packages=(aide aide-common exim4 udev e2fsprogs util-linux mount acl attr libcap2-bin systemd cron ufiformat
           python3-venv procps)
 missing=()
 for p in "${packages[@]}"; do

@@ -19,12 +19,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aidepy import keys
+from aidepy import keys, runtime
 from aidepy.config import Config
 from aidepy.config_options import LOCATION_OPTIONS
 from aidepy.errors import AidepyError, DatabaseWriteError, ExitCode, VaultError, VerificationError
 from aidepy.jobs.baseline import Scan, compare_scan, open_trusted, report_options, rules_notice
-from aidepy.medium import MediumKind
+from aidepy.medium import HARDWARE, MediumKind
 from aidepy.notify import Verdict
 from aidepy.promote import PROMOTE_WORK
 from aidepy.report import Mode, Report, render_text
@@ -81,9 +81,11 @@ def leftovers(vault: Vault, state_dir: Path) -> list[str]:
                            "protection, then run 'aidepy vault mount'."))
     elif vault.medium.kind is not MediumKind.DIRECTORY:
         with suppress(VaultError, OSError):  # a medium that cannot be probed: the mount said enough
-            if vault.write_protection() is None:
+            if (reason := vault.write_protection()) is None:
                 notes.append(alert("VAULT NOT WRITE-PROTECTED", "the vault is not write-protected: "
                                    "restore its write protection."))
+            elif (kind := vault.protection_kind()) != HARDWARE:
+                notes.append(f"Note: the vault is write-protected ({kind}): {reason}.")
     notes += [f"Note: {p.name} on the vault was left by an interrupted write (the next promote removes it)."
               for p in sorted(vault.root.glob(".*.tmp"))]
     notes += [f"Note: {p} was left by an interrupted promote (the next promote removes it)."
@@ -145,7 +147,7 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
             vault = baseline.location.vault
             assert vault is not None
             notices = [*baseline.notices, *notices]
-            notices += [alert("RUNTIME CHANGED", line) for line in vault.runtime_changes() or []]
+            notices += runtime.notices(vault.root, vault.public_key(), alert)
             notices += key_alarm(config, baseline.db.key_fingerprint)
             notices += leftovers(vault, state_dir)
             notices += rules_notice(baseline, config)

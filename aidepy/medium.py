@@ -10,12 +10,14 @@ util-linux and e2fsprogs tools through `sh`, turning their failures into one-lin
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import grp
 import json
 import os
 import shutil
 import stat
+import struct
 import sys
 from collections.abc import Callable
 from contextlib import suppress
@@ -33,6 +35,9 @@ FLOPPY_MAJOR = 2
 FLOPPY_NODES = {"fd0": (FLOPPY_MAJOR, 0), "fd0u1440": (FLOPPY_MAJOR, 28), "fd0u1722": (FLOPPY_MAJOR, 60)}
 FLOPPY_MODE = 0o660
 FLOPPY_GROUP = "floppy"
+BLKROSET, BLKROGET = 0x125D, 0x125E  # <linux/fs.h>: set and get a block device's read-only flag
+SOFTWARE = "software: root can undo this"
+HARDWARE = "hardware"
 
 Warn = Callable[[str], None]
 
@@ -87,9 +92,14 @@ class ToolOutput:
     stderr: str
 
 
+def find_tool(name: str) -> str | None:
+    """Where the program `name` is installed (PATH, then the sbin and bin directories), or None."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+
+
 def run_tool(name: str, *args: str) -> ToolOutput:
     """Run `name args…` (no shell); a failure becomes a VaultError naming the tool and its message."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    path = find_tool(name)
     if path is None:
         raise VaultError(f"{name} is not installed")
     env = {**os.environ, "LC_ALL": "C"}
@@ -211,6 +221,11 @@ def write_protection(device: Path, context: pyudev.Context | None = None) -> str
     """Why the kernel will refuse writes to `device`, or None when it accepts them."""
     if sysfs_read_only(device, context):
         return "the device is read-only (sysfs ro=1)"
+    return _refuses_writers(device)
+
+
+def _refuses_writers(device: Path) -> str | None:
+    """A floppy drive's write-protect tab: why the drive refuses to open for writing, or None."""
     if os.major(os.stat(device).st_rdev) != FLOPPY_MAJOR:
         # Opening other disks for writing would only make udev (which watches them) re-probe.
         return None
@@ -224,6 +239,55 @@ def write_protection(device: Path, context: pyudev.Context | None = None) -> str
         return None  # no disk in the drive and the like: mounting will say so
     os.close(fd)
     return None
+
+
+def hardware_protected(device: Path, context: pyudev.Context | None = None) -> bool:
+    """Whether the write protection of `device` (known to be on) is the medium's own, which root on
+    this host cannot lift: a floppy drive refusing writers (it reads the tab), or a physical device
+    whose driver set the kernel's read-only flag because the device reported write protection
+    (sd from the SCSI mode page's WP bit: USB sticks and card readers with a lock switch; mmc from
+    the card slot's switch). Never for a virtual device (loop, device-mapper, md, zram: whoever set
+    it read-only, `blockdev --setro` or `losetup -r`, can set it writable) or an image file."""
+    if os.major(os.stat(device).st_rdev) == FLOPPY_MAJOR:
+        # The fd driver never sets the read-only flag itself: only its refusal is the tab.
+        return _refuses_writers(device) is not None
+    try:
+        found = udev_device(device, context)
+    except VaultError:
+        return False
+    if found.sys_path.startswith("/sys/devices/virtual/"):
+        return False
+    if found.device_type == "partition" and found.parent is not None and found.parent.device_node:
+        return driver_read_only(Path(found.parent.device_node))  # the driver's flag is the disk's
+    return driver_read_only(device)
+
+
+def driver_read_only(device: Path) -> bool:
+    """Whether the driver of `device` holds the kernel's read-only flag, as opposed to root's
+    `blockdev --setro` (ioctl BLKROSET). Linux (5.12 and later) keeps the two apart but shows
+    only their union (sysfs ro, BLKROGET), so root's flag is cleared for a moment and the union
+    read again; root's flag is put back unless the driver's is set (then the device stays
+    read-only anyway). Needs CAP_SYS_ADMIN; without it the answer is False (not proven)."""
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not _get_ro(fd):
+            return False
+        fcntl.ioctl(fd, BLKROSET, struct.pack("i", 0))
+        driver = _get_ro(fd)
+        if not driver:
+            fcntl.ioctl(fd, BLKROSET, struct.pack("i", 1))
+        return driver
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _get_ro(fd: int) -> bool:
+    return bool(struct.unpack("i", fcntl.ioctl(fd, BLKROGET, struct.pack("i", 0)))[0])
 
 
 def image_write_protection(image: Path) -> str | None:

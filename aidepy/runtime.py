@@ -1,48 +1,71 @@
-"""aidepy itself on the vault, and the fingerprint of the runtime it runs on.
+"""aidepy itself on the vault (`aidepy vault install`), and the verdict on the runtime it ran on.
 
-The seed ran `/floppy/aide`, a binary nobody on the host could change. aidepy is Python, so
-`aidepy vault install` copies the package onto the vault (`lib/aidepy`, launcher `bin/aidepy`)
-when it fits, and always records in `RUNTIME` the hashes of what the vault cannot hold: the
-interpreter, libpython, every file of aidepy's dependencies (recursively, compiled ones
-included) and the stdlib (its Python sources and compiled modules). `runtime_changes`
-reports what differs now.
-
-`RUNTIME` format: one line per item, "<sha256 hex>  <kind>  <name>", kind `file` (one file,
-name = absolute path), `dist` (all files a distribution's RECORD lists, name = distribution)
-or `stdlib` (every *.py and *.so below the stdlib directory outside site-packages, name =
-directory).
-A tree's digest is SHA-256 over its sorted "relative path NUL file SHA-256 NL" lines.
+The seed ran `/floppy/aide`, a binary nobody on the host could change. aidepy is Python, so the
+vault carries what it can: `lib/aidepy.zip` (aidepy and the pure-Python parts of its
+dependencies, sources only), `lib/bootstrap.py` (`aidepy.bootstrap`) and the launcher
+`bin/aidepy`; and the signed manifest `RUNTIME` lists what it cannot carry, with the SHA-256
+of each file: the interpreter, its standard library (sources and compiled modules), the
+dependencies' compiled extensions and the shared libraries a start maps. `bootstrap.py`
+checks all of it when the vault's aidepy starts (its docstring has the manifest format);
+`problems` is its verdict, for the report.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import binascii
+import io
 import os
 import re
+import subprocess
 import sys
-import sysconfig
-from collections.abc import Iterable, Iterator
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import machinery, metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography.exceptions import InvalidSignature
+
 import aidepy
+from aidepy import bootstrap
 from aidepy.atomic import space_needed
+from aidepy.bootstrap import MAGIC, MANIFEST, PROGRAM, Manifest, file_sha256
+from aidepy.errors import VaultError
+from aidepy.notify import Verdict
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
     from aidepy.vault import Vault
 
-LAUNCHER = """#!/bin/sh
-# aidepy from the vault: this copy of the program on the host's interpreter (hashed in RUNTIME).
-here=$(cd "$(dirname "$0")/.." && pwd)
-exec {python} -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); from aidepy.cli import main; \
-sys.exit(main())' "$here/lib" "$@"
-"""
 LAUNCHER_NAME = "bin/aidepy"
-MANIFEST = "RUNTIME"
-PROGRAM_FILES = ("*.py", "py.typed")
-SKIP_DIRS = {"__pycache__", "site-packages", "dist-packages"}
+RUNTIME_ALARM = "RUNTIME CHANGED"
+ABSENT_ALARM = "THE VAULT'S AIDEPY DID NOT RUN"
+BOOTSTRAP_NAME = "lib/bootstrap.py"
+LAUNCHER = """#!/bin/sh
+# aidepy from the vault: isolated (-I), without site-packages or .pth files (-S), checked
+# against the signed manifest RUNTIME by lib/bootstrap.py before it runs.
+here=$(cd "$(dirname "$0")/.." && pwd -P)
+exec {python} -I -S -B "$here/{bootstrap}" "$here" "$@"
+"""
+# Standard-library directories no check needs: not listed, so never loaded from the vault's aidepy.
+STDLIB_SKIP = {"__pycache__", "site-packages", "dist-packages", "test", "tests", "idlelib", "tkinter",
+               "turtledemo", "lib2to3", "ensurepip", "pydoc_data"}
+# Run by `install` with the interpreter bin/aidepy uses: starts as bin/aidepy does (unchecked)
+# and prints every file that start loaded, and the top-level modules it imported.
+PROBE = """import sys
+root = sys.argv[1]
+sys.path.insert(0, root + "/lib")
+import bootstrap
+bootstrap.start(root, check=False)
+from aidepy.runtime import preload
+preload()
+print("\\n".join(sorted(bootstrap.loaded_files())))
+print("\\n".join(sorted({f"imported {name.split('.')[0]}" for name in sys.modules})))
+"""
 
 
 @dataclass(frozen=True)
@@ -53,100 +76,100 @@ class InstallReport:
     message: str
 
 
-@dataclass(frozen=True)
-class RuntimeItem:
-    """One line of the RUNTIME manifest."""
+def preload() -> None:
+    """Import every aidepy module and map what they load later (libudev), so the start checks
+    all of it before a command runs."""
+    import importlib
+    import pkgutil
 
-    sha256: str
-    kind: str
-    name: str
+    for module in pkgutil.walk_packages(aidepy.__path__, "aidepy."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    from aidepy.medium import udev_context
 
-
-def program_files() -> list[tuple[Path, str]]:
-    """aidepy's own files and their names on the vault (`lib/aidepy/...`)."""
-    package = Path(aidepy.__file__).parent
-    found = sorted({p for pattern in PROGRAM_FILES for p in package.rglob(pattern)
-                    if not SKIP_DIRS.intersection(p.parts)})
-    return [(p, f"lib/aidepy/{p.relative_to(package)}") for p in found]
+    udev_context()
 
 
-def launcher() -> bytes:
-    """The `bin/aidepy` script: runs the vault's copy with this interpreter."""
-    return LAUNCHER.format(python=Path(sys.executable).absolute()).encode()
+def problems(vault_root: Path, key: Ed25519PublicKey) -> list[str] | None:
+    """The runtime verdict of this run: None when this is not the vault's aidepy (the host's
+    copy), else every problem the start found and what loaded since then, the manifest's
+    signature checked with `key` (the vault's), and a vault other than the one it runs from;
+    each is an ALERT."""
+    session = bootstrap.session
+    if session is None:
+        return None
+    session.check_loaded()
+    found = list(session.problems)
+    try:
+        verify_signature(session.manifest, key)
+    except VaultError as exc:
+        found.append(str(exc))
+    if Path(session.root).resolve() != vault_root.resolve():
+        found.append(f"started from {session.root}, but the vault is {vault_root}")
+    return found
 
 
-def runtime_items() -> list[RuntimeItem]:
-    """What the current runtime consists of, hashed."""
-    files = {Path(sys.executable).resolve()}
-    libdir, ldlibrary = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")
-    if libdir and ldlibrary and (Path(libdir) / ldlibrary).is_file():
-        files.add((Path(libdir) / ldlibrary).resolve())
-    items = [RuntimeItem(_file_digest(p), "file", str(p)) for p in sorted(files)]
-    items += [RuntimeItem(_dist_digest(name), "dist", name) for name in sorted(_dependencies("aidepy"))]
-    stdlib = sysconfig.get_path("stdlib")
-    items.append(RuntimeItem(_stdlib_digest(Path(stdlib)), "stdlib", stdlib))
-    return items
+def notices(vault_root: Path, key: Ed25519PublicKey, alert: Callable[[str, str], str]) -> list[str]:
+    """The report's lines on the runtime: an `alert` line (words, detail) per problem, or a
+    warning that the host's copy of aidepy (which the host can change) made the report."""
+    found = problems(vault_root, key)
+    if found is None:
+        return [f"WARNING: runtime: this report comes from the host's aidepy, which the host can "
+                f"change; run {vault_root / LAUNCHER_NAME} ('aidepy vault install' puts it there)."]
+    return [alert(RUNTIME_ALARM, line) for line in found]
 
 
-def encode_manifest(items: Iterable[RuntimeItem]) -> bytes:
-    """The RUNTIME file's bytes."""
-    return "".join(f"{i.sha256}  {i.kind}  {i.name}\n" for i in items).encode()
+def absent_alarm(host: str, mountpoint: Path) -> tuple[Verdict, str]:
+    """(verdict, mail body) when the daily check could not run from the vault: sent by the
+    host's copy of aidepy (`aidepy vault alarm`), which must do nothing else."""
+    program = mountpoint / LAUNCHER_NAME
+    if not os.path.ismount(mountpoint):
+        why = f"the vault is not mounted at {mountpoint} (medium missing or unreadable?)"
+    elif not os.path.isfile(program):
+        why = f"the vault holds no program ({program}; 'aidepy vault install' puts it there)"
+    else:
+        why = (f"{program} failed (see 'journalctl -u aidepy-report.service', or cron's mail): "
+               "a program or library it checks may have changed")
+    body = (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\nTHE DAILY CHECK FROM THE "
+            f"VAULT DID NOT RUN:\n    {why}\n\nThis alarm comes from the host's copy of aidepy, "
+            "which checked nothing. At the console: insert and mount the vault, run "
+            f"{program} report, and 'aidepy vault status'.\n")
+    return Verdict(host, failure=why, alarms=(ABSENT_ALARM,)), body
 
 
-def runtime_changes(manifest: bytes) -> list[str]:
-    """What differs between the recorded runtime and the one running now (one line each)."""
-    problems = []
-    for line in manifest.decode().splitlines():
-        digest, kind, name = line.split("  ", 2)
+def verify_signature(manifest: Manifest, key: Ed25519PublicKey) -> None:
+    """Raise VaultError unless the manifest is signed by `key`."""
+    try:
+        key.verify(base64.b64decode(manifest.signature, validate=True), manifest.signed_part)
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise VaultError(f"{MANIFEST}: the signature does not verify with the vault's key") from None
+
+
+def check_manifest(root: Path, key: Ed25519PublicKey) -> list[str] | None:
+    """`RUNTIME` on the mounted vault `root` against the files it lists, as this host has them
+    now (what `vault status` shows), one line per problem; None when there is no manifest."""
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = Manifest(path.read_text(), str(root))
+        verify_signature(manifest, key)
+    except (ValueError, VaultError) as exc:
+        return [str(exc)]
+    found = []
+    for name, digest in sorted(manifest.digests.items()):
         try:
-            now = _item_digest(kind, name)
-        except (OSError, metadata.PackageNotFoundError) as exc:
-            problems.append(f"{kind} {name}: missing ({exc})")
-            continue
-        if now != digest:
-            problems.append(f"{kind} {name}: changed since 'aidepy vault install'")
-    return problems
+            if file_sha256(name) != digest:
+                found.append(f"{name}: differs from the signed manifest")
+        except OSError as exc:
+            found.append(f"{name}: {exc.strerror}")
+    return found
 
 
-def _item_digest(kind: str, name: str) -> str:
-    if kind == "file":
-        return _file_digest(Path(name))
-    if kind == "dist":
-        return _dist_digest(name)
-    return _stdlib_digest(Path(name))
-
-
-def install(vault: Vault) -> InstallReport:
-    """Write RUNTIME, and aidepy itself when it fits while leaving room to replace the baseline
-    (the old program copy counts as free, since it is replaced). The vault must be mounted rw."""
-    vault.write_file(MANIFEST, [encode_manifest(runtime_items())])
-    root = vault.root
-    files = [*((src.read_bytes(), name, 0o644) for src, name in program_files()),
-             (launcher(), LAUNCHER_NAME, 0o755)]
-    needed = sum(space_needed(len(data), root) for data, _, _ in files)
-    old_program = sum(space_needed(p.stat().st_size, root) for p in _installed(root))
-    baseline = root / "aidepy.db"
-    reserve = space_needed(baseline.stat().st_size, root) if baseline.exists() else 0
-    available = vault.free_bytes() + old_program - reserve
-    if needed > available:
-        for path in _installed(root):
-            vault.remove(str(path.relative_to(root)))  # an old copy would not match RUNTIME
-        return InstallReport(False, f"the program needs {needed} bytes, {available} are available "
-                                    f"(keeping {reserve} for the next baseline); recorded the runtime only")
-    keep = {vault.write_file(name, [data], mode=mode).path for data, name, mode in files}
-    for path in _installed(root):
-        if path not in keep:
-            vault.remove(str(path.relative_to(root)))
-    return InstallReport(True, f"aidepy {aidepy.__version__} installed: run {root / LAUNCHER_NAME}")
-
-
-def _installed(root: Path) -> list[Path]:
-    return [p for d in ("lib", "bin") for p in (root / d).rglob("*") if p.is_file()]
-
-
-def _dependencies(name: str, seen: set[str] | None = None) -> set[str]:
-    """Names of the distributions `name` requires, recursively (extras ignored)."""
+def dependencies(name: str = "aidepy", seen: set[str] | None = None) -> list[metadata.Distribution]:
+    """The distributions `name` requires, recursively (extras and excluded markers ignored)."""
     seen = set() if seen is None else seen
+    found = []
     for requirement in metadata.requires(name) or []:
         if "extra ==" in requirement:
             continue
@@ -155,41 +178,136 @@ def _dependencies(name: str, seen: set[str] | None = None) -> set[str]:
         if key in seen:
             continue
         try:
-            metadata.distribution(dep)
+            dist = metadata.distribution(dep)
         except metadata.PackageNotFoundError:
             continue  # an environment marker excluded it
         seen.add(key)
-        _dependencies(dep, seen)
-    return seen
+        found += [dist, *dependencies(dep, seen)]
+    return found
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _dist_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
+    for f in dist.files or []:
+        if "__pycache__" not in f.parts and ".dist-info" not in str(f.parts[0]):
+            yield str(f), Path(str(f.locate())).resolve()
 
 
-def _tree_digest(files: Iterable[tuple[str, Path]]) -> str:
-    digest = hashlib.sha256()
-    for rel, path in sorted(files):
-        digest.update(f"{rel}\0{_file_digest(path)}\n".encode())
-    return digest.hexdigest()
+def program_zip(only: set[str] | None = None) -> bytes:
+    """lib/aidepy.zip: aidepy's sources and its dependencies' pure-Python sources (`only` those of
+    these top-level packages and modules), compressed and reproducible (the same files give the
+    same bytes)."""
+    package = Path(aidepy.__file__).parent
+    files = [(f"aidepy/{p.relative_to(package)}", p) for p in package.rglob("*.py")
+             if "__pycache__" not in p.parts]
+    files += [(name, path) for dist in dependencies() for name, path in _dist_files(dist)
+              if name.endswith(".py") and (only is None or name.split("/")[0].removesuffix(".py") in only)]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        for name, path in sorted(files):
+            z.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), path.read_bytes(),
+                       compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return out.getvalue()
 
 
-def _dist_digest(name: str) -> str:
-    dist = metadata.distribution(name)
-    files = [(str(f), Path(str(f.locate()))) for f in dist.files or []
-             if "__pycache__" not in f.parts and Path(str(f.locate())).is_file()]
-    return _tree_digest(files)
+def extensions() -> dict[str, str]:
+    """The dependencies' compiled modules: module name -> file."""
+    found = {}
+    for dist in dependencies():
+        for name, path in _dist_files(dist):
+            suffix = next((s for s in machinery.EXTENSION_SUFFIXES if name.endswith(s)), None)
+            if suffix:
+                found[name[:-len(suffix)].replace("/", ".")] = str(path)
+    return found
 
 
-def _stdlib_digest(root: Path) -> str:
-    return _tree_digest((str(p.relative_to(root)), p) for p in _walk_stdlib(root))
+def stdlib_path(python: str) -> list[str]:
+    """The standard library's directories (sources, compiled modules): the path `python` starts
+    with when nothing adds to it, as the manifest lists them."""
+    out = subprocess.run([python, "-I", "-S", "-c", "import sys; print('\\n'.join(sys.path))"],
+                         capture_output=True, text=True, check=True).stdout
+    return [os.path.realpath(p) for p in out.splitlines() if os.path.isdir(p)]
 
 
-def _walk_stdlib(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
-        yield from (Path(dirpath) / f for f in filenames if f.endswith((".py", ".so")))
+def stdlib_files(path: list[str]) -> Iterator[str]:
+    """Every module file under the standard library's directories, minus STDLIB_SKIP."""
+    suffixes = (*machinery.SOURCE_SUFFIXES, *machinery.EXTENSION_SUFFIXES)
+    for top in path:
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if d not in STDLIB_SKIP]
+            yield from (os.path.join(dirpath, f) for f in filenames if f.endswith(suffixes))
+
+
+def interpreter() -> str:
+    """The interpreter bin/aidepy runs: this one, a virtual environment's link resolved (its
+    site-packages is never on the vault's path anyway)."""
+    return os.path.realpath(sys.executable)
+
+
+def manifest_head(python: str, path: list[str], ext: dict[str, str]) -> str:
+    return (f"{MAGIC}\npython {python}\n" + "".join(f"path {p}\n" for p in path)
+            + "".join(f"ext {name} {where}\n" for name, where in sorted(ext.items())))
+
+
+def build(stage: Path, signing_key: Ed25519PrivateKey) -> dict[str, bytes]:
+    """The vault's program files (name -> bytes), staged under `stage` and probed there: one
+    unchecked start with the interpreter bin/aidepy will run shows what a start loads (host
+    files for the manifest, packages for the zip)."""
+    python = interpreter()
+    path, ext = stdlib_path(python), extensions()
+    files = {PROGRAM: program_zip(), BOOTSTRAP_NAME: Path(bootstrap.__file__).read_bytes(),
+             LAUNCHER_NAME: LAUNCHER.format(python=python, bootstrap=BOOTSTRAP_NAME).encode()}
+    head = manifest_head(python, path, ext)
+    (stage / "lib").mkdir()
+    for name in (PROGRAM, BOOTSTRAP_NAME):
+        (stage / name).write_bytes(files[name])
+    (stage / MANIFEST).write_text(head)
+    probe = subprocess.run([python, "-I", "-S", "-B", "-c", PROBE, str(stage)],
+                           capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        raise VaultError(f"aidepy does not start from the vault's files: {probe.stderr.strip()}")
+    lines = probe.stdout.splitlines()
+    loaded = {p for p in lines if p.startswith("/") and not p.startswith(f"{stage}/")}
+    # Only what a start imports: a dependency's own dependencies it does not use stay behind.
+    imported = {line.removeprefix("imported ") for line in lines if line.startswith("imported ")}
+    files[PROGRAM] = program_zip(imported)
+    listed = sorted({*stdlib_files(path), *ext.values(), *loaded})
+    body = head + "".join(f"sha256 {file_sha256(p)} {p}\n" for p in listed)
+    body += "".join(f"sha256 {bootstrap.sha256(files[n])} {n}\n" for n in (PROGRAM, BOOTSTRAP_NAME))
+    signature = base64.b64encode(signing_key.sign(body.encode())).decode()
+    files[MANIFEST] = f"{body}ed25519 {signature}\n".encode()
+    return files
+
+
+def install(vault: Vault, signing_key: Ed25519PrivateKey) -> InstallReport:
+    """Put aidepy onto the vault (read-write mounted) with its signed manifest, when it fits
+    while leaving room to replace the baseline (the old program counts as free, since it is
+    replaced); else remove an old program, which would no longer match this host."""
+    key = vault.public_key()
+    if signing_key.public_key().public_bytes_raw() != key.public_bytes_raw():
+        raise VaultError("the signing key does not belong to the vault's public key")
+    with tempfile.TemporaryDirectory(prefix="aidepy-install-") as stage:
+        files = build(Path(stage), signing_key)
+    root = vault.root
+    needed = sum(space_needed(len(data), root) for data in files.values())
+    old_program = sum(space_needed(p.stat().st_size, root) for p in _installed(root))
+    baseline = vault.database_path
+    reserve = space_needed(baseline.stat().st_size, root) if baseline.exists() else 0
+    available = vault.free_bytes() + old_program - reserve
+    if needed > available:
+        for path in _installed(root):
+            vault.remove(str(path.relative_to(root)))
+        return InstallReport(False, f"the program needs {needed} bytes, {available} are available "
+                                    f"(keeping {reserve} for the next baseline); not installed")
+    for name, data in files.items():
+        if name != MANIFEST:
+            vault.write_file(name, [data], mode=0o755 if name == LAUNCHER_NAME else 0o644)
+    vault.write_file(MANIFEST, [files[MANIFEST]],
+                     verify=lambda p: verify_signature(Manifest(p.read_text(), str(root)), key))
+    size = sum(len(data) for data in files.values())
+    return InstallReport(True, f"aidepy {aidepy.__version__} installed ({size // 1024} KiB): "
+                               f"run {root / LAUNCHER_NAME}")
+
+
+def _installed(root: Path) -> list[Path]:
+    found = [p for d in ("lib", "bin") for p in (root / d).rglob("*") if p.is_file()]
+    return found + ([root / MANIFEST] if (root / MANIFEST).is_file() else [])

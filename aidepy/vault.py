@@ -27,8 +27,7 @@ from aidepy.db import open_database
 from aidepy.errors import AidepyError, DatabaseWriteError, VaultError, VerificationError
 from aidepy.keys import fingerprint, load_public_key
 from aidepy.medium import Medium, MediumKind, Mount, Warn, warn_stderr
-from aidepy.runtime import MANIFEST as RUNTIME
-from aidepy.runtime import runtime_changes
+from aidepy.runtime import check_manifest
 from aidepy.vault_layout import ANCHOR, DATABASE, MARKER, PUBLIC_KEY, RULES, RULES_DIR, RULES_INDEX
 from aidepy.vault_layout import format_vault as format_vault  # re-exported for callers
 
@@ -84,6 +83,7 @@ class VaultStatus:
     mounted: str | None  # "ro", "rw" or None (status mounts read-only for a moment to look inside)
     write_protected: bool
     write_protect_reason: str | None
+    write_protect_kind: str | None  # medium.HARDWARE or medium.SOFTWARE while protected
     is_vault: bool
     size_bytes: int | None
     free_bytes: int | None
@@ -187,6 +187,14 @@ class Vault:
         if reason is None and current is not None and not current.read_only:
             reason = md.probe_write(current.mountpoint)
         return reason
+
+    def protection_kind(self) -> str:
+        """Whose write protection is on (call only when it is): `medium.HARDWARE` when the medium
+        itself reports it (see `medium.hardware_protected`), else `medium.SOFTWARE`: an image
+        file, a loop or other virtual device, a flag root set, a failed test write."""
+        if self.medium.kind is MediumKind.BLOCK and md.hardware_protected(self.medium.path):
+            return md.HARDWARE
+        return md.SOFTWARE
 
     def is_write_protected(self) -> bool:
         """Whether the vault's write protection is on."""
@@ -392,10 +400,10 @@ class Vault:
         return load(main, before, after, rules_root=self.root / RULES_DIR)
 
     def runtime_changes(self) -> list[str] | None:
-        """How the running Python and aidepy's dependencies differ from what `vault install`
-        recorded (one line each), or None when nothing was recorded. The vault must be mounted."""
-        manifest = self.root / RUNTIME
-        return runtime_changes(manifest.read_bytes()) if manifest.is_file() else None
+        """How this host's interpreter, standard library and libraries differ from the signed
+        manifest of the program `vault install` put on the vault (one line each), or None when
+        there is none. The vault must be mounted."""
+        return check_manifest(self.root, self.public_key())
 
     def rules_changes(self, live_sources: Sequence[Path]) -> list[str]:
         """How the live rules differ from the copy on the vault, one line each: files that
@@ -449,11 +457,12 @@ class Vault:
         device = self.device()
         # An image that is not attached is probed as a file: blkid and lseek work on both.
         target = device or (medium.path if medium.kind is MediumKind.IMAGE else None)
-        fs, size, reason = None, None, None
+        fs, size, reason, kind = None, None, None, None
         try:
             if target is not None:
                 fs, size = md.probe_filesystem(target), md.device_size(target)
             reason = self.write_protection()
+            kind = None if reason is None else self.protection_kind()
         except (VaultError, OSError) as exc:  # e.g. a drive without a disk: say so, show the rest
             problems.append(str(exc))
         free, fingerprint, database, is_vault = None, None, DatabaseStatus("none"), False
@@ -463,7 +472,8 @@ class Vault:
                 is_vault = (root / MARKER).is_file()
                 free = free_bytes(root)
                 fingerprint, database = self._inspect(problems)
-                runtime = self.runtime_changes()
+                with suppress(AidepyError):  # no key: _inspect said so
+                    runtime = self.runtime_changes()
                 problems += [f"{p.name}: left by an interrupted write (the next write removes it)"
                              for p in sorted(root.glob(".*.tmp"))]
         except (VaultError, OSError) as exc:
@@ -475,7 +485,8 @@ class Vault:
             fstype=fs.type if fs else None, label=fs.label if fs else None, uuid=fs.uuid if fs else None,
             mountpoint=str(before.mountpoint if before else self.settings.mountpoint),
             mounted=None if before is None else ("ro" if before.read_only else "rw"),
-            write_protected=reason is not None, write_protect_reason=reason, is_vault=is_vault,
+            write_protected=reason is not None, write_protect_reason=reason, write_protect_kind=kind,
+            is_vault=is_vault,
             size_bytes=size, free_bytes=free, key_fingerprint=fingerprint, database=database,
             runtime_changes=runtime, problems=problems,
         )

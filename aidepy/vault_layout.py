@@ -6,11 +6,12 @@ Layout on the medium (ext2, label from `vault_label`):
     aidepy.db       the signed baseline, or instead
     aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.anchor`)
     aidepy.conf     the rules the baseline was built with; its includes under `rules/` (+ SOURCES)
-    bin/ lib/ RUNTIME   aidepy itself and the hashes of the runtime it uses (`aidepy.runtime`)
+    bin/ lib/ RUNTIME   aidepy itself and the signed manifest of what it runs on (`aidepy.runtime`)
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -82,10 +83,25 @@ def _format_device(
         what = f"a {existing.type} filesystem" + (f" labelled {existing.label!r}" if existing.label else "")
         raise VaultError(f"{spec} holds {what} that is not an aidepy vault; use --force to overwrite it")
     if fdformat:
-        md.run_tool("fdformat", str(device))
+        low_level_format(device)
     md.run_tool("mke2fs", "-q", "-F", "-t", "ext2", "-L", label, "-m", "0", str(device))
     with _temporary_mount(device, read_only=False) as root:
         _write_layout(root, label, key_bytes)
+
+
+def low_level_format(device: Path) -> None:
+    """`--fdformat`: a floppy drive on the floppy controller gets `fdformat` (util-linux; Debian 12
+    ships none), a USB floppy drive (a SCSI disk to the kernel) `ufiformat` (Debian package
+    ufiformat; USB drives format 1440 KiB disks, not 1722 KiB). A missing tool is named with
+    the package that has it."""
+    if os.major(os.stat(device).st_rdev) == md.FLOPPY_MAJOR:
+        tool, hint = "fdformat", ("Debian 12 ships none (fdutils' superformat formats this drive); "
+                                  "--fdformat runs it where util-linux still has it")
+    else:
+        tool, hint = "ufiformat", "USB floppy drives are low-level formatted with it: apt install ufiformat"
+    if md.find_tool(tool) is None:
+        raise VaultError(f"--fdformat: {tool} is not installed ({hint}); nothing was changed")
+    md.run_tool(tool, str(device))
 
 
 def _write_layout(root: Path, label: str, key_bytes: bytes) -> None:

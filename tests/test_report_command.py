@@ -83,21 +83,21 @@ def test_report_checks_with_the_vaults_rules_not_the_tampered_live_ones(
     assert mail["Subject"] == f"aidepy: {HOST}: ALERT: RULES DIFFER FROM THE VAULT'S COPY; 1 changed"
 
 
-def test_report_warns_when_the_runtime_differs_from_the_one_recorded_on_the_vault(
-        baselined: VaultSite, root_mailbox: RootMailbox, tmp_path: Path) -> None:
-    interpreter_part = tmp_path / "libpython-part.so"
-    interpreter_part.write_bytes(b"as installed\n")
-    baselined.loop.set_read_only(False)
-    subprocess.run(["mount", "-o", "remount,rw", str(baselined.mountpoint)], check=True)
-    (baselined.mountpoint / "RUNTIME").write_text(f"{'0' * 64}  file  {interpreter_part}\n")
-    subprocess.run(["mount", "-o", "remount,ro", str(baselined.mountpoint)], check=True)
-    baselined.loop.set_read_only(True)
+def test_report_from_the_hosts_copy_warns_that_the_host_can_change_it(
+        baselined: VaultSite, root_mailbox: RootMailbox) -> None:
     run = aidepy("report", "-c", str(baselined.config_path))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert (f"ALERT RUNTIME CHANGED: file {interpreter_part}: changed since 'aidepy vault install'"
-            in run.stdout)
-    [mail] = root_mailbox.wait_for(1)
-    assert mail["Subject"] == f"aidepy: {HOST}: ALERT: RUNTIME CHANGED"  # never "no changes" then
+    assert ("WARNING: runtime: this report comes from the host's aidepy, which the host can change; "
+            f"run {baselined.mountpoint}/bin/aidepy") in run.stdout
+    root_mailbox.wait_for(1)
+
+
+def test_report_says_that_root_can_lift_a_loop_devices_write_protection(
+        baselined: VaultSite, root_mailbox: RootMailbox) -> None:
+    run = aidepy("report", "-c", str(baselined.config_path))
+    assert ("Note: the vault is write-protected (software: root can undo this): the device is read-only "
+            "(sysfs ro=1).") in run.stdout
+    root_mailbox.wait_for(1)
 
 
 def test_baseline_failing_verification_is_mailed_loudly(baselined: VaultSite,

@@ -7,6 +7,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LoopDevice, require_tool
+from tests.conftest import LoopDevice, RootMailbox, require_tool
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
-UNITS = ("aidepy-report.service", "aidepy-report.timer", "var-lib-aidepy-vault.mount")
+UNITS = ("aidepy-report.service", "aidepy-alarm.service", "aidepy-report.timer", "var-lib-aidepy-vault.mount")
 INSTALLED_AIDEPY = "/usr/local/bin/aidepy"
+VAULT = "/var/lib/aidepy/vault"
+VAULT_AIDEPY = f"{VAULT}/bin/aidepy"
 RULE = "90-aidepy-vault.rules"
 
 
@@ -32,22 +35,32 @@ def unit(name: str) -> configparser.ConfigParser:
 def test_every_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = require_tool("systemd-analyze")
     # verify insists that ExecStart's program exists; the README installs it as /usr/local/bin/aidepy,
-    # here the console script of this checkout stands in for it (nothing else is changed).
+    # `aidepy vault install` puts the vault's at /var/lib/aidepy/vault/bin/aidepy; here the console
+    # script of this checkout stands in for both (nothing else is changed).
     here = shutil.which("aidepy", path=os.path.dirname(sys.executable)) or shutil.which("aidepy")
     assert here, "the aidepy console script is not installed (pip install -e .)"
     for name in UNITS:
         text = (SYSTEMD / name).read_text()
-        (tmp_path / name).write_text(text.replace(INSTALLED_AIDEPY, here))
+        (tmp_path / name).write_text(text.replace(INSTALLED_AIDEPY, here).replace(VAULT_AIDEPY, here))
     result = subprocess.run([analyze, "verify", *(str(tmp_path / n) for n in UNITS)],
                             capture_output=True, text=True)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
-def test_service_runs_the_report_and_counts_differences_as_success() -> None:
-    service = unit("aidepy-report.service")["Service"]
+def test_service_runs_the_vaults_aidepy_and_counts_differences_as_success() -> None:
+    report = unit("aidepy-report.service")
+    service = report["Service"]
     assert service["Type"] == "oneshot"
-    assert service["ExecStart"] == f"{INSTALLED_AIDEPY} report"
+    assert service["ExecStart"] == f"{VAULT_AIDEPY} report"
     assert service["SuccessExitStatus"].split() == [str(code) for code in range(1, 8)]
+    assert report["Unit"]["Wants"] == "var-lib-aidepy-vault.mount"  # not Requires: a failure must run
+    assert "var-lib-aidepy-vault.mount" in report["Unit"]["After"].split()
+
+
+def test_a_failed_run_starts_the_hosts_alarm_and_nothing_else() -> None:
+    assert unit("aidepy-report.service")["Unit"]["OnFailure"] == "aidepy-alarm.service"
+    alarm = unit("aidepy-alarm.service")["Service"]
+    assert alarm["ExecStart"] == f"{INSTALLED_AIDEPY} vault alarm"
 
 
 def test_timer_fires_daily_at_0725_and_catches_up_after_downtime() -> None:
@@ -63,7 +76,9 @@ def test_mount_unit_mounts_the_labelled_vault_read_only() -> None:
     mount = unit("var-lib-aidepy-vault.mount")["Mount"]
     assert mount["What"] == "/dev/disk/by-label/AIDEPY"
     assert mount["Where"] == "/var/lib/aidepy/vault"
-    assert "ro" in mount["Options"].split(",")
+    options = mount["Options"].split(",")
+    assert "ro" in options and "nodev" in options and "nosuid" in options
+    assert "noexec" not in options  # the vault's bin/aidepy runs from it
 
 
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
@@ -97,7 +112,28 @@ def test_cron_file_is_a_valid_cron_d_file() -> None:
     assert all(cron_field_ok(f, lo, hi) for f, (lo, hi) in zip(fields[:5], CRON_RANGES, strict=True))
     assert fields[:5] == ["25", "7", "*", "*", "*"]
     assert pwd.getpwnam(fields[5]).pw_uid == 0
-    assert "aidepy report" in fields[6]
+    assert f"{VAULT_AIDEPY} report" in fields[6]
+
+
+def cron_command() -> str:
+    line = next(ln for ln in (SYSTEMD / "aidepy").read_text().splitlines() if ln.startswith("25 "))
+    return line.split(None, 6)[6]
+
+
+def test_cron_line_mails_the_alarm_when_the_vault_is_missing(
+        root_mailbox: RootMailbox, tmp_path: Path) -> None:
+    conf = tmp_path / "aidepy.conf"
+    conf.write_text(f"vault_mountpoint={tmp_path / 'vault'}\nstate_dir={tmp_path / 'state'}\n/etc p\n")
+    alarm = f"{sys.executable} -m aidepy vault alarm -c {conf}"
+    command = (cron_command().replace(VAULT, str(tmp_path / "vault"))
+               .replace(f"{INSTALLED_AIDEPY} vault alarm", alarm)
+               .replace("test -d /run/systemd/system", "false"))
+    ran = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    [mail] = root_mailbox.wait_for(1)
+    assert mail["Subject"] == (f"aidepy: {socket.gethostname()}: ALERT: THE VAULT'S AIDEPY DID NOT RUN, "
+                               "NO CHECK DONE")
+    assert f"the vault is not mounted at {tmp_path / 'vault'}" in mail.get_content()
 
 
 def test_cron_file_name_is_one_cron_runs() -> None:

@@ -18,7 +18,7 @@ import pytest
 from conftest import LoopDevice, require_tool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aidepy import vault as vault_module
+from aidepy import medium
 from aidepy.atomic import VaultFullError
 from aidepy.db import encode_database, open_database, write_database
 from aidepy.entry import Entry
@@ -270,9 +270,16 @@ def test_format_refuses_a_foreign_filesystem_unless_forced(loop_device: LoopDevi
                           capture_output=True, text=True).stdout.strip() == label
 
 
-def test_format_reports_tool_failure_as_one_line(loop_device: LoopDevice, keypair) -> None:
-    with pytest.raises(VaultError, match=r"^fdformat|fdformat is not installed|fdformat .*: "):
+def test_fdformat_on_a_usb_drive_runs_ufiformat_or_names_its_package(
+    loop_device: LoopDevice, keypair,
+) -> None:
+    # A loop device is a disk like a USB floppy drive: --fdformat picks ufiformat, which refuses it.
+    expected = (rf"^ufiformat {loop_device.device}: {loop_device.device}: device is not usb fdd$"
+                if medium.find_tool("ufiformat") else
+                r"^--fdformat: ufiformat is not installed \(USB floppy drives .*apt install ufiformat\)")
+    with pytest.raises(VaultError, match=expected):
         format_vault(loop_device.device, label="AIDEPY", public_key=keypair[1], fdformat=True)
+    assert medium.probe_filesystem(Path(loop_device.device)) is None  # mke2fs never ran
 
 
 def test_format_needs_a_usable_public_key(loop_device: LoopDevice, tmp_path: Path) -> None:
@@ -397,23 +404,30 @@ def test_rules_are_copied_with_their_includes(vault: Vault, tmp_path: Path) -> N
         assert not (root / f"rules{include}").exists()
 
 
-def test_install_records_the_runtime_but_skips_the_program_when_it_does_not_fit(
+def test_install_skips_the_program_when_it_does_not_fit_beside_the_next_baseline(
     vault: Vault, keypair,
 ) -> None:
-    from aidepy.runtime import install, runtime_changes
+    from aidepy.runtime import check_manifest, install
 
     with vault.mounted(rw=True) as root:
-        assert install(vault).program_installed  # an empty vault has room
-        assert (root / "lib" / "aidepy" / "vault.py").read_bytes() == Path(vault_module.__file__).read_bytes()
+        assert install(vault, keypair[0]).program_installed  # an empty vault has room
+        assert check_manifest(root, vault.public_key()) == []
         vault.write_database(database(keypair[0], generation=1, n=15_000))  # about 1 MiB
-        report = install(vault)
+        report = install(vault, keypair[0])
         assert not report.program_installed and "keeping" in report.message
         program = [p for d in ("lib", "bin") for p in (root / d).rglob("*") if p.is_file()]
-        assert program == []
-        manifest = (root / "RUNTIME").read_bytes()
-        assert runtime_changes(manifest) == []
-        tampered = manifest.replace(b"  dist  sh\n", b"  dist  sh\n" + b"0" * 64 + b"  dist  pyudev\n")
-        assert runtime_changes(tampered) == ["dist pyudev: changed since 'aidepy vault install'"]
+        assert program == [] and not (root / "RUNTIME").exists()  # an old copy would not match
+        assert check_manifest(root, vault.public_key()) is None
+
+
+def test_install_refuses_a_signing_key_that_is_not_the_vaults(vault: Vault, tmp_path: Path) -> None:
+    from aidepy.runtime import install
+
+    generate_keypair(tmp_path / "other.key", None)
+    with vault.mounted(rw=True) as root:
+        with pytest.raises(VaultError, match="does not belong"):
+            install(vault, load_private_key(tmp_path / "other.key", None))
+        assert not (root / "RUNTIME").exists()
 
 
 def test_a_tool_failure_is_one_clear_line(loop_device: LoopDevice, tmp_path: Path) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import LoopDevice, require_tool
 
+from aidepy.bootstrap import file_sha256
 from aidepy.keys import fingerprint, generate_keypair
 
 
@@ -76,7 +79,9 @@ def test_format_mount_status_umount_and_the_write_protect_tab(
     assert loop_device.mountpoints() == []
     assert hashlib.sha256(Path(loop_device.device).read_bytes()).digest() == before
     text = aidepy("vault", "status", "-c", conf)
-    assert "write-protected: yes: the device is read-only (sysfs ro=1)" in text.stdout
+    assert ("write-protected: yes (software: root can undo this): the device is read-only (sysfs ro=1)"
+            in text.stdout)
+    assert status(config)["write_protect_kind"] == "software: root can undo this"
     assert status(config)["write_protected"] is True
 
 
@@ -94,6 +99,9 @@ def test_install_puts_rules_runtime_and_program_on_the_vault(
 ) -> None:
     conf = str(config)
     assert aidepy("vault", "format", loop_device.device, "-c", conf).returncode == 0
+    assert aidepy("vault", "mount", "-c", conf).returncode == 0
+    empty = os.statvfs(tmp_path / "mnt")
+    assert aidepy("vault", "umount", "-c", conf).returncode == 0
     result = aidepy("vault", "install", "-c", conf)
     assert result.returncode == 0, result.stderr
     assert f"rules: {config} and 1 included file(s) copied" in result.stdout and "installed" in result.stdout
@@ -103,14 +111,24 @@ def test_install_puts_rules_runtime_and_program_on_the_vault(
     assert (root / "aidepy.conf").read_bytes() == config.read_bytes()
     assert (root / f"rules{tmp_path / 'extra.conf'}").read_text() == "/etc/hostname p+sha256\n"
     manifest = (root / "RUNTIME").read_text()
-    assert f"  file  {Path(sys.executable).resolve()}\n" in manifest and "  dist  cryptography\n" in manifest
+    assert manifest.startswith("aidepy-runtime 1\n") and "\ned25519 " in manifest
+    assert f"sha256 {file_sha256(os.path.realpath(sys.executable))} {os.path.realpath(sys.executable)}\n" \
+        in manifest
+    assert "ext cryptography.hazmat.bindings._rust " in manifest
     launched = subprocess.run([root / "bin" / "aidepy", "--version"], capture_output=True, text=True)
     assert launched.returncode == 0 and launched.stdout.startswith("aidepy "), launched.stderr
-    where = subprocess.run(
-        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import aidepy; "
-         "print(aidepy.__file__)", str(root / "lib")], capture_output=True, text=True)
-    assert where.stdout.strip() == str(root / "lib" / "aidepy" / "__init__.py")
+    where = subprocess.run([root / "bin" / "aidepy", "path-check", "--help"], capture_output=True, text=True)
+    assert where.returncode == 0, where.stderr
+    with zipfile.ZipFile(root / "lib" / "aidepy.zip") as program:
+        names = set(program.namelist())
+    assert {"aidepy/compare.py", "pyudev/core.py", "sh/__init__.py", "cryptography/__init__.py"} <= names
+    assert not [n for n in names if not n.endswith(".py")]  # compiled parts stay on the host
     assert "runtime:         unchanged since install" in aidepy("vault", "status", "-c", conf).stdout
+    # README, "The checker on the vault": the program takes under 500 KiB of the 1722 KiB floppy
+    # (446 KiB measured), the rest stays free for the baseline.
+    full = os.statvfs(root)
+    used = (empty.f_bfree - full.f_bfree) * full.f_frsize
+    assert 300 * 1024 < used < 500 * 1024 and full.f_bfree * full.f_frsize > 1150 * 1024, used
 
 
 def test_a_directory_vault_warns_on_every_command(tmp_path: Path) -> None:

@@ -29,6 +29,28 @@ def test_pyudev_lists_the_loop_device_and_reads_its_ro_attribute(loop_device: Lo
     assert medium.write_protection(Path(loop_device.device)) == "the device is read-only (sysfs ro=1)"
 
 
+def test_root_can_tell_blockdev_setro_from_a_driver_that_keeps_the_device_read_only(
+    loop_device: LoopDevice, tmp_path: Path,
+) -> None:
+    device = Path(loop_device.device)
+    sysfs_ro = Path(f"/sys/class/block/{device.name}/ro")
+    assert not medium.driver_read_only(device) and sysfs_ro.read_text() == "0\n"  # writable: untouched
+    loop_device.set_read_only(True)  # root's flag (BLKROSET)
+    assert not medium.driver_read_only(device)
+    assert sysfs_ro.read_text() == "1\n"  # and root's flag is back
+    assert not medium.hardware_protected(device)
+    # losetup -r: the loop driver sets the read-only flag itself, as sd does for a lock switch
+    out = subprocess.run(["losetup", "-f", "--show", "-r", loop_device.image], capture_output=True,
+                         text=True, check=True)
+    driver_ro = Path(out.stdout.strip())
+    try:
+        assert medium.driver_read_only(driver_ro)
+        assert Path(f"/sys/class/block/{driver_ro.name}/ro").read_text() == "1\n"
+        assert not medium.hardware_protected(driver_ro)  # a loop device all the same: root detaches it
+    finally:
+        subprocess.run(["losetup", "-d", str(driver_ro)], check=True)
+
+
 def _udevd_answers(udevadm: str) -> bool:
     return subprocess.run([udevadm, "control", "--ping", "-t", "2"], capture_output=True).returncode == 0
 

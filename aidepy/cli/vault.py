@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from aidepy import keys, notify
 from aidepy.cli.options import add_config_arguments
 from aidepy.config import Config, load
 from aidepy.errors import ExitCode, UsageError
 from aidepy.keys import public_key_path
 from aidepy.medium import warn_stderr
-from aidepy.runtime import install
+from aidepy.promote import Console
+from aidepy.runtime import absent_alarm, install
 from aidepy.vault import Vault, VaultStatus
 from aidepy.vault_layout import format_vault
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 NAME = "vault"
 HELP = "prepare, mount and inspect the write-protected medium that holds the baseline"
@@ -34,8 +41,15 @@ is verified with, a copy of the rules, and optionally aidepy itself.
   umount          unmount it (and detach an image's loop device).
   status          device, label, mountpoint, ro/rw, write protection, free space, key
                   fingerprint, the baseline's creation time and whether it verifies.
-  install         copy the rules (the config and every file it includes) onto the vault,
-                  record the hashes of the Python runtime, and copy aidepy itself if it fits.
+  install         copy the rules (the config and every file it includes) onto the vault, and
+                  aidepy itself when it fits: lib/aidepy.zip (aidepy and its pure-Python
+                  dependencies), the launcher bin/aidepy, and RUNTIME, the manifest of what
+                  the vault cannot hold (interpreter, standard library, compiled extensions,
+                  shared libraries) with their SHA-256, signed with signing_key (its
+                  passphrase is asked for). bin/aidepy checks all of it whenever it starts.
+  alarm           mail (and log) the ALERT that the daily check from the vault did not run,
+                  saying why: the vault not mounted, no program on it, or the program failed.
+                  What the shipped units and cron line run then; it checks nothing.
 
 Write protection is read from the kernel (sysfs ro), from mount falling back to read-only,
 and from a real test write. Exit status 21 when the vault is unusable or write-protected
@@ -49,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fmt.add_argument("device", metavar="DEVICE", help="device node, LABEL=, UUID=, image file or directory")
     fmt.add_argument("--label", help="filesystem label (default: vault_label from the config, AIDEPY)")
     fmt.add_argument("--force", action="store_true", help="overwrite a filesystem that is not a vault")
-    fmt.add_argument("--fdformat", action="store_true", help="low-level format a floppy first")
+    fmt.add_argument("--fdformat", action="store_true",
+                     help="low-level format a floppy first: fdformat for a drive on the floppy controller, "
+                          "ufiformat (Debian package ufiformat) for a USB floppy drive")
     fmt.add_argument("--public-key", type=Path, metavar="FILE",
                      help="public key to put on the vault (default: public_key, else <signing_key>.pub)")
     mount = sub.add_parser("mount", help="mount the vault (read-only unless --rw)")
@@ -57,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("umount", help="unmount the vault")
     status = sub.add_parser("status", help="show the vault's state")
     status.add_argument("--json", action="store_true", help="print JSON")
-    sub.add_parser("install", help="copy the rules, runtime hashes and aidepy onto the vault")
+    sub.add_parser("install", help="copy the rules and aidepy itself onto the vault")
+    sub.add_parser("alarm", help="mail the ALERT that the daily check from the vault did not run")
     for action in sub.choices.values():
         add_config_arguments(action)
         if action is not fmt:
@@ -76,7 +93,7 @@ def _vault(args: argparse.Namespace) -> Vault:
 def run(args: argparse.Namespace) -> int:
     command = args.vault_command
     if command is None:
-        raise UsageError("aidepy vault needs an action: format, mount, umount, status or install")
+        raise UsageError("aidepy vault needs an action: format, mount, umount, status, install or alarm")
     if command == "format":
         return _format(args)
     if command == "mount":
@@ -88,15 +105,32 @@ def run(args: argparse.Namespace) -> int:
         status = _vault(args).status()
         print(json.dumps(status.as_dict(), indent=2) if args.json else _render(status))
         return ExitCode.OK if status.is_vault and not status.problems else ExitCode.VAULT_ERROR
+    elif command == "alarm":
+        config = _config(args)
+        verdict, body = absent_alarm(socket.gethostname(), Path(config.vault_mountpoint))
+        notify.log_summary(verdict)
+        notify.send(notify.build_message(config.report_email, verdict, body), config.sendmail)
+        print(body, end="")
     elif command == "install":
         config = _config(args)
         vault = Vault.open(config, device=args.device, warn=warn_stderr)
+        key = _signing_key(Path(config.signing_key))
         with vault.mounted(rw=True):
             rules = vault.write_rules(config.sources)
-            report = install(vault)
+            report = install(vault, key)
         print(f"rules: {config.sources[0]} and {len(rules) - 2} included file(s) copied to the vault")
         print(report.message)
     return ExitCode.OK
+
+
+def _signing_key(path: Path) -> Ed25519PrivateKey:
+    """The signing key (the program's manifest is signed like a baseline), its passphrase asked
+    on the terminal when it has one."""
+    try:
+        return keys.load_private_key(path, None)
+    except keys.PassphraseError:
+        passphrase = Console.terminal(paged=False).secret(f"Passphrase for the signing key {path}: ")
+        return keys.load_private_key(path, passphrase.encode())
 
 
 def _format(args: argparse.Namespace) -> int:
@@ -131,7 +165,8 @@ def _render(s: VaultStatus) -> str:
         f"filesystem:      {s.fstype or 'none'}, label {s.label or '-'}, uuid {s.uuid or '-'}",
         f"aidepy vault:    {'yes' if s.is_vault else 'NO (no VAULT marker)'}",
         f"mounted:         {mounted} (mountpoint {s.mountpoint})",
-        "write-protected: " + (f"yes: {s.write_protect_reason}" if s.write_protected else "NO (writable)"),
+        "write-protected: " + (f"yes ({s.write_protect_kind}): {s.write_protect_reason}" if s.write_protected
+                               else "NO (writable)"),
         f"size:            {size(s.size_bytes)}, free {size(s.free_bytes)}",
         f"public key:      {s.key_fingerprint or 'none'}",
         f"baseline:        {baseline}",
