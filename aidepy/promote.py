@@ -10,13 +10,9 @@ The console is a parameter (`Console`), so tests drive promote without a termina
 
 from __future__ import annotations
 
-import getpass
 import os
-import shlex
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,16 +22,18 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import pyudev
 
 from aidepy import db, keys, report
 from aidepy.atomic import space_needed
-from aidepy.compare import ChangeKind, Summary
+from aidepy.compare import Summary
 from aidepy.entry import Entry
-from aidepy.errors import AidepyError, ExitCode, UsageError, VaultError, VerificationError
+from aidepy.errors import AidepyError, VaultError, VerificationError
 from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, open_trusted, report_options
+from aidepy.jobs.console import Console, Declined
+from aidepy.jobs.rules_review import RulesReview, confirm_rules, review_rules
 from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
 from aidepy.rollback import Identity, Record
@@ -54,74 +52,7 @@ before the new anchor is in place."""
 PROMOTE_WORK = "promote-"
 """Prefix of promote's work directory under `state_dir` (a killed promote leaves it behind)."""
 PASSPHRASE_TRIES = 3
-RULES_LOST_SHOWN = 10
-"""How many paths the new rules no longer select promote names (it counts them all)."""
 
-
-def run_pager(text: str) -> None:
-    """Show `text` through `$PAGER` (else `pager`, `less` or `more`) on the terminal."""
-    command = shlex.split(os.environ.get("PAGER", ""))
-    if not command:
-        command = [next((p for p in ("pager", "less") if shutil.which(p)), "more")]
-    subprocess.run(command, input=text, text=True, check=False)
-
-
-@dataclass
-class Console:
-    """Where promote talks to the admin: streams, a secret reader and a pager, all parameters."""
-
-    input: TextIO
-    output: TextIO
-    read_secret: Callable[[str], str] | None = None
-    """Reads a passphrase after a prompt without echo; None reads a plain line from `input`."""
-    pager: Callable[[str], None] | None = None
-    """Shows text with more than `page_lines` lines; None prints everything."""
-    page_lines: int = 0
-
-    @classmethod
-    def terminal(cls, paged: bool = True) -> Console:
-        """stdin/stdout; hidden passphrase input and (if `paged`) a pager when they are a terminal."""
-        tty = sys.stdin.isatty() and sys.stdout.isatty()
-        pager = tty and paged
-        return cls(sys.stdin, sys.stdout, read_secret=getpass.getpass if tty else None,
-                   pager=run_pager if pager else None,
-                   page_lines=shutil.get_terminal_size().lines - 2 if pager else 0)
-
-    def say(self, text: str = "") -> None:
-        self.output.write(text + "\n")
-        self.output.flush()
-
-    def show(self, text: str) -> None:
-        """Text that may be long: paged when it does not fit on the screen."""
-        if self.pager is not None and 0 < self.page_lines < text.count("\n"):
-            self.pager(text)
-        else:
-            self.output.write(text if text.endswith("\n") else text + "\n")
-            self.output.flush()
-
-    def _line(self, prompt: str) -> str:
-        self.output.write(prompt)
-        self.output.flush()
-        line = self.input.readline()
-        if not line:
-            raise EOFError
-        return line.rstrip("\n")
-
-    def confirm(self, question: str) -> bool:
-        """A yes/no question; only `y`/`yes` is yes, end of input is no."""
-        try:
-            return self._line(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-        except EOFError:
-            self.say()
-            return False
-
-    def secret(self, prompt: str) -> str:
-        """A passphrase; end of input gives an empty one."""
-        try:
-            return self.read_secret(prompt) if self.read_secret is not None else self._line(prompt)
-        except EOFError:
-            self.say()
-            return ""
 
 
 @dataclass(frozen=True)
@@ -165,12 +96,6 @@ def choose_layout(current: Layout | None, asked: Layout | None, needed: int, fre
 
 def _size(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{-(-n // 1024)} KiB"
-
-
-class Declined(AidepyError):
-    """The admin did not accept the differences; nothing was written (not a failure)."""
-
-    exit_code = ExitCode.OK
 
 
 class _MediumEvents:
@@ -223,8 +148,7 @@ class Promotion:
         self.layout = layout
         self.accept_rules = accept_rules
         """With `assume_yes`: replace the vault's rules copy also when the live rules differ."""
-        self._rules_diff: str | None = None
-        self._unselected: list[bytes] = []
+        self._rules_review: RulesReview | None = None
         """The layout asked for (`--layout`); None keeps the vault's, or picks what fits."""
         self.poll = poll
         self.patience = patience
@@ -272,7 +196,8 @@ class Promotion:
         if not self.assume_yes and not self.console.confirm(
                 "Accept these differences: make this scan the vault's new baseline?"):
             raise Declined("not accepted: nothing was written; the vault keeps its baseline")
-        self._review_rules()
+        confirm_rules(self._rules_review, self.console, assume_yes=self.assume_yes,
+                      accept_rules=self.accept_rules)
         key = self._signing_key()
         signed = work / "aidepy.db"
         with db.open_database(candidate, None) as fresh:
@@ -329,37 +254,13 @@ class Promotion:
             with self._status:
                 found = compare_scan(baseline, self.config, Scan(self._status.track(self._entries())),
                                      options, out=candidate)
-            self._rules_diff = self.vault.rules_diff(self.config.sources)
-            self._unselected = [c.path for c in found.changes if c.kind is ChangeKind.REMOVED
-                                and os.path.lexists(self.config.root_prefix + c.path)]
+            self._rules_review = review_rules(self.vault, self.config,
+                                              baseline.db.entries() if baseline is not None else None)
         text = report.render_text(report.Report(
             mode=report.Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
             end_time=time.time(), options=options, notices=notices,
         ))
         return found.summary, text
-
-    def _review_rules(self) -> None:
-        """Show how the live rules, which promote copies onto the vault, differ from the vault's
-        copy, which the daily report checks with, and what the baseline stops covering; ask
-        (with --yes, refuse unless --accept-rules). An intruder's edit that hides a directory
-        is thus seen before it is protected."""
-        if not self._rules_diff:
-            return  # the same rules, or a vault without a copy yet (nothing to lose)
-        lost = self._unselected
-        named = "".join(f"\n  {report.escape_path(p)}" for p in lost[:RULES_LOST_SHOWN])
-        more = f"\n  ... and {len(lost) - RULES_LOST_SHOWN} more" if len(lost) > RULES_LOST_SHOWN else ""
-        self.console.show(
-            "The live rules differ from the vault's copy, which the daily report checks with:\n"
-            f"{self._rules_diff}\nUnder the live rules, {len(lost)} paths of the vault's baseline that "
-            f"still exist are no longer selected (they would not be checked any more){':' if lost else '.'}"
-            f"{named}{more}")
-        if self.assume_yes:
-            if not self.accept_rules:
-                raise UsageError("the live rules differ from the vault's copy (shown above): --yes "
-                                 "replaces the copy only with --accept-rules; nothing was written")
-        elif not self.console.confirm("Accept these rule changes: make the live rules the vault's copy?"):
-            raise Declined("rule changes not accepted: nothing was written; the vault keeps its baseline "
-                           "and its copy of the rules")
 
     def _checked_vault_key(self) -> Ed25519PublicKey:
         """The vault's public key; with public_key set it must be the pinned key, or no check

@@ -442,7 +442,8 @@ def backdate(path: Path) -> None:
 def promote_in_process(site: VaultSite, **kw: object) -> tuple[int, str]:
     """A complete promote (the admin flips the protection when asked); (generation, output)."""
     from aidepy import config
-    from aidepy.promote import Console, Promotion
+    from aidepy.jobs.console import Console
+    from aidepy.promote import Promotion
 
     admin = (Admin().on(REMOVE, lambda: site.loop.set_read_only(False))
              .on(RESTORE, lambda: site.loop.set_read_only(True)))

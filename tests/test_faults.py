@@ -25,7 +25,8 @@ import pytest
 
 from aidepy import config
 from aidepy.errors import DatabaseWriteError
-from aidepy.promote import Console, Promotion
+from aidepy.jobs.console import Console
+from aidepy.promote import Promotion
 from tests.conftest import (
     ACCEPT,
     PASSPHRASE,

@@ -17,7 +17,8 @@ import pytest
 
 from aidepy import config, db
 from aidepy.daily import NEW_DATABASE
-from aidepy.promote import Console, Promotion
+from aidepy.jobs.console import Console
+from aidepy.promote import Promotion
 from tests.conftest import RESTORE, Admin, RootMailbox, VaultSite, require_tool, requires_root
 
 pytestmark = requires_root

@@ -20,8 +20,9 @@ import pytest
 from aidepy import config, db
 from aidepy.entry import Entry
 from aidepy.errors import VaultError
+from aidepy.jobs.console import Console, Declined
 from aidepy.keys import PassphraseError, generate_keypair
-from aidepy.promote import Console, Declined, Promoted, Promotion
+from aidepy.promote import Promoted, Promotion
 from tests.conftest import REMOVE, RESTORE, Admin, VaultSite, require_tool
 
 

@@ -5,13 +5,28 @@ the diff and what the baseline would stop covering, and asks separately; --yes r
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import pytest
 
 from aidepy import config
+from aidepy.config import parse_text
 from aidepy.errors import UsageError
-from aidepy.promote import Console, Declined, Promotion
-from tests.conftest import REMOVE, RESTORE, Admin, VaultSite, backdate, promote_in_process, requires_root
+from aidepy.jobs.console import Console, Declined
+from aidepy.jobs.rules_review import no_longer_selected
+from aidepy.promote import Promotion
+from aidepy.scan import scan
+from tests.conftest import (
+    REMOVE,
+    RESTORE,
+    Admin,
+    VaultSite,
+    aidepy,
+    backdate,
+    promote_in_process,
+    requires_root,
+)
 
 pytestmark = requires_root
 
@@ -43,7 +58,7 @@ def test_promote_shows_a_hiding_rule_edit_and_keeps_everything_when_refused(prom
         Promotion(config.load(site.config_path), Console(io.StringIO("y\nn\n"), shown)).run()
     out = shown.getvalue()
     assert f"+!{site.tree}/passwd$" in out and f"vault copy of {site.config_path}" in out
-    assert "1 paths of the vault's baseline that still exist are no longer selected" in out
+    assert "1 paths of the vault's baseline are no longer selected" in out
     assert f"\n  {site.tree}/passwd" in out
     assert RULES_QUESTION in out and REMOVE not in out  # asked, and nothing was unlocked
     assert site.baseline()[0] == 1 and vault_rules(site) == before
@@ -73,3 +88,27 @@ def test_unchanged_rules_ask_nothing_more(promoted: VaultSite) -> None:
     (promoted.tree / "motd").write_text("changed\n")
     generation, out = promote_in_process(promoted)
     assert generation == 2 and RULES_QUESTION not in out and "differ from the vault's copy" not in out
+
+
+def test_vault_install_shows_the_same_review_and_keeps_the_copy_when_refused(promoted: VaultSite) -> None:
+    site = promoted
+    before = vault_rules(site)
+    hide_passwd(site)
+    site.loop.set_read_only(False)
+    run = aidepy("vault", "install", "-c", str(site.config_path), input="n\n")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"+!{site.tree}/passwd$" in run.stdout and f"\n  {site.tree}/passwd" in run.stdout
+    assert "rule changes not accepted" in run.stderr
+    assert vault_rules(site) == before and not (site.mountpoint / "RUNTIME").exists()
+
+
+def test_rules_no_longer_selected_include_what_lies_in_a_directory_no_longer_entered(tmp_path: Path) -> None:
+    for name in ("keep", "gone/a", "gone/sub/b"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    old = parse_text(f"{tmp_path} p\n").ruleset
+    entries = list(scan(old, workers=1, on_warning=lambda w: None))
+    new = parse_text(f"{tmp_path} p\n!{tmp_path}/gone$\n").ruleset
+    assert no_longer_selected(entries, new) == [os.fsencode(tmp_path / p) for p in
+                                                ("gone", "gone/a", "gone/sub", "gone/sub/b")]
+    assert no_longer_selected(entries, old) == []

@@ -19,7 +19,8 @@ import pytest
 
 from aidepy import config
 from aidepy.daily import NEW_DATABASE
-from aidepy.promote import Console, Promotion
+from aidepy.jobs.console import Console
+from aidepy.promote import Promotion
 from tests.conftest import RESTORE, Admin, RootMailbox, VaultSite, backdate
 
 HOST = socket.gethostname()

@@ -15,7 +15,8 @@ import pytest
 from aidepy import config, keys
 from aidepy.db import write_database
 from aidepy.errors import AidepyError
-from aidepy.promote import Console, Declined, Promotion
+from aidepy.jobs.console import Console, Declined
+from aidepy.promote import Promotion
 from aidepy.rollback import LEGACY_RECORD, RECORD, parse_record
 from aidepy.scan import scan
 from aidepy.vault import Vault, format_vault

@@ -17,7 +17,8 @@ import pytest
 from aidepy import config
 from aidepy.config import copy_path
 from aidepy.errors import ConfigError, VaultError
-from aidepy.promote import Console, Promotion
+from aidepy.jobs.console import Console
+from aidepy.promote import Promotion
 from aidepy.vault import Vault, VaultSettings
 from tests.conftest import RESTORE, Admin, VaultSite, requires_root
 

@@ -6,8 +6,9 @@ import argparse
 
 from aidepy import config
 from aidepy.cli.options import add_config_arguments
+from aidepy.jobs.console import Console
 from aidepy.lock import run_lock
-from aidepy.promote import Console, Layout, Promotion
+from aidepy.promote import Layout, Promotion
 
 NAME = "promote"
 HELP = "scan afresh and write the new signed baseline onto the vault (at the console)"

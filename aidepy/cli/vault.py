@@ -13,9 +13,10 @@ from aidepy import keys, notify
 from aidepy.cli.options import add_config_arguments
 from aidepy.config import Config, load
 from aidepy.errors import ExitCode, UsageError
+from aidepy.jobs.console import Console
+from aidepy.jobs.rules_review import confirm_rules, review_vault_rules
 from aidepy.keys import public_key_path
 from aidepy.medium import warn_stderr
-from aidepy.promote import Console
 from aidepy.runtime import absent_alarm, install
 from aidepy.vault import Vault, VaultStatus
 from aidepy.vault_layout import format_vault
@@ -41,7 +42,9 @@ is verified with, a copy of the rules, and optionally aidepy itself.
   umount          unmount it (and detach an image's loop device).
   status          device, label, mountpoint, ro/rw, write protection, free space, key
                   fingerprint, the baseline's creation time and whether it verifies.
-  install         copy the rules (the config and every file it includes) onto the vault, and
+  install         copy the rules (the config and every file it includes) onto the vault (when
+                  they differ from the vault's copy: the diff and the paths of the baseline they
+                  no longer select are shown, and you are asked; --accept-rules does not ask), and
                   aidepy itself when it fits: lib/aidepy.zip (aidepy and its pure-Python
                   dependencies), the launcher bin/aidepy, and RUNTIME, the manifest of what
                   the vault cannot hold (interpreter, standard library, compiled extensions,
@@ -73,7 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("umount", help="unmount the vault")
     status = sub.add_parser("status", help="show the vault's state")
     status.add_argument("--json", action="store_true", help="print JSON")
-    sub.add_parser("install", help="copy the rules and aidepy itself onto the vault")
+    install = sub.add_parser("install", help="copy the rules and aidepy itself onto the vault")
+    install.add_argument("--accept-rules", action="store_true",
+                         help="replace the vault's copy of the rules without asking, also when the live "
+                              "rules differ from it (the diff is still shown)")
     sub.add_parser("alarm", help="mail the ALERT that the daily check from the vault did not run")
     for action in sub.choices.values():
         add_config_arguments(action)
@@ -114,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     elif command == "install":
         config = _config(args)
         vault = Vault.open(config, device=args.device, warn=warn_stderr)
+        confirm_rules(review_vault_rules(vault, config), Console.terminal(), assume_yes=args.accept_rules,
+                      accept_rules=args.accept_rules)
         key = _signing_key(Path(config.signing_key))
         with vault.mounted(rw=True):
             rules = vault.write_rules(config.sources)
