@@ -449,8 +449,9 @@ class Vault:
                                          else "/dev/null", original if original in live else "/dev/null")
         return "".join(line if line.endswith("\n") else line + "\n" for line in diff)
 
-    def status(self) -> VaultStatus:
-        """Everything `aidepy vault status` shows; mounts read-only for a moment when not mounted."""
+    def status(self, pinned: str | None = None) -> VaultStatus:
+        """Everything `aidepy vault status` shows; mounts read-only for a moment when not mounted.
+        `pinned`: the fingerprint `public_key` pins; a vault with another key is a problem."""
         medium = self.medium
         problems: list[str] = []
         before = self.current_mount()
@@ -472,6 +473,9 @@ class Vault:
                 is_vault = (root / MARKER).is_file()
                 free = free_bytes(root)
                 fingerprint, database = self._inspect(problems)
+                if pinned is not None and fingerprint is not None and fingerprint != pinned:
+                    problems.append(f"the vault's key is {fingerprint}, but public_key pins key {pinned}: "
+                                    "every check refuses this vault")
                 with suppress(AidepyError):  # no key: _inspect said so
                     runtime = self.runtime_changes()
                 problems += [f"{p.name}: left by an interrupted write (the next write removes it)"

@@ -127,6 +127,8 @@ def test_a_swapped_medium_with_its_own_key_is_refused_by_report_check_and_promot
     assert f"public_key pins key {pinned_fp}" in run.stderr
     with pytest.raises(AidepyError, match=f"public_key pins key {re.escape(pinned_fp)}"):
         Promotion(config.load(site.config_path), Console(io.StringIO(), io.StringIO()), assume_yes=True).run()
+    status = aidepy("vault", "status", "-c", str(site.config_path))
+    assert status.returncode == 21 and f"public_key pins key {pinned_fp}" in status.stdout
 
 
 @requires_root

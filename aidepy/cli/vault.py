@@ -13,6 +13,7 @@ from aidepy import keys, notify
 from aidepy.cli.options import add_config_arguments
 from aidepy.config import Config, load
 from aidepy.errors import ExitCode, UsageError
+from aidepy.jobs.baseline import Pin
 from aidepy.jobs.console import Console
 from aidepy.jobs.rules_review import confirm_rules, review_vault_rules
 from aidepy.keys import public_key_path
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     elif command == "umount":
         _vault(args).umount()
     elif command == "status":
-        status = _vault(args).status()
+        pin = Pin.from_config(_config(args))
+        status = _vault(args).status(pin.fingerprint if pin is not None else None)
         print(json.dumps(status.as_dict(), indent=2) if args.json else _render(status))
         return ExitCode.OK if status.is_vault and not status.problems else ExitCode.VAULT_ERROR
     elif command == "alarm":
