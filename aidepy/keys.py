@@ -108,11 +108,13 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def load_private_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKey:
-    """Load a PKCS#8 Ed25519 private key; refuse one readable or writable by group or others."""
+    """Load a PKCS#8 Ed25519 private key; refuse one readable or writable by group or others, or
+    owned by a user other than root or the one running aidepy (as config files are)."""
     path = Path(path)
     try:  # the modes checked are those of the file read (fstat), not of a name that may change
         with open(path, "rb") as f:
-            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+            st = os.fstat(f.fileno())
+            mode = stat.S_IMODE(st.st_mode)
             data = f.read() if not mode & 0o077 else b""
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such private key") from None
@@ -123,6 +125,9 @@ def load_private_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKey:
             f"{path}: private key is accessible by group or others (mode {mode:04o}); "
             f"refusing to use it (chmod 600 {path})"
         )
+    if st.st_uid not in (0, os.geteuid()):
+        raise KeyFileError(f"{path}: private key is owned by another user (uid {st.st_uid}), who could "
+                           f"have replaced it; refusing to use it (chown root {path})")
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:

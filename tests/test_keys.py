@@ -23,6 +23,7 @@ from aidepy.keys import (
     load_public_key,
     public_key_path,
 )
+from tests.conftest import NOBODY, requires_root
 
 AIDEPY = [sys.executable, "-m", "aidepy"]
 
@@ -70,6 +71,17 @@ def test_a_key_others_can_reach_is_refused_with_its_mode(tmp_path: Path, bits: i
     os.chmod(tmp_path / "k", bits)
     with pytest.raises(KeyFileError, match=f"accessible by group or others \\(mode {bits:04o}\\)"):
         load_private_key(tmp_path / "k", None)
+
+
+@requires_root
+def test_a_key_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    """Whoever owns the key file could have put their own key there (mode 0600 or not)."""
+    generate_keypair(tmp_path / "k", None)
+    os.chown(tmp_path / "k", NOBODY, NOBODY)
+    with pytest.raises(KeyFileError, match=f"owned by another user \\(uid {NOBODY}\\)"):
+        load_private_key(tmp_path / "k", None)
+    os.chown(tmp_path / "k", 0, 0)
+    load_private_key(tmp_path / "k", None)  # root's own: accepted
 
 
 def test_an_existing_key_is_never_replaced_without_overwrite(tmp_path: Path) -> None:
