@@ -66,17 +66,35 @@ def summary_line(verdict: Verdict) -> str:
     return f"check done: {counts}"
 
 
+def body_bytes(text: str) -> int:
+    """Bytes `text` takes as a mail body, as sent: after its transfer encoding (base64 or
+    quoted-printable, or 8-bit UTF-8, once a file name is not ASCII)."""
+    message = EmailMessage()
+    message.set_content(_mailable(text))
+    payload = message.get_payload()
+    assert isinstance(payload, str)
+    return len(payload.encode("utf-8", "surrogateescape"))
+
+
 def cut_report(text: str, limit: int, full_report: str | None = None) -> str:
-    """`text` if it fits in `limit` characters, else its first whole lines and a note on what was cut."""
-    if len(text) <= limit:
+    """`text` if its mail body fits in `limit` bytes, else its first whole lines (as many as fit)
+    and a note on what was cut."""
+    if body_bytes(text) <= limit:
         return text
-    head = text[:limit]
-    if "\n" in head:
-        head = head[: head.rindex("\n") + 1]
-    left_lines = text.count("\n", len(head)) + (0 if text.endswith("\n") else 1)
     where = f"the full report is in {full_report}" if full_report else "`aidepy check` prints it in full"
-    return (f"{head}\n[aidepy: report cut here: {left_lines} more lines "
-            f"({len(text) - len(head)} characters) left out; {where}]\n")
+    ends = [0, *(i + 1 for i, c in enumerate(text) if c == "\n")]
+
+    def cut(k: int) -> str:
+        head = text[:ends[k]]
+        left_lines = text.count("\n", len(head)) + (0 if text.endswith("\n") else 1)
+        return (f"{head}\n[aidepy: report cut here: {left_lines} more lines "
+                f"({len(text) - len(head)} characters) left out; {where}]\n")
+
+    low, high = 0, len(ends) - 1  # the most whole lines whose cut body fits (bisection)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if body_bytes(cut(mid)) <= limit else (low, mid - 1)
+    return cut(low)
 
 
 def build_message(to: str, verdict: Verdict, body: str) -> EmailMessage:
@@ -89,15 +107,23 @@ def build_message(to: str, verdict: Verdict, body: str) -> EmailMessage:
     if verdict.alarming:
         message["Importance"] = "high"
         message["X-Priority"] = "1"
-    # Undecodable file-name bytes reach us as surrogates; show them escaped rather than fail.
-    message.set_content(body.encode("utf-8", "backslashreplace").decode("utf-8"))
+    message.set_content(_mailable(body))
     return message
 
 
-def send(message: EmailMessage, sendmail: str = "/usr/sbin/sendmail") -> None:
-    """Hand `message` to the local MTA with `sendmail -t -oi` (recipients from the To header)."""
+def _mailable(body: str) -> str:
+    """Undecodable file-name bytes reach us as surrogates: shown escaped rather than fail."""
+    return body.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def send(message: EmailMessage, sendmail: str = "/usr/sbin/sendmail", timeout: float = 300) -> None:
+    """Hand `message` to the local MTA with `sendmail -t -oi` (recipients from the To header);
+    one that has not finished after `timeout` seconds is killed and the mail counts as failed."""
     try:
-        sh.Command(sendmail)("-t", "-oi", _in=message.as_bytes())
+        sh.Command(sendmail)("-t", "-oi", _in=message.as_bytes(), _timeout=timeout)
+    except sh.TimeoutException as exc:
+        raise AidepyError(f"cannot mail the report: {sendmail} did not finish within {timeout:g} s "
+                          "(setting `sendmail_timeout`)") from exc
     except sh.CommandNotFound as exc:
         raise AidepyError(f"cannot mail the report: {sendmail} not found (setting `sendmail`)") from exc
     except sh.ErrorReturnCode as exc:

@@ -37,13 +37,26 @@ def test_short_report_is_not_cut() -> None:
 
 def test_long_report_is_cut_at_a_line_with_a_note_on_what_is_missing() -> None:
     text = "".join(f"line {i}\n" for i in range(1000))
-    cut = notify.cut_report(text, limit=100, full_report="/var/lib/aidepy/last-report.txt")
+    cut = notify.cut_report(text, limit=400, full_report="/var/lib/aidepy/last-report.txt")
+    assert 300 < notify.body_bytes(cut) <= 400  # the note counts too
     head, note = cut.rsplit("\n[", 1)
     assert text.startswith(head) and head.endswith("\n")
     kept = head.count("\n")
     assert f"{1000 - kept} more lines" in note
     assert f"{len(text) - len(head)} characters" in note
     assert "/var/lib/aidepy/last-report.txt" in note
+
+
+def test_the_limit_counts_the_bytes_of_the_mail_body_as_sent() -> None:
+    """Names that are not ASCII take two bytes each and make the body base64: cut at 2K
+    characters, the mail would carry about 3.5K bytes."""
+    text = "".join(f"changed: /srv/{'é' * 40}{i:04}\n" for i in range(300))
+    cut = notify.cut_report(text, limit=2048, full_report="/x")
+    message = notify.build_message("root", Verdict("h", changed=300), cut)
+    sent = message.as_bytes().split(b"\n\n", 1)[1]
+    assert message["Content-Transfer-Encoding"] == "base64"
+    assert 1500 < len(sent) <= 2048
+    assert "[aidepy: report cut here:" in message.get_content()
 
 
 def test_file_names_in_the_report_cannot_add_headers() -> None:
