@@ -28,6 +28,8 @@ def report_scope(options: Mapping[str, _V]) -> dict[str, _V]:
 
 DEFAULT_MAIL_LIMIT = 512 << 10
 """`report_mail_limit` when it is not set: 512 KiB."""
+DEFAULT_SENDMAIL_TIMEOUT = 300
+"""`sendmail_timeout` when it is not set: 5 minutes."""
 
 
 class ReportSettings:
@@ -197,13 +199,19 @@ class Config(ReportSettings):
 
     @property
     def report_mail_limit(self) -> int:
-        """Characters of the daily report a mail carries; the rest is cut with a note."""
+        """Bytes of the daily report's mail body (as sent) a mail carries; the rest is cut with a note."""
         value = self.options.get("report_mail_limit")
         return DEFAULT_MAIL_LIMIT if value is None else opt.size(value)
 
     @property
     def sendmail(self) -> str:
         return self.options.get("sendmail", "/usr/sbin/sendmail")
+
+    @property
+    def sendmail_timeout(self) -> int:
+        """Seconds `sendmail` may take to accept the report mail before it is given up."""
+        value = self.options.get("sendmail_timeout")
+        return DEFAULT_SENDMAIL_TIMEOUT if value is None else opt.seconds(value)
 
     @property
     def host_mismatch(self) -> str:

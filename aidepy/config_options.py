@@ -25,7 +25,7 @@ HOST_MISMATCH = ("refuse", "warn")
 LOCATION_OPTIONS = frozenset({
     "vault_device", "vault_label", "vault_mountpoint", "state_dir", "database_in", "database_out",
     "database_new", "public_key", "signing_key", "report_email", "sendmail", "report_mail_limit",
-    "host_mismatch",
+    "host_mismatch", "sendmail_timeout",
 })
 """aidepy's settings that say where things are and where reports go, not what is checked: the
 host's own config supplies them also when the rules come from the vault's copy, and they are
@@ -109,6 +109,13 @@ def size(value: str) -> int:
     return int(digits) * _SIZE_UNITS[unit]
 
 
+def seconds(value: str) -> int:
+    """`300`: a whole number of seconds, at least 1."""
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"invalid number of seconds: '{value}' (a whole number, at least 1)")
+    return int(value)
+
+
 def check_value(name: str, value: str, hostname: str | None) -> str:
     """The value to store for a string option, or `ValueError` saying why AIDE would refuse it."""
     if name in BOOL_OPTIONS:
@@ -127,6 +134,8 @@ def check_value(name: str, value: str, hostname: str | None) -> str:
         num_workers(value)
     elif name == "report_mail_limit":
         size(value)
+    elif name == "sendmail_timeout":
+        seconds(value)
     elif name == "host_mismatch" and value not in HOST_MISMATCH:
         raise ValueError(f"invalid host_mismatch: '{value}' (expecting 'refuse' or 'warn')")
     elif name == "root_prefix" and value.endswith("/"):

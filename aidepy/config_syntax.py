@@ -127,7 +127,7 @@ OPTIONS: dict[str, bool] = {
     # aidepy's own (AIDE would reject these words as unknown options)
     "vault_device": False, "vault_label": False, "vault_mountpoint": False, "signing_key": False,
     "public_key": False, "report_email": False, "sendmail": False, "state_dir": False,
-    "report_mail_limit": False, "host_mismatch": False,
+    "report_mail_limit": False, "host_mismatch": False, "sendmail_timeout": False,
 }
 DEPRECATED_OPTIONS = {"database": "database_in", "grouped": "report_grouped",
                       "summarize_changes": "report_summarize_changes"}

@@ -22,7 +22,16 @@ from pathlib import Path
 from aidepy import keys, runtime
 from aidepy.config import Config
 from aidepy.config_options import LOCATION_OPTIONS
-from aidepy.errors import AidepyError, DatabaseWriteError, ExitCode, VaultError, VerificationError
+from aidepy.errors import (
+    AidepyError,
+    BusyError,
+    DatabaseWriteError,
+    ExitCode,
+    StateIOError,
+    UnsafeLayoutError,
+    VaultError,
+    VerificationError,
+)
 from aidepy.jobs.baseline import Scan, compare_scan, open_trusted, report_options, rules_notice
 from aidepy.medium import HARDWARE, MediumKind
 from aidepy.notify import Verdict
@@ -54,8 +63,27 @@ class DailyReport:
     exit_code: int
 
 
+def failed(host: str, failure: AidepyError | OSError) -> DailyReport:
+    """The report mailed when no check could be done (an OSError is a state file or directory
+    that could not be used: an I/O ERROR alarm, exit 18)."""
+    if isinstance(failure, OSError):
+        where = f"{failure.filename}: " if failure.filename else ""
+        failure = StateIOError(f"{where}{failure.strerror or failure}")
+    code = failure.exit_code if failure.exit_code != ExitCode.OK else ExitCode.VERIFICATION_FAILED
+    verdict = Verdict(host, failure=str(failure), alarms=(failure.alarm,))
+    return DailyReport(verdict, alarm_text(host, failure), int(code))
+
+
 def alarm_text(host: str, failure: AidepyError) -> str:
     """The body of the mail sent when no check could be done."""
+    if isinstance(failure, BusyError | UnsafeLayoutError | StateIOError):
+        what = {BusyError: "ANOTHER AIDEPY RUN HOLDS THE LOCK", UnsafeLayoutError: "AN UNSAFE LAYOUT WAS "
+                "REFUSED", StateIOError: "A STATE FILE COULD NOT BE USED"}[type(failure)]
+        return (f"!!! aidepy ALERT on {host}: NO CHECK WAS DONE TODAY !!!\n\n{what}:\n    {failure}\n\n"
+                "No comparison was made. A run that holds the lock for long, or a link, FIFO or foreign "
+                "file in\nthe state directory (state_dir) or on the way to the vault's mountpoint, may "
+                "be an attack by\nanother account on this host: look at it at the console (SECURITY.md, "
+                "\"Least privilege\").\n")
     what = ("THE BASELINE ON THE VAULT FAILED VERIFICATION" if isinstance(failure, VerificationError)
             else "THE NEW DATABASE COULD NOT BE WRITTEN" if isinstance(failure, DatabaseWriteError)
             else "THE VAULT'S BASELINE COULD NOT BE USED")
@@ -155,10 +183,8 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
             new_path = state_dir / NEW_DATABASE
             found = compare_scan(baseline, config, scan, options, out=new_path,
                                  generation=baseline.generation)
-    except AidepyError as exc:
-        code = exc.exit_code if exc.exit_code != ExitCode.OK else ExitCode.VERIFICATION_FAILED
-        return DailyReport(Verdict(host, failure=str(exc), alarms=(exc.alarm,)), alarm_text(host, exc),
-                           int(code))
+    except (AidepyError, OSError) as exc:
+        return failed(host, exc)
     report = Report(Mode.CHECK, found.changes, found.summary, start, time.time(), options,
                     [baseline.summary()], new_database=str(new_path), root_prefix=config.root_prefix,
                     notices=notices, warnings=scan.warnings)

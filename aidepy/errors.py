@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     VERIFICATION_FAILED = 20
     VAULT_ERROR = 21
     BUSY = 22
+    UNSAFE_LAYOUT = 23
     INTERRUPTED = 130
 
 
@@ -108,3 +109,18 @@ class BusyError(AidepyError):
     """Another aidepy run holds the lock."""
 
     exit_code = ExitCode.BUSY
+    alarm = "ANOTHER RUN HOLDS THE LOCK"
+
+
+class StateIOError(AidepyError):
+    """A file or directory of the state directory could not be read or written."""
+
+    alarm = "I/O ERROR"
+
+
+class UnsafeLayoutError(AidepyError):
+    """A path root would act on lies in a directory another user controls (or is a link, a FIFO,
+    a file owned by someone else): refused rather than followed."""
+
+    exit_code = ExitCode.UNSAFE_LAYOUT
+    alarm = "UNSAFE LAYOUT"

@@ -1,8 +1,11 @@
 """A lock so two runs that scan (the daily `report`, `promote`) never overlap.
 
-It is an `flock` on a file under the state directory: the kernel drops it when the holder exits,
-however it exits, so a crashed run never leaves a stale lock behind. The holder's pid is written
-into the file so a waiting run can say who it is waiting for.
+It is an `flock` on `aidepy.lock` in the state directory: the kernel drops it when the holder
+exits, however it exits, so a crashed run never leaves a stale lock behind. The holder's pid is
+written into the file so a waiting run can say who it is waiting for. The file is 0600: `flock`
+needs only a descriptor, so a file others can open would let any user block every run. It is
+opened as `aidepy.state` opens state files (no link followed, fstat-checked before it is
+written), since the state directory may belong to the unprivileged account the report runs as.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from aidepy.errors import BusyError
+from aidepy import state
+from aidepy.errors import BusyError, StateIOError
 
 LOCK_NAME = "aidepy.lock"
 
@@ -39,9 +43,14 @@ def run_lock(
     `on_wait` once, with a message naming the holder), then raise `BusyError`.
     """
     path = Path(state_dir) / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
+        with state.directory(state_dir, create=True) as dir_fd:
+            fd = state.open_file(dir_fd, LOCK_NAME, os.O_RDWR | os.O_CREAT, where=state_dir)
+    except OSError as exc:
+        raise StateIOError(f"cannot take the lock {path}: {exc.strerror or exc}") from None
+    try:
+        if os.fstat(fd).st_mode & 0o077:  # made 0644 by an earlier aidepy
+            os.fchmod(fd, state.FILE_MODE)
         deadline = time.monotonic() + wait
         told = False
         while True:

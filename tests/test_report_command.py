@@ -167,7 +167,7 @@ def test_older_generation_is_refused_as_a_rollback(baselined: VaultSite, tmp_pat
 
 def test_overlapping_runs_never_scan_side_by_side(baselined: VaultSite, tmp_path: Path) -> None:
     """The first run is held inside its mail delivery (a sendmail that waits on a fifo); the
-    second gives up with a clear message and neither scans nor mails."""
+    second gives up with a clear message, does not scan, and mails an ALERT naming the holder."""
     fifo = tmp_path / "release"
     os.mkfifo(fifo)
     sink = tmp_path / "sendmail"
@@ -184,10 +184,13 @@ def test_overlapping_runs_never_scan_side_by_side(baselined: VaultSite, tmp_path
             os.sched_yield()
         new_db = baselined.state_dir / NEW_DATABASE
         scanned = new_db.stat()
-        second = aidepy("report", *conf, "--wait", "0")
+        (tmp_path / "second").mkdir()
+        second = aidepy("report", *conf, "-A", f"sendmail={mail_sink(tmp_path / 'second')}", "--wait", "0")
         assert second.returncode == 22
         assert f"another aidepy run (pid {first.pid}) holds" in second.stderr
-        assert second.stdout == ""
+        alarm = sunk_mail(tmp_path / "second")
+        assert alarm["Subject"] == f"aidepy: {HOST}: ALERT: ANOTHER RUN HOLDS THE LOCK, NO CHECK DONE"
+        assert f"pid {first.pid}" in alarm.get_content() and "NO CHECK WAS DONE" in second.stdout
         assert new_db.stat().st_ino == scanned.st_ino and new_db.stat().st_mtime_ns == scanned.st_mtime_ns
     finally:
         with open(fifo, "w") as f:

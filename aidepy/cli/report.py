@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 from aidepy import notify
 from aidepy.atomic import replace_text
 from aidepy.cli.options import add_config_arguments, load_config, status_line
+from aidepy.config import Config
 from aidepy.config_model import DEFAULT_MAIL_LIMIT
-from aidepy.daily import alert, run_daily, vault_rules
+from aidepy.daily import DailyReport, alert, failed, run_daily, vault_rules
 from aidepy.errors import AidepyError
 from aidepy.jobs.baseline import Scan
 from aidepy.lock import run_lock
@@ -75,26 +77,43 @@ def save_report(full: Path, text: str) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     live = load_config(args)
-    state_dir = Path(live.state_dir)
-    with run_lock(state_dir, wait=args.wait,
-                  on_wait=lambda message: print(f"aidepy: {message}", file=sys.stderr)):
-        with ExitStack() as stack, status_line() as status:
-            try:
-                config, notices = stack.enter_context(vault_rules(live, args.before, args.after))
-            except AidepyError as exc:
-                config, notices = live, [alert("RULES NOT FROM THE VAULT", f"checked with the live rules, "
-                                               f"which this host can change ({exc}).")]
-            daily = run_daily(config, Scan.of(config, status), notices)
-        full = state_dir / FULL_REPORT
-        problem = save_report(full, daily.text)
-        body = notify.cut_report(daily.text, live.report_mail_limit,
-                                 full_report=None if problem else str(full))
-        if problem:
-            print(f"aidepy: {problem}", file=sys.stderr)
-            body += f"\n[aidepy: {problem}]\n"
-        notify.log_summary(daily.verdict)
+    try:
+        with run_lock(live.state_dir, wait=args.wait,
+                      on_wait=lambda message: print(f"aidepy: {message}", file=sys.stderr)):
+            return deliver(live, args, check(live, args))
+    except (AidepyError, OSError) as exc:  # the lock or the state directory: mailed all the same,
+        print(f"aidepy: {exc}", file=sys.stderr)  # and nothing is written there without the lock
+        return deliver(live, args, failed(socket.gethostname(), exc), keep=False)
+
+
+def check(live: Config, args: argparse.Namespace) -> DailyReport:
+    """The check under the rules of the vault's copy (or the live rules, with an alarm)."""
+    with ExitStack() as stack, status_line() as status:
+        try:
+            config, notices = stack.enter_context(vault_rules(live, args.before, args.after))
+        except AidepyError as exc:
+            config, notices = live, [alert("RULES NOT FROM THE VAULT", f"checked with the live rules, "
+                                           f"which this host can change ({exc}).")]
+        return run_daily(config, Scan.of(config, status), notices)
+
+
+def deliver(live: Config, args: argparse.Namespace, daily: DailyReport, *, keep: bool = True) -> int:
+    """Keep (if `keep`), mail, log and print `daily`; returns its exit code, also when the mail
+    failed (then the report on stdout and the kept copy are all there is, and stderr says so)."""
+    full = Path(live.state_dir) / FULL_REPORT
+    problem = save_report(full, daily.text) if keep else f"the report is not kept in {full} (no lock)"
+    body = notify.cut_report(daily.text, live.report_mail_limit, full_report=None if problem else str(full))
+    if problem:
+        print(f"aidepy: {problem}", file=sys.stderr)
+        body += f"\n[aidepy: {problem}]\n"
+    notify.log_summary(daily.verdict)
+    try:
         notify.send(notify.build_message(args.mail or live.report_email, daily.verdict, body),
-                    live.sendmail)
+                    live.sendmail, timeout=live.sendmail_timeout)
+    except AidepyError as exc:
+        kept = "it is not kept either" if problem else f"it is kept in {full}"
+        print(f"aidepy: MAIL NOT SENT: {exc}; the report follows on standard output and {kept}",
+              file=sys.stderr)
     sys.stdout.flush()
     sys.stdout.buffer.write(daily.text.encode("utf-8", "surrogateescape"))
     sys.stdout.buffer.flush()

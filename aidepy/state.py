@@ -1,0 +1,167 @@
+"""Safe access to the state directory (`state_dir`), which may belong to an unprivileged account.
+
+In the least-privilege layout the daily job runs as that account and owns `state_dir`, while
+root still runs `promote`, `vault mount` and, by default, the report in it. Root therefore never
+follows a name there: the directory is opened once (`O_DIRECTORY | O_NOFOLLOW`) and every file
+relative to that descriptor with `O_NOFOLLOW | O_NONBLOCK` (a link is refused, a FIFO never
+blocks), then checked with `fstat` (a regular file with one link, owned by us or by the
+directory's owner) before anything is written to it; nothing is truncated before that check.
+What aidepy writes there is 0600.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from aidepy.errors import UnsafeLayoutError
+
+FILE_MODE = 0o600
+"""What aidepy writes under state_dir (and on the vault): readable by its owner only."""
+DIR_MODE = 0o700
+
+
+def open_dir(path: str | Path, *, create: bool = False) -> int:
+    """A descriptor of the directory `path` (made 0700 if `create` and missing), never through a
+    link at its last component. Raises UnsafeLayoutError for a link or a non-directory, OSError
+    for anything else."""
+    path = Path(path)
+    if create:
+        with suppress(FileExistsError):
+            path.mkdir(mode=DIR_MODE, parents=True)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafeLayoutError(f"{path} is not a directory (a link or another file): "
+                                    "refusing to use it") from None
+        raise
+    return fd
+
+
+@contextmanager
+def directory(path: str | Path, *, create: bool = False) -> Iterator[int]:
+    """`open_dir` for the `with` block."""
+    fd = open_dir(path, create=create)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def open_file(dir_fd: int, name: str, flags: int = os.O_RDONLY, *, where: str | Path = "") -> int:
+    """Open `name` in the directory `dir_fd` without following a link or blocking on a FIFO;
+    refuse (UnsafeLayoutError) anything but a regular file with one link owned by us or by the
+    directory's owner. `flags` may hold O_CREAT (the file is made 0600), never O_TRUNC: truncate
+    after this check. Raises OSError (FileNotFoundError without O_CREAT) otherwise."""
+    assert not flags & os.O_TRUNC, "truncate only after the checks"
+    shown = Path(where) / name
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeLayoutError(f"{shown} is a symbolic link: refusing to follow it") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        owners = (os.geteuid(), os.fstat(dir_fd).st_uid)
+        problem = ("is not a regular file" if not stat.S_ISREG(st.st_mode)
+                   else f"has {st.st_nlink} hard links" if st.st_nlink != 1
+                   else f"is owned by another user (uid {st.st_uid})" if st.st_uid not in owners
+                   else None)
+        if problem:
+            raise UnsafeLayoutError(f"{shown} {problem}: refusing to use it")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular(path: str | Path) -> int:
+    """Open `path` for reading, not through a link at its last component and without blocking:
+    UnsafeLayoutError unless it is a regular file (a FIFO swapped in must not hang a run)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeLayoutError(f"{path} is a symbolic link: refusing to follow it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeLayoutError(f"{path} is not a regular file: refusing to read it")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The contents of the state file `path`, opened as `open_file` does."""
+    path = Path(path)
+    with directory(path.parent) as dfd:
+        fd = open_file(dfd, path.name, where=path.parent)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def temp_files(path: str | Path, pattern: str) -> list[Path]:
+    """Regular files in the directory `path` whose names match `pattern` (sorted): what an
+    interrupted run left. Directories, links and other files under such a name are not ours and
+    are left alone."""
+    found = []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    for name in sorted(fnmatch.filter(names, pattern)):
+        try:
+            if stat.S_ISREG(os.lstat(Path(path) / name).st_mode):
+                found.append(Path(path) / name)
+        except OSError:
+            continue
+    return found
+
+
+def root_controlled(path: str | Path, _links: int = 0) -> None:
+    """Raise UnsafeLayoutError unless only root can change what `path` names, as root must
+    before it mounts there: every directory from / down to `path`'s parent belongs to root and
+    no one else can write it (a sticky directory such as /tmp may be writable, when the entry
+    below it is root's), a link on the way is root's own and leads to such a path too, and
+    `path`, if it exists, is a directory. So the vault's mountpoint never lies in a state
+    directory another account owns, and no one but root can turn it into a link elsewhere."""
+    path = Path(path)
+    if not path.is_absolute():
+        raise UnsafeLayoutError(f"{path} is not an absolute path")
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        parent, parents = os.fstat(fd), Path("/")
+        for i, name in enumerate(path.parts[1:], 2):
+            here = parents / name
+            try:
+                child = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:
+                return  # root creates it, below a directory only root controls
+            os.close(fd)
+            fd, st = child, os.fstat(child)
+            writable = parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            sticky_ok = parent.st_mode & stat.S_ISVTX and st.st_uid == 0
+            if parent.st_uid != 0 or (writable and not sticky_ok):
+                raise UnsafeLayoutError(
+                    f"{parents} belongs to uid {parent.st_uid} or others can write it (mode "
+                    f"{stat.S_IMODE(parent.st_mode):04o}): root does not act on {path} inside it")
+            if stat.S_ISLNK(st.st_mode):
+                if st.st_uid != 0 or _links >= 40:
+                    raise UnsafeLayoutError(f"{here} is a symbolic link (uid {st.st_uid}): "
+                                            f"refusing to follow it to {path}")
+                target = os.readlink(parents / name)  # in a directory only root can change
+                return root_controlled(Path(parents, target, *path.parts[i:]), _links + 1)
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafeLayoutError(f"{here} is not a directory"
+                                        + ("" if here == path else f" (on the way to {path})"))
+            parent, parents = st, here
+    finally:
+        os.close(fd)
