@@ -18,13 +18,15 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aidepy.errors import AnchoredCopyError, VerificationError
+from aidepy.errors import AnchoredCopyError, UnsafeLayoutError, VerificationError
+from aidepy.state import open_regular
 
 MAGIC = b"aidepy-anchor 1\n"
 SIGNATURE_PREFIX = b"ed25519 "
@@ -75,11 +77,13 @@ def check_disk_copy(anchor: Anchor, path: Path | None = None) -> Path:
     target = path or Path(anchor.path)
     digest = hashlib.sha256()
     size = 0
-    try:
-        with target.open("rb") as f:
+    try:  # not through a link, and a FIFO put in its place must not hang the run
+        with os.fdopen(open_regular(target), "rb") as f:
             while chunk := f.read(HASH_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
+    except UnsafeLayoutError as exc:
+        raise AnchoredCopyError(f"anchored database {exc}") from None
     except OSError as exc:
         raise AnchoredCopyError(f"anchored database {target}: {exc.strerror}") from None
     if size != anchor.size or digest.hexdigest() != anchor.sha256:

@@ -29,6 +29,7 @@ import pyudev
 import sh
 
 from aidepy.errors import VaultError
+from aidepy.state import root_controlled
 
 # Floppy nodes the seed practice used, with their (major, minor) numbers (Linux devices.txt).
 FLOPPY_MAJOR = 2
@@ -371,8 +372,9 @@ def mount(device: Path, mountpoint: Path, *, read_only: bool) -> Mount:
     """Mount the ext2 filesystem on `device` with nosuid,nodev; returns the mount as the kernel made
     it (it may be ro). Only ext2, which vaults use: a journalled filesystem would be written to
     (its journal replayed) even by a read-only mount."""
+    root_controlled(mountpoint)  # never mount over a link or inside a directory others control
+    mountpoint = mountpoint.resolve()  # mountinfo lists it without links (root's own, checked)
     mountpoint.mkdir(parents=True, exist_ok=True)
-    mountpoint = mountpoint.resolve()  # mountinfo lists it without symlinks
     mode = "ro" if read_only else "rw"
     run_tool("mount", "-t", "ext2", "-o", f"{mode},nosuid,nodev", str(device), str(mountpoint))
     made = mount_at(mountpoint)
