@@ -17,6 +17,7 @@ from aidepy.cli.options import (
 )
 from aidepy.daily import vault_rules
 from aidepy.jobs import baseline
+from aidepy.lock import run_lock
 
 NAME = "check"
 HELP = "compare the file system with the baseline and report what changed"
@@ -71,8 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     live = rules = load_config(args)
     with status_line() as status:
-        if args.vault_rules:
-            with vault_rules(live, args.before, args.after, warn=warn) as (rules, notices):
+        if args.vault_rules:  # it mounts the vault: not beside a report or promote (the lock)
+            with run_lock(live.state_dir), \
+                    vault_rules(live, args.before, args.after, warn=warn) as (rules, notices):
                 report = baseline.check(rules, scan_of(args, rules, status), notices)
         else:
             report = baseline.check(live, scan_of(args, live, status))

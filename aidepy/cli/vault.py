@@ -17,6 +17,7 @@ from aidepy.jobs.baseline import Pin
 from aidepy.jobs.console import Console
 from aidepy.jobs.rules_review import confirm_rules, review_vault_rules
 from aidepy.keys import public_key_path
+from aidepy.lock import run_lock
 from aidepy.medium import warn_stderr
 from aidepy.runtime import absent_alarm, install
 from aidepy.vault import Vault, VaultStatus
@@ -103,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("aidepy vault needs an action: format, mount, umount, status, install or alarm")
     if command == "format":
         return _format(args)
+    # Each of these may mount or unmount the vault: never under a running report or promote.
+    with run_lock(_config(args).state_dir):
+        return _run(args, command)
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
     if command == "mount":
         root = _vault(args).mount(rw=args.rw)
         print(f"vault mounted {'read-write' if args.rw else 'read-only'} at {root}")
