@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aidepy.errors import DatabaseWriteError, VaultError
+from aidepy.state import FILE_MODE
 
 READ_CHUNK = 1 << 20
 
@@ -45,7 +46,7 @@ class WrittenFile:
 
 def atomic_write(
     root: Path, name: str, chunks: Iterable[bytes], *, size: int | None = None,
-    verify: Callable[[Path], None] | None = None, mode: int = 0o644,
+    verify: Callable[[Path], None] | None = None, mode: int = FILE_MODE,
 ) -> WrittenFile:
     """Write `root/name` atomically: temp file, fsync, read back from the medium, `verify(temp)`,
     rename, fsync the directory, read back again. On any failure the previous file is intact."""

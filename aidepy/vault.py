@@ -28,6 +28,7 @@ from aidepy.errors import AidepyError, DatabaseWriteError, VaultError, Verificat
 from aidepy.keys import fingerprint, load_public_key
 from aidepy.medium import Medium, MediumKind, Mount, Warn, warn_stderr
 from aidepy.runtime import check_manifest
+from aidepy.state import FILE_MODE
 from aidepy.vault_layout import ANCHOR, DATABASE, MARKER, PUBLIC_KEY, RULES, RULES_DIR, RULES_INDEX
 from aidepy.vault_layout import format_vault as format_vault  # re-exported for callers
 
@@ -280,7 +281,7 @@ class Vault:
 
     def write_file(
         self, name: str, chunks: Iterable[bytes], *, size: int | None = None,
-        verify: Callable[[Path], None] | None = None, mode: int = 0o644,
+        verify: Callable[[Path], None] | None = None, mode: int = FILE_MODE,
     ) -> WrittenFile:
         """Write one file onto the read-write mounted vault atomically and verified (see `atomic_write`)."""
         root = self._writable_root()
@@ -538,12 +539,13 @@ def _text_lines(path: Path) -> list[str]:
 
 
 def _copy_mode(source: Path) -> int:
-    """The mode of a rules copy: 0755 for an executable (an @@x_include snippet), else 0644."""
+    """The mode of a rules copy: 0700 for an executable (an @@x_include snippet), else 0600
+    (root's only, like the databases: the rules name what is watched)."""
     try:
         executable = bool(source.stat().st_mode & stat.S_IXUSR)
     except OSError:
         executable = False  # read_chunks says why it cannot be read
-    return 0o755 if executable else 0o644
+    return 0o700 if executable else FILE_MODE
 
 
 def read_chunks(path: Path) -> Iterator[bytes]:
