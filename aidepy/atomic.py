@@ -100,10 +100,12 @@ def atomic_write(
 
 
 def read_back(path: Path, sha256: bytes, size: int) -> None:
-    """Check that `path` holds exactly `size` bytes with digest `sha256`."""
+    """Check that `path` holds exactly `size` bytes with digest `sha256`, as read from the medium
+    (its cached pages are dropped first)."""
     digest, length = hashlib.sha256(), 0
     try:
         with open(path, "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             while chunk := f.read(READ_CHUNK):
                 digest.update(chunk)
                 length += len(chunk)

@@ -3,10 +3,12 @@ write protection with `blockdev --setro`, atomic writes, full media, anchored la
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import uuid
@@ -22,7 +24,7 @@ from aidepy import medium
 from aidepy.atomic import VaultFullError
 from aidepy.db import encode_database, open_database, write_database
 from aidepy.entry import Entry
-from aidepy.errors import VaultError, VerificationError
+from aidepy.errors import DatabaseWriteError, VaultError, VerificationError
 from aidepy.keys import fingerprint, generate_keypair, load_private_key
 from aidepy.vault import Vault, VaultSettings, format_vault
 
@@ -32,6 +34,8 @@ def keypair(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
     """A signing key without passphrase and its public key file."""
     generate_keypair(tmp_path / "signing.key", None)
     return load_private_key(tmp_path / "signing.key", None), tmp_path / "signing.key.pub"
+
+FIBMAP = 1  # ioctl: the file system block that holds a block of a file
 
 
 @pytest.fixture
@@ -154,7 +158,8 @@ def test_anchored_layout_pins_the_disk_copy(vault: Vault, keypair, tmp_path: Pat
     disk = vault.settings.state_dir / "aidepy.db"
     with vault.mounted(rw=True):
         vault.write_database(database(key, generation=1))
-        info = write_database(disk, entries(30_000), host="test", rules_digest=bytes(32), generation=2,
+        listed = entries(30_000)
+        info = write_database(disk, listed, host="test", rules_digest=bytes(32), generation=2,
                               signing_key=key)
         anchor = vault.write_anchor(disk, info, key)
         assert not vault.database_path.exists() and vault.anchor_path.exists()
@@ -165,11 +170,37 @@ def test_anchored_layout_pins_the_disk_copy(vault: Vault, keypair, tmp_path: Pat
     assert status.database.generation == 2 and status.database.path == str(disk.resolve())
     with vault.mounted():
         assert vault.baseline_path() == disk.resolve()
-    # An attacker swaps in another validly signed database: the anchor no longer matches.
-    write_database(disk, entries(10), host="test", rules_digest=bytes(32), generation=3, signing_key=key)
+    # An attacker swaps in another validly signed database of the same generation and the same
+    # size (made a second later): the anchor no longer matches, by digest, not by size.
+    other = write_database(disk, listed, host="test", rules_digest=bytes(32), generation=2,
+                           signing_key=key, created=info.header.created + 1)
+    assert other.size == info.size and other.sha256 != info.sha256
     with vault.mounted(), pytest.raises(VerificationError, match="does not match the vault's anchor"):
         vault.baseline_path()
     assert not vault.status().database.verified
+
+
+def test_a_medium_that_reads_back_other_bytes_than_were_written_is_caught(
+        vault: Vault, loop_device: LoopDevice) -> None:
+    """The medium lies: once the new file has been written and read back, its first block is
+    changed underneath the file system, in the loop device's backing image (as a failing
+    medium returns other bytes than it was given); the read-back after the rename sees it."""
+    data = os.urandom(20_000)
+
+    def medium_changes(tmp: Path) -> None:
+        with open(tmp, "rb") as f:
+            block = struct.unpack("i", fcntl.ioctl(f.fileno(), FIBMAP, struct.pack("i", 0)))[0]
+        size = os.statvfs(tmp).f_bsize
+        with open(loop_device.image, "r+b") as image:
+            image.seek(block * size)
+            image.write(bytes(b ^ 0xFF for b in image.read(16)).rjust(16, b"\0"))
+            image.flush()
+            os.fsync(image.fileno())
+
+    with vault.mounted(rw=True) as root:
+        with pytest.raises(DatabaseWriteError, match="reads back differently from what was written"):
+            vault.write_file("note", [data], verify=medium_changes)
+        assert (root / "note").read_bytes() != data  # what the medium now holds: not what was written
 
 
 def test_anchor_needs_the_vaults_own_key(vault: Vault, keypair, tmp_path: Path) -> None:
