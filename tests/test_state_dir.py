@@ -88,6 +88,11 @@ def test_a_link_at_the_lock_is_not_followed_and_is_mailed(tmp_path: Path) -> Non
     assert "ALERT: UNSAFE LAYOUT, NO CHECK DONE" in mail_of(tmp_path)
 
 
+def test_a_state_dir_aidepy_creates_is_its_owners_only(tmp_path: Path) -> None:
+    aidepy("report", "-c", str(report_config(tmp_path, tmp_path / "new" / "state")))
+    assert stat.S_IMODE((tmp_path / "new" / "state").stat().st_mode) == 0o700
+
+
 def test_no_other_user_can_open_the_lock(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
@@ -141,14 +146,19 @@ def is_mountpoint(path: Path) -> bool:
     return subprocess.run(["mountpoint", "-q", str(path)]).returncode == 0
 
 
-@pytest.mark.parametrize("how", ["link", "dangling link"])
-def test_a_mountpoint_the_state_dirs_owner_made_a_link_is_refused(
+@pytest.mark.parametrize("how", ["link", "dangling link", "directory"])
+def test_a_mountpoint_in_a_directory_another_account_owns_is_refused(
         promoted: VaultSite, tmp_path: Path, how: str) -> None:
+    """As in the old least-privilege layout (the mountpoint inside the account's state_dir):
+    its owner could swap the mountpoint for a link to any directory."""
     site = promoted
     victim = tmp_path / "etc-like"
     victim.mkdir()
     state = owned_by_nobody(tmp_path / "owned")
-    plant(state, "link", "vault", victim if how == "link" else tmp_path / "nowhere")
+    if how == "directory":
+        (state / "vault").mkdir()
+    else:
+        plant(state, "link", "vault", victim if how == "link" else tmp_path / "nowhere")
     run = aidepy("vault", "mount", "-c", str(site.config_path), "-A", f"vault_mountpoint={state}/vault")
     assert run.returncode == ExitCode.UNSAFE_LAYOUT, run.stdout + run.stderr
     assert run.stderr.count("\n") == 1 and f"{state} belongs to uid {NOBODY}" in run.stderr

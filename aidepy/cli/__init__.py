@@ -80,7 +80,7 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
             "exit codes: 0 no differences; bits 1 added, 2 removed, 4 changed; 14 write error; "
             "15 invalid argument; 17 invalid config line; 18 I/O error; 19 version mismatch; "
             "20 baseline failed verification; 21 vault unusable or write-protected; "
-            "22 another run holds the lock; 130 interrupted."
+            "22 another run holds the lock; 23 unsafe layout refused; 130 interrupted."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -24,7 +24,7 @@ FULL_REPORT = "last-report.txt"
 DESCRIPTION = f"""\
 The job that cron or aidepy-report.timer runs every day. It takes a lock under state_dir so
 two runs never overlap (a second run waits up to --wait seconds, then gives up with exit code
-22 and a message naming the run that holds the lock); mounts the vault read-only if it is not
+22 and mails an ALERT naming the pid of the run that holds the lock); mounts the vault read-only if it is not
 mounted; takes the rules from the copy on the vault (written by promote, so an attacker who
 edits /etc/aidepy cannot hide a change; the report notes live files that differ, and warns
 when the vault holds no copy), while where things are (vault, state_dir, public_key, mail)
@@ -54,8 +54,14 @@ state_dir/{FULL_REPORT}. A summary line
 goes to syslog (facility daemon). The report is also printed on stdout. Run by hand on a
 terminal, a status line on standard error shows how far the scan has got; cron never sees it.
 
-Exit status as `check`: 0 no differences, bits 1 added, 2 removed, 4 changed; 20 the baseline
-failed verification; 21 the vault is unusable; 22 another run holds the lock."""
+If the mail cannot be sent (sendmail fails, or takes longer than sendmail_timeout, default
+300 s), the report is still printed on stdout and kept in state_dir, stderr says MAIL NOT
+SENT, and the exit status is the check's own.
+
+Exit status as `check`: 0 no differences, bits 1 added, 2 removed, 4 changed; 18 a state file
+could not be used; 20 the baseline failed verification; 21 the vault is unusable; 22 another
+run holds the lock; 23 an unsafe layout was refused (a link, FIFO or foreign file in state_dir,
+a vault mountpoint in a directory another user can change). Each is mailed as an ALERT."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
