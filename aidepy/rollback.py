@@ -17,8 +17,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aidepy import state
 from aidepy.atomic import replace_text
-from aidepy.errors import RollbackError
+from aidepy.errors import RollbackError, UnsafeLayoutError
 
 RECORD = "generations.seen"
 LEGACY_RECORD = "generation.seen"
@@ -72,14 +73,14 @@ class Record:
         record = cls(state_dir)
         path = state_dir / RECORD
         try:
-            record.seen = parse_record(path.read_text(errors="replace"))
+            record.seen = parse_record(state.read_bytes(path).decode(errors="replace"))
         except FileNotFoundError:
             pass
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, UnsafeLayoutError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             record.problem = f"the rollback record {path} cannot be used ({reason})"
-        with suppress(OSError, ValueError):
-            record.legacy = int((state_dir / LEGACY_RECORD).read_text().strip())
+        with suppress(OSError, ValueError, UnsafeLayoutError):
+            record.legacy = int(state.read_bytes(state_dir / LEGACY_RECORD).strip())
         return record
 
     def adopt_legacy(self, identity: Identity) -> None:

@@ -56,9 +56,11 @@ def directory(path: str | Path, *, create: bool = False) -> Iterator[int]:
 
 def open_file(dir_fd: int, name: str, flags: int = os.O_RDONLY, *, where: str | Path = "") -> int:
     """Open `name` in the directory `dir_fd` without following a link or blocking on a FIFO;
-    refuse (UnsafeLayoutError) anything but a regular file with one link owned by us or by the
-    directory's owner. `flags` may hold O_CREAT (the file is made 0600), never O_TRUNC: truncate
-    after this check. Raises OSError (FileNotFoundError without O_CREAT) otherwise."""
+    refuse (UnsafeLayoutError) anything but a regular file with one link owned by root, us or
+    the directory's owner. `flags` may hold O_CREAT (the file is made 0600, and handed to the
+    directory's owner when root makes it in another account's directory: the lock, which that
+    account's run must open too), never O_TRUNC: truncate after this check. Raises OSError
+    (FileNotFoundError without O_CREAT) otherwise."""
     assert not flags & os.O_TRUNC, "truncate only after the checks"
     shown = Path(where) / name
     try:
@@ -68,14 +70,16 @@ def open_file(dir_fd: int, name: str, flags: int = os.O_RDONLY, *, where: str | 
             raise UnsafeLayoutError(f"{shown} is a symbolic link: refusing to follow it") from None
         raise
     try:
-        st = os.fstat(fd)
-        owners = (os.geteuid(), os.fstat(dir_fd).st_uid)
+        st, directory_st = os.fstat(fd), os.fstat(dir_fd)
+        owners = (0, os.geteuid(), directory_st.st_uid)
         problem = ("is not a regular file" if not stat.S_ISREG(st.st_mode)
                    else f"has {st.st_nlink} hard links" if st.st_nlink != 1
                    else f"is owned by another user (uid {st.st_uid})" if st.st_uid not in owners
                    else None)
         if problem:
             raise UnsafeLayoutError(f"{shown} {problem}: refusing to use it")
+        if flags & os.O_CREAT and st.st_uid != directory_st.st_uid and os.geteuid() == 0:
+            os.fchown(fd, directory_st.st_uid, directory_st.st_gid)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)

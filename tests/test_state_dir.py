@@ -108,6 +108,19 @@ def test_no_other_user_can_open_the_lock(tmp_path: Path) -> None:
         os.close(dfd)
 
 
+def test_a_lock_root_makes_in_the_accounts_state_dir_is_the_accounts(tmp_path: Path) -> None:
+    """`vault mount` run as root before the unprivileged report (ExecStartPre=+) makes the lock:
+    the report must still be able to open it."""
+    state = owned_by_nobody(tmp_path / "state")
+    aidepy("report", "-c", str(report_config(tmp_path, state)))
+    assert (state / "aidepy.lock").stat().st_uid == NOBODY
+    dfd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        as_nobody(lambda: os.close(os.open("aidepy.lock", os.O_RDWR, dir_fd=dfd)))
+    finally:
+        os.close(dfd)
+
+
 @pytest.fixture
 def held_by_nobody(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """A state directory owned by nobody, whose lock nobody holds (as its owner may)."""
@@ -190,6 +203,17 @@ def test_a_fifo_in_place_of_the_anchored_database_hangs_nothing(anchored_site: V
     assert "ANCHORED COPY MISSING OR CHANGED" in sent_mail(site)["Subject"]
     promote = aidepy("promote", "--yes", "-c", str(site.config_path))
     assert "Traceback" not in promote.stderr
+
+
+def test_a_fifo_as_the_rollback_record_hangs_nothing(promoted: VaultSite) -> None:
+    site = promoted
+    os.chown(site.state_dir, NOBODY, NOBODY)
+    (site.state_dir / "generations.seen").unlink()
+    plant(site.state_dir, "fifo", "generations.seen")
+    run = daily_report(site)
+    assert run.returncode == 0, run.stdout + run.stderr
+    body = sent_mail(site).get_content()
+    assert "the rollback record" in body and "generations.seen is not a regular file" in body
 
 
 def test_vault_commands_wait_for_no_one_and_never_unmount_under_a_running_report(
