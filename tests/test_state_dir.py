@@ -151,7 +151,7 @@ def test_a_report_that_cannot_get_the_lock_mails_an_alert_naming_the_holder(
 @pytest.fixture
 def promoted(vault_site: VaultSite) -> VaultSite:
     assert promote_in_process(vault_site)[0] == 1
-    subprocess.run(["umount", str(vault_site.mountpoint)], capture_output=True)
+    aidepy("vault", "umount", "-c", str(vault_site.config_path))  # every mount of the medium
     return vault_site
 
 

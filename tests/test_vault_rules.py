@@ -117,7 +117,7 @@ def test_write_rules_then_load_rules_gives_the_rules_back_after_the_live_files_c
     with pytest.raises(VaultError, match="holds no copy of the rules"):
         vault.load_rules()
     vault.write_rules(original.sources)
-    assert (vault.root / f"rules{tmp_path}/inc/gen.sh").stat().st_mode & 0o777 == 0o755
+    assert (vault.root / f"rules{tmp_path}/inc/gen.sh").stat().st_mode & 0o777 == 0o700
     with (tmp_path / "inc" / "conf.d" / "evil.conf").open("w") as f:
         f.write("!/\n")
     (tmp_path / "inc" / "file.conf").write_text("!/etc\n")
