@@ -2,12 +2,13 @@
 
 In the least-privilege layout the daily job runs as that account and owns `state_dir`, while
 root still runs `promote`, `vault mount` and, by default, the report in it. Root therefore never
-follows a name there: the directory is opened once (`O_DIRECTORY | O_NOFOLLOW`) and every file
-relative to that descriptor with `O_NOFOLLOW | O_NONBLOCK` (a link is refused, a FIFO never
-blocks), then checked with `fstat` (a regular file with one link, owned by us or by the
-directory's owner) before anything is written to it; nothing is truncated before that check.
-What aidepy writes there is 0600.
-"""
+follows a name there: the lock and the state files read (the rollback record) are opened
+relative to one descriptor of the directory (`O_DIRECTORY | O_NOFOLLOW`) with `O_NOFOLLOW |
+O_NONBLOCK` (a link is refused, a FIFO never blocks), then checked with `fstat` (a regular file
+with one link, owned by root, us or the directory's owner) before anything is written to them;
+nothing is truncated before that check. Files aidepy replaces there (`aidepy.db.new`, the
+report, the record) are made under a fresh `mkstemp` name and renamed over the old name, which
+follows no link either. What aidepy writes is 0600."""
 
 from __future__ import annotations
 

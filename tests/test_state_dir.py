@@ -109,7 +109,7 @@ def test_no_other_user_can_open_the_lock(tmp_path: Path) -> None:
 
 
 def test_a_lock_root_makes_in_the_accounts_state_dir_is_the_accounts(tmp_path: Path) -> None:
-    """`vault mount` run as root before the unprivileged report (ExecStartPre=+) makes the lock:
+    """`vault mount` run as root before the unprivileged report makes the lock:
     the report must still be able to open it."""
     state = owned_by_nobody(tmp_path / "state")
     aidepy("report", "-c", str(report_config(tmp_path, state)))
