@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("aidepy vault needs an action: format, mount, umount, status, install or alarm")
     if command == "format":
         return _format(args)
+    if command == "alarm":  # mounts nothing, and must mail even while a run holds the lock
+        return _alarm(args)
     # Each of these may mount or unmount the vault: never under a running report or promote.
     with run_lock(_config(args).state_dir):
         return _run(args, command)
@@ -120,12 +122,6 @@ def _run(args: argparse.Namespace, command: str) -> int:
         status = _vault(args).status(pin.fingerprint if pin is not None else None)
         print(json.dumps(status.as_dict(), indent=2) if args.json else _render(status))
         return ExitCode.OK if status.is_vault and not status.problems else ExitCode.VAULT_ERROR
-    elif command == "alarm":
-        config = _config(args)
-        verdict, body = absent_alarm(socket.gethostname(), Path(config.vault_mountpoint))
-        notify.log_summary(verdict)
-        notify.send(notify.build_message(config.report_email, verdict, body), config.sendmail)
-        print(body, end="")
     elif command == "install":
         config = _config(args)
         vault = Vault.open(config, device=args.device, warn=warn_stderr)
@@ -148,6 +144,16 @@ def _signing_key(path: Path) -> Ed25519PrivateKey:
     except keys.PassphraseError:
         passphrase = Console.terminal(paged=False).secret(f"Passphrase for the signing key {path}: ")
         return keys.load_private_key(path, passphrase.encode())
+
+
+def _alarm(args: argparse.Namespace) -> int:
+    config = _config(args)
+    verdict, body = absent_alarm(socket.gethostname(), Path(config.vault_mountpoint))
+    notify.log_summary(verdict)
+    notify.send(notify.build_message(config.report_email, verdict, body), config.sendmail,
+                timeout=config.sendmail_timeout)
+    print(body, end="")
+    return ExitCode.OK
 
 
 def _format(args: argparse.Namespace) -> int:
