@@ -353,19 +353,25 @@ class Vault:
         return found.uuid if found is not None else None
 
     def baseline_path(self, key: Ed25519PublicKey | None = None) -> Path:
+        """The database a check should open with `key` (default: the vault's public key); see
+        `baseline`."""
+        return self.baseline(key)[0]
+
+    def baseline(self, key: Ed25519PublicKey | None = None) -> tuple[Path, str | None]:
         """The database a check should open with `key` (default: the vault's public key):
         `aidepy.db` on the vault, or the anchored disk copy once it matches the anchor, which
         must verify with `key` (the newer generation wins if a switch of layout was
-        interrupted). Raises VerificationError/VaultError."""
+        interrupted); and for a disk copy the SHA-256 (hex) the anchor pins, for the reader to
+        compare with the file it really opened. Raises VerificationError/VaultError."""
         key = key or self.public_key()
         if not self.anchor_path.exists():
             if not self.database_path.exists():
                 raise VaultError(f"the vault holds no baseline ({DATABASE} or {ANCHOR})")
-            return self.database_path
+            return self.database_path, None
         anchor = decode_anchor(self.anchor_path.read_bytes(), key)
         if self.database_path.exists() and _generation(self.database_path, key) >= anchor.generation:
-            return self.database_path
-        return check_disk_copy(anchor)
+            return self.database_path, None
+        return check_disk_copy(anchor), anchor.sha256
 
     def write_rules(self, sources: Sequence[Path]) -> list[WrittenFile]:
         """Copy the main config (`aidepy.conf`) and every file it includes (under `rules/`, by

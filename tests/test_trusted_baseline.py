@@ -8,6 +8,7 @@ import io
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,39 @@ def test_vault_reports_its_identity_for_the_rollback_record(promoted: VaultSite)
     assert identity and re.fullmatch(r"[0-9a-f-]{36}", identity)
     [(recorded, _)] = parse_record((promoted.state_dir / RECORD).read_text()).items()
     assert recorded.vault == identity
+
+
+# The anchored copy's owner swaps it for an older, validly signed database right after it was
+# checked against the anchor and before the check opens it.
+SWAP_ANCHORED = r"""
+import os, shutil, sys
+import aidepy.vault as vault
+from aidepy.cli import main
+conf, target, replacement = sys.argv[1:4]
+checked = vault.check_disk_copy
+
+def check_then_swap(anchor, path=None):
+    found = checked(anchor, path)
+    shutil.copyfile(replacement, target + ".swap")
+    os.replace(target + ".swap", target)
+    return found
+
+vault.check_disk_copy = check_then_swap
+sys.exit(main(["check", "-c", conf]))
+"""
+
+
+@requires_root
+def test_an_anchored_copy_swapped_after_its_check_is_refused(anchored_site: VaultSite) -> None:
+    site = anchored_site
+    older = site.root / "generation-1.db"
+    older.write_bytes((site.state_dir / "aidepy.1.db").read_bytes())
+    (site.tree / "file000").write_text("changed\n")
+    assert promote_in_process(site)[0] == 2
+    (site.state_dir / RECORD).unlink()  # whoever owns state_dir can do this too
+    target = site.state_dir / "aidepy.2.db"
+    run = subprocess.run([sys.executable, "-c", SWAP_ANCHORED, str(site.config_path), str(target),
+                          str(older)], capture_output=True, text=True, timeout=120)
+    assert target.read_bytes() == older.read_bytes(), "the swap did not happen"
+    assert (run.returncode, run.stdout) == (20, ""), run.stdout + run.stderr
+    assert "changed after it was checked against the vault's anchor" in run.stderr

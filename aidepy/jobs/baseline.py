@@ -36,7 +36,7 @@ from aidepy.config import Config
 from aidepy.config_model import ReportSettings
 from aidepy.db import Database, DatabaseInfo, open_database, write_and_reopen, write_database
 from aidepy.entry import Entry, sort_key
-from aidepy.errors import AidepyError, ForeignHostError, ForeignKeyError, UsageError
+from aidepy.errors import AidepyError, AnchoredCopyError, ForeignHostError, ForeignKeyError, UsageError
 from aidepy.keys import PassphraseError, fingerprint, load_private_key, load_public_key
 from aidepy.pcre import Match, Regex
 from aidepy.progress import StatusLine
@@ -215,13 +215,17 @@ def open_trusted(config: Config, path: Path | None = None, *, from_vault: bool =
                 pin.check(fingerprint(vault_key), f"the vault's key {vault.public_key_path} is "
                                                   f"{fingerprint(vault_key)}")
             key: Ed25519PublicKey | None = vault_key
-            db_path = vault.baseline_path(key)
+            db_path, pinned_digest = vault.baseline(key)
             vault_identity = vault.identity()
         else:
             key = pin.key if pin is not None else None
             assert location.path is not None
-            db_path = location.path
+            db_path, pinned_digest = location.path, None
         db = stack.enter_context(open_database(db_path, key, check_records=check_records))
+        if pinned_digest is not None and db.sha256.hex() != pinned_digest:  # swapped after the anchor check
+            raise AnchoredCopyError(f"anchored database {db_path} changed after it was checked against "
+                                    f"the vault's anchor (sha256 {db.sha256.hex()[:16]}…, pinned "
+                                    f"{pinned_digest[:16]}…)")
         if pin is not None:
             pin.check(db.key_fingerprint, f"baseline {db_path} is " + (
                 f"signed by key {db.key_fingerprint}" if db.signed else "NOT signed"))
