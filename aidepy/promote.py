@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import pyudev
 
-from aidepy import db, keys, report
+from aidepy import db, keys, report, state
 from aidepy.atomic import space_needed
 from aidepy.compare import Summary
 from aidepy.entry import Entry
@@ -177,9 +176,9 @@ class Promotion:
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._interrupt) if main else None
         try:
-            with tempfile.TemporaryDirectory(prefix=PROMOTE_WORK, dir=self.state_dir) as work:
+            with state.private_workdir(self.state_dir, PROMOTE_WORK) as work:
                 try:
-                    return self._run(Path(work))
+                    return self._run(work)
                 except Declined:
                     raise
                 except (KeyboardInterrupt, AidepyError) as exc:

@@ -16,6 +16,7 @@ import errno
 import fnmatch
 import os
 import stat
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -53,6 +54,30 @@ def directory(path: str | Path, *, create: bool = False) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+@contextmanager
+def private_workdir(parent: str | Path, prefix: str) -> Iterator[Path]:
+    """A fresh directory of ours (0700) under `parent`, for the `with` block, as a path that
+    resolves through the descriptor we hold (`/proc/self/fd/N`): whoever can rename entries in
+    `parent` (its owner, in the least-privilege layout) cannot swap what is written or read
+    there. Removed afterwards. Raises UnsafeLayoutError when what was opened is not ours."""
+    made = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        with directory(made) as fd:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+                raise UnsafeLayoutError(f"{made} was replaced while it was being opened: refusing to "
+                                        "work in it")
+            try:
+                yield Path(f"/proc/self/fd/{fd}")
+            finally:
+                for name in os.listdir(fd):
+                    with suppress(OSError):
+                        os.unlink(name, dir_fd=fd)
+    finally:
+        with suppress(OSError):
+            os.rmdir(made)
 
 
 def open_file(dir_fd: int, name: str, flags: int = os.O_RDONLY, *, where: str | Path = "") -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -18,12 +19,24 @@ from pathlib import Path
 import pytest
 
 from aidepy import config, db
+from aidepy.db import write_database
 from aidepy.entry import Entry
 from aidepy.errors import VaultError
 from aidepy.jobs.console import Console, Declined
 from aidepy.keys import PassphraseError, generate_keypair
 from aidepy.promote import Promoted, Promotion
-from tests.conftest import REMOVE, RESTORE, Admin, VaultSite, require_tool
+from aidepy.vault import Vault
+from tests.conftest import (
+    ACCEPT,
+    NOBODY,
+    REMOVE,
+    RESTORE,
+    Admin,
+    VaultSite,
+    as_nobody,
+    require_tool,
+    requires_root,
+)
 
 
 def tree_entries(tree: Path) -> Callable[[], Iterator[Entry]]:
@@ -205,3 +218,46 @@ def test_promote_notices_the_medium_taken_out_and_put_back(tmp_path: Path, vault
         helper.join(timeout=1)
         for device in reattached:
             vault_site.loop.device = device
+
+
+@requires_root
+def test_the_state_directorys_owner_cannot_swap_the_scan_promote_signs(vault_site: VaultSite) -> None:
+    """In the least-privilege layout an unprivileged account owns state_dir, where promote keeps
+    its work directory: renaming that directory away and planting one with a forged scan, at
+    the moment promote asks, must not change what promote signs."""
+    site = vault_site
+    site.state_dir.mkdir()
+    os.chown(site.state_dir, NOBODY, NOBODY)
+    forged = site.root / "forged.db"
+    write_database(forged, [], host=socket.gethostname(), rules_digest=b"\0" * 32, generation=0,
+                   signing_key=None)
+    forged.chmod(0o644)
+
+    data = forged.read_bytes()
+
+    def swap() -> None:  # the owner's moves, through a descriptor (tmp_path's parents are root's)
+        [work] = [p.name for p in site.state_dir.glob("promote-*")]
+        fd = os.open(site.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+
+        def plant() -> None:
+            os.rename(work, "moved-away", src_dir_fd=fd, dst_dir_fd=fd)
+            os.mkdir(work, dir_fd=fd)
+            out = os.open(f"{work}/candidate.db", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+            os.write(out, data)
+            os.close(out)
+
+        try:
+            as_nobody(plant)
+        finally:
+            os.close(fd)
+
+    site.loop.set_read_only(True)
+    admin = (Admin().on(ACCEPT, swap)
+             .on(REMOVE, lambda: site.loop.set_read_only(False))
+             .on(RESTORE, lambda: site.loop.set_read_only(True)))
+    Promotion(config.load(site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),
+              poll=0.05, patience=60).run()
+    assert (site.state_dir / "moved-away").exists(), "the swap did not happen"
+    vault = Vault.open(config.load(site.config_path))
+    with vault.mounted(), db.open_database(vault.baseline_path(), vault.public_key()) as baseline:
+        assert {e.path for e in baseline.entries()} >= {os.fsencode(site.tree / "passwd")}
