@@ -219,7 +219,8 @@ def test_a_fifo_as_the_rollback_record_hangs_nothing(promoted: VaultSite) -> Non
 def test_vault_commands_wait_for_no_one_and_never_unmount_under_a_running_report(
         promoted: VaultSite) -> None:
     """The daily report (here: a process holding the lock) has the vault mounted; `vault umount`,
-    `vault status`, `check --vault-rules` and `promote --yes` are refused and leave it as it is."""
+    `vault status`, `check` and `compare` of the vault's baseline, `check --vault-rules` and
+    `promote --yes` are refused and leave it as it is."""
     site = promoted
     assert aidepy("vault", "mount", "-c", str(site.config_path)).returncode == 0
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(site.state_dir / "aidepy.lock")],
@@ -228,7 +229,7 @@ def test_vault_commands_wait_for_no_one_and_never_unmount_under_a_running_report
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         before = site.baseline()
         for command in (["vault", "umount"], ["vault", "status"], ["check", "--vault-rules"],
-                        ["promote", "--yes"]):
+                        ["check"], ["compare"], ["promote", "--yes"]):  # check: the vault's baseline
             run = aidepy(*command, "-c", str(site.config_path))
             assert run.returncode == ExitCode.BUSY, (command, run.stdout + run.stderr)
             assert f"another aidepy run (pid {holder.pid}) holds" in run.stderr

@@ -13,6 +13,7 @@ from aidepy.cli.options import (
     load_config,
     scan_of,
     status_line,
+    vault_lock,
     warn,
 )
 from aidepy.daily import vault_rules
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                     vault_rules(live, args.before, args.after, warn=warn) as (rules, notices):
                 report = baseline.check(rules, scan_of(args, rules, status), notices)
         else:
-            report = baseline.check(live, scan_of(args, live, status))
+            with vault_lock(live):
+                report = baseline.check(live, scan_of(args, live, status))
     # each report_url with the report options the rules give it: with --vault-rules the vault's
     # copy, so an edit of the live config cannot make a report ignore more
     emit(report, args, rules)

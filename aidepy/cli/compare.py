@@ -13,6 +13,7 @@ from aidepy.cli.options import (
     emit,
     limit_pattern,
     load_config,
+    vault_lock,
 )
 from aidepy.jobs import baseline
 
@@ -46,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)
-    report = baseline.compare_databases(config, Path(args.old) if args.old else None,
-                                        Path(args.new) if args.new else None,
-                                        limit_pattern(args), args.limit)
+    old = Path(args.old) if args.old else None
+    with vault_lock(config, old):
+        report = baseline.compare_databases(config, old, Path(args.new) if args.new else None,
+                                            limit_pattern(args), args.limit)
     emit(report, args, config)
     return report.summary.exit_code

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from aidepy.config import Config, load
 from aidepy.errors import UsageError
 from aidepy.jobs import deliver
-from aidepy.jobs.baseline import Scan
+from aidepy.jobs.baseline import Scan, locate
+from aidepy.lock import run_lock
 from aidepy.pcre import Regex, RegexError
 from aidepy.progress import StatusLine
 from aidepy.report import Report
@@ -112,3 +114,11 @@ def scan_of(args: argparse.Namespace, config: Config, status: StatusLine) -> Sca
 def emit(report: Report, args: argparse.Namespace, config: Config) -> None:
     """Print or deliver `report` as the config's report_urls say (`--json`: aidepy's JSON)."""
     deliver.emit(report, config, as_json=bool(getattr(args, "json", False)), warn=warn)
+
+
+def vault_lock(config: Config, path: Path | None = None) -> AbstractContextManager[object]:
+    """The run lock when the baseline (`path`, or the config's) is the vault's, which is then
+    mounted for the run: never beside the daily report or promote. Nothing otherwise."""
+    if locate(config, path).vault is None:
+        return nullcontext()
+    return run_lock(config.state_dir)

@@ -14,6 +14,7 @@ from aidepy.cli.options import (
     load_config,
     scan_of,
     status_line,
+    vault_lock,
     warn,
 )
 from aidepy.jobs import baseline
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)
-    with status_line() as status:
+    with status_line() as status, vault_lock(config):
         report = baseline.update(config, scan_of(args, config, status), args.passphrase_file, warn)
     emit(report, args, config)
     return report.summary.exit_code
