@@ -94,7 +94,7 @@ _SliceTask = tuple[str, bytes, int, int]
 _Task = _DirTask | _PartTask | _SliceTask
 """("dir", path, identity): list and collect a directory; ("part", path of its first item,
 items): collect part of a directory already listed; ("slice", path of the next name, pid,
-number): decide the next slice of a directory that process `pid` holds open."""
+fd): decide the next slice of the directory that process `pid` holds open as `fd`."""
 _Record = tuple[bytes, str, AttrSet, Mapping[str, Value]] | ScanWarning | int
 """In an answer: an entry's fields, a warning, or the index of a follow-up task (a
 subdirectory, or the next part of this directory) whose records come in its place."""
@@ -229,13 +229,12 @@ class _Walker:
         self._limit = limit
         self._plans: dict[tuple[AttrSet, str], Plan] = {}
         self._buffer = memoryview(bytearray(BUFFER_SIZE))
-        self._open: dict[int, _Directory] = {}  # directories being decided in slices, by number
-        self._opened = 0
+        self._open: dict[int, _Directory] = {}  # directories being decided, by file descriptor
 
     def close(self) -> None:
-        """Close the directories still open (a scan ended before their last slice)."""
+        """Close the directories still open (a scan that ended before their last slice)."""
         for directory in self._open.values():
-            directory.close()
+            os.close(directory.fd)
         self._open.clear()
 
     def root(self) -> _Answer:
@@ -268,7 +267,7 @@ class _Walker:
         if task[0] == "part":
             self._collect(cast(_PartTask, task)[2], budget, answer)
         elif task[0] == "slice":
-            directory = self._open.pop(cast(_SliceTask, task)[3])
+            directory = self._open[cast(_SliceTask, task)[3]]
             self._hand_out(directory, self._decide(directory)[0], answer)
         else:
             _, path, identity = cast(_DirTask, task)
@@ -281,9 +280,10 @@ class _Walker:
         if isinstance(directory, ScanWarning):
             answer[0].append(directory)
             return
+        self._open[directory.fd] = directory
         items, volume = self._decide(directory)
         if directory.done and budget.fits(len(items), volume):
-            directory.close()
+            self._close(directory)
             self._collect(items, budget, answer)
             return
         self._hand_out(directory, items, answer)
@@ -298,14 +298,16 @@ class _Walker:
                 records.append(len(tasks))
                 tasks.append(("part", _first_path(items), _portable(items)))
             if directory.done:
-                directory.close()
+                self._close(directory)
                 return
             if handed < SLICE_PARTS:
                 items, _ = self._decide(directory)
-        self._opened += 1
-        self._open[self._opened] = directory
         records.append(len(tasks))
-        tasks.append(("slice", directory.next_path(), os.getpid(), self._opened))
+        tasks.append(("slice", directory.next_path(), os.getpid(), directory.fd))
+
+    def _close(self, directory: _Directory) -> None:
+        del self._open[directory.fd]
+        os.close(directory.fd)
 
     def _decide(self, directory: _Directory) -> tuple[list[_Item], int]:
         """The next part of an open directory: its next names, lstat'ed and decided by the
@@ -434,10 +436,6 @@ class _Directory:
     def next_path(self) -> bytes:
         """The path of the next name to decide: where the next slice starts in canonical order."""
         return self.base + self.names[self.next]
-
-    def close(self) -> None:
-        os.close(self.fd)
-        self.names = []
 
 
 def _open_directory(fs_dir: bytes, path: bytes, identity: _Identity) -> _Directory | ScanWarning:

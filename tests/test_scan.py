@@ -438,6 +438,29 @@ def test_a_large_directory_is_decided_a_slice_at_a_time(tmp_path: Path,
     assert decided_ahead <= 10 * 3  # one slice: the whole directory was decided before its first entry
 
 
+def test_a_scan_ended_in_a_sliced_directory_leaves_it_closed(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # one process: the caller itself holds the directory open between slices
+    monkeypatch.setattr(scan_module, "PART_ENTRIES", 10)
+    monkeypatch.setattr(scan_module, "SLICE_PARTS", 2)
+    (tmp_path / "big").mkdir()
+    for i in range(200):
+        (tmp_path / "big" / f"f{i:03}").write_text(str(i))
+    before = sorted(os.listdir("/proc/self/fd"))
+    entries = scan(rules(f"/ {ALL}\n"), root_prefix=bytes(tmp_path), workers=1, on_warning=pytest.fail)
+    assert [next(entries).path for _ in range(50)][-1] == b"/big/f047"
+    assert len(os.listdir("/proc/self/fd")) > len(before)  # /big, between two slices
+    entries.close()  # the consumer stops early
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+    def fail(path: bytes) -> None:
+        if path == b"/big/f150":
+            raise ValueError("rule engine broke")
+    with pytest.raises(ValueError, match="rule engine broke"):
+        run(tmp_path, ruleset=Recording(rules(f"/ {ALL}\n"), fail), workers=1)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_a_directory_changing_while_it_is_sliced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  workers: int) -> None:
