@@ -418,15 +418,24 @@ def test_deep_nesting_long_names_and_a_big_directory(tmp_path: Path) -> None:
     assert warnings == []
 
 
+def big_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: int, part: int,
+                  slice_parts: int) -> Path:
+    """`tmp_path`/big with `files` files f000, f001, ... (content: the number), scanned in parts
+    of `part` entries, `slice_parts` parts a slice."""
+    monkeypatch.setattr(scan_module, "PART_ENTRIES", part)
+    monkeypatch.setattr(scan_module, "SLICE_PARTS", slice_parts)
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(files):
+        (big / f"f{i:03}").write_text(str(i))
+    return big
+
+
 def test_a_large_directory_is_decided_a_slice_at_a_time(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # memory must not grow with the largest directory: only its names are held all at once,
     # its lstat results and decisions one slice at a time, as the output gets there
-    monkeypatch.setattr(scan_module, "PART_ENTRIES", 10)
-    monkeypatch.setattr(scan_module, "SLICE_PARTS", 3)
-    (tmp_path / "big").mkdir()
-    for i in range(500):
-        (tmp_path / "big" / f"f{i:03}").write_text(str(i))
+    big_directory(tmp_path, monkeypatch, 500, 10, 3)
     rs = Recording(rules(f"/ {ALL}\n"))
     paths = []
     decided_ahead = 0
@@ -441,11 +450,7 @@ def test_a_large_directory_is_decided_a_slice_at_a_time(tmp_path: Path,
 def test_a_scan_ended_in_a_sliced_directory_leaves_it_closed(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # one process: the caller itself holds the directory open between slices
-    monkeypatch.setattr(scan_module, "PART_ENTRIES", 10)
-    monkeypatch.setattr(scan_module, "SLICE_PARTS", 2)
-    (tmp_path / "big").mkdir()
-    for i in range(200):
-        (tmp_path / "big" / f"f{i:03}").write_text(str(i))
+    big_directory(tmp_path, monkeypatch, 200, 10, 2)
     before = sorted(os.listdir("/proc/self/fd"))
     entries = scan(rules(f"/ {ALL}\n"), root_prefix=bytes(tmp_path), workers=1, on_warning=pytest.fail)
     assert [next(entries).path for _ in range(50)][-1] == b"/big/f047"
@@ -466,12 +471,7 @@ def test_a_directory_changing_while_it_is_sliced(tmp_path: Path, monkeypatch: py
                                                  workers: int) -> None:
     # between the listing of a large directory and the lstat of a name in a later slice, names
     # vanish, change type or appear: warnings or skipped, as anywhere else, never a crash
-    monkeypatch.setattr(scan_module, "PART_ENTRIES", 8)
-    monkeypatch.setattr(scan_module, "SLICE_PARTS", 1)
-    big = tmp_path / "big"
-    big.mkdir()
-    for i in range(100):
-        (big / f"f{i:03}").write_text(str(i))
+    big = big_directory(tmp_path, monkeypatch, 100, 8, 1)
     (tmp_path / "secret").write_text("s")
 
     def change(path: bytes) -> None:  # in whichever process decides /big, once
