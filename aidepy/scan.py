@@ -13,16 +13,16 @@ entries or `PART_BYTES` to hash; the subdirectories left become tasks of their o
 directory larger than that is cut into parts, each a task. Only the names of a directory are
 held all at once (sorted): `lstat` and the decisions run one part at a time while the
 directory stays open, `SLICE_PARTS` parts per task, and the process that holds the directory
-is sent a task to decide the next slice when the caller gets near it, so memory does not grow
-with the largest directory. With more than one worker, tasks
-are done by a pool of forked worker processes (`aidepy.forkpool`; threads would contend for
-the GIL: on /usr they gained nothing over one thread). The caller only puts the answers in
-order: it sends tasks in canonical order as they become known, keeps a bounded number of them
-sent or answered ahead of the one it is emitting (sending the one it needs next first), so
-the output is the same whatever the parallelism or the cut, and memory stays flat whatever
-the size of the tree. Per-path trouble (vanished
-or unreadable files, files changing under the scan, odd names) is reported through
-`on_warning` as a `ScanWarning`, in walk order; it never ends the scan.
+is sent a task to decide the next slice when the caller gets near it, so the largest
+directory costs its names (about 60 bytes each), not its stat results (600) or its parts.
+With more than one worker, tasks are done by a pool of forked worker processes
+(`aidepy.forkpool`; threads would contend for the GIL: on /usr they gained nothing over one
+thread). The caller only puts the answers in order: it sends tasks in canonical order as
+they become known, keeps a bounded number of them sent or answered ahead of the one it is
+emitting (sending the one it needs next first), so the output is the same whatever the
+parallelism or the cut, and memory stays flat whatever the size of the tree. Per-path
+trouble (vanished or unreadable files, files changing under the scan, odd names) is
+reported through `on_warning` as a `ScanWarning`, in walk order; it never ends the scan.
 """
 
 from __future__ import annotations
