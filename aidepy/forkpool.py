@@ -1,10 +1,12 @@
 """Worker processes forked from the caller and fed over pipes: the scanner's parallelism.
 
 Each worker runs one function on the tasks it is sent, one at a time and in the order sent,
-and answers each with two byte strings. The caller never blocks on a worker's pipe: tasks are
-written without blocking (kept in an outbox while the pipe is full) and answers are read as
-they arrive, through poll(2). A worker whose function raises answers with the traceback; a
-worker that dies is noticed as the end of its pipe. Either makes `receive` raise WorkerError.
+and answers each with two byte strings. A task goes to the least busy worker, or to a given
+one (which may hold state from an earlier task: the scanner's open directories). The caller
+never blocks on a worker's pipe: tasks are written without blocking (kept in an outbox while
+the pipe is full) and answers are read as they arrive, through poll(2). A worker whose
+function raises answers with the traceback; a worker that dies is noticed as the end of its
+pipe. Either makes `receive` raise WorkerError.
 
 Workers ignore SIGINT (Ctrl-C is the caller's to handle) and are killed when the caller dies
 (PR_SET_PDEATHSIG), so no worker outlives a killed scan. Forking (not spawning) keeps start-up
@@ -108,9 +110,10 @@ class ForkPool:
             fcntl.fcntl(answer_r, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         return _Worker(pid, task_w, answer_r)
 
-    def send(self, task: bytes) -> int:
-        """Queue `task` for the least busy worker; returns its number."""
-        worker = min(self._workers, key=lambda w: len(w.in_flight))
+    def send(self, task: bytes, to: int = 0) -> int:
+        """Queue `task` for the worker whose pid is `to` (0: the least busy); returns its number."""
+        worker = (next(w for w in self._workers if w.pid == to) if to
+                  else min(self._workers, key=lambda w: len(w.in_flight)))
         number = self._sent
         self._sent += 1
         worker.in_flight.append(number)

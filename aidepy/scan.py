@@ -10,15 +10,19 @@ pruned. Symlinks are never followed.
 
 A task goes on into the subdirectories it meets, in place, until it holds `PART_ENTRIES`
 entries or `PART_BYTES` to hash; the subdirectories left become tasks of their own, and a
-directory larger than that is cut into parts, each a task. With more than one worker, tasks
-are done by a pool of forked worker processes (`aidepy.forkpool`; threads would contend for
-the GIL: on /usr they gained nothing over one thread). The caller only puts the answers in
-order: it sends tasks in canonical order as they become known, keeps a bounded number of them
-sent or answered ahead of the one it is emitting (sending the one it needs next first), so
-the output is the same whatever the parallelism or the cut, and memory stays flat whatever
-the size of the tree. Per-path trouble (vanished
-or unreadable files, files changing under the scan, odd names) is reported through
-`on_warning` as a `ScanWarning`, in walk order; it never ends the scan.
+directory larger than that is cut into parts, each a task. Only the names of a directory are
+held all at once (sorted): `lstat` and the decisions run one part at a time while the
+directory stays open, `SLICE_PARTS` parts per task, and the process that holds the directory
+is sent a task to decide the next slice when the caller gets near it, so the largest
+directory costs its names (about 60 bytes each), not its stat results (600) or its parts.
+With more than one worker, tasks are done by a pool of forked worker processes
+(`aidepy.forkpool`; threads would contend for the GIL: on /usr they gained nothing over one
+thread). The caller only puts the answers in order: it sends tasks in canonical order as
+they become known, keeps a bounded number of them sent or answered ahead of the one it is
+emitting (sending the one it needs next first), so the output is the same whatever the
+parallelism or the cut, and memory stays flat whatever the size of the tree. Per-path
+trouble (vanished or unreadable files, files changing under the scan, odd names) is
+reported through `on_warning` as a `ScanWarning`, in walk order; it never ends the scan.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ import os
 import pickle
 import re
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Protocol, TypeVar, cast
 
 from aidepy.attributes import AttrSet
@@ -69,10 +74,12 @@ PART_ENTRIES = 1024
 PART_BYTES = 16 << 20
 """A directory with more entries, or more bytes to hash, is collected in parts of at most this
 size, each a task of its own, so that large directories spread over the workers."""
+SLICE_PARTS = 4
+"""Parts of a directory decided (lstat, rules) by one task; the next slice is another task, for
+the same process, which keeps the directory open meanwhile."""
 
 _ODD_NAME = re.compile(rb"[\x00-\x1f\x7f]")
 _ODD_OR_NOT_ASCII = re.compile(rb"[\x00-\x1f\x7f-\xff]")
-_first = itemgetter(0)
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 _Stat = tuple[float, ...]
@@ -83,15 +90,18 @@ _Identity = tuple[int, int, int]
 """What a directory task needs of its lstat result: inode, device, owner."""
 _DirTask = tuple[str, bytes, _Identity]
 _PartTask = tuple[str, bytes, list[_Item]]
-_Task = _DirTask | _PartTask
+_SliceTask = tuple[str, bytes, int, int]
+_Task = _DirTask | _PartTask | _SliceTask
 """("dir", path, identity): list and collect a directory; ("part", path of its first item,
-items): collect part of a directory already listed."""
+items): collect part of a directory already listed; ("slice", path of the next name, pid,
+fd): decide the next slice of the directory that process `pid` holds open as `fd`."""
 _Record = tuple[bytes, str, AttrSet, Mapping[str, Value]] | ScanWarning | int
 """In an answer: an entry's fields, a warning, or the index of a follow-up task (a
 subdirectory, or the next part of this directory) whose records come in its place."""
 _Answer = tuple[list[_Record], list[_Task]]
-_Sealed = tuple[str, bytes, bytes]
-"""A task on its way through the caller: kind, path, the task pickled."""
+_Sealed = tuple[str, bytes, bytes, int]
+"""A task on its way through the caller: kind, path, the task pickled, the worker it is for
+(its pid; 0: any)."""
 _T = TypeVar("_T")
 
 
@@ -110,7 +120,10 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: Regex | None = 
     walker = _Walker(ruleset, root_prefix.rstrip(b"/"), limit)
     root = walker.root()
     if count == 1 or not root[1]:  # one worker, or nothing below the root to share out
-        yield from _emit(root, walker.run, on_warning)
+        try:
+            yield from _emit(root, walker.run, on_warning)
+        finally:
+            walker.close()
         return
     pool = ForkPool(count, walker.answer)
     finished = False
@@ -126,16 +139,17 @@ def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: Regex | None = 
 
 def _emit(root: tuple[list[_Record], list[_T]], fetch: Callable[[_T], tuple[list[_Record], list[_T]]],
           on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
-    """Entries and warnings of `root` and of every task it leads to, depth first."""
-    stack = [(iter(root[0]), root[1])]
+    """Entries and warnings of `root` and of every task it leads to, depth first. A task is let
+    go once fetched: the slices of a large directory come one inside the other."""
+    stack = [(iter(root[0]), deque(root[1]))]
     while stack:
         records, tasks = stack[-1]
         for record in records:
             if type(record) is tuple:
                 yield Entry(*record)
-            elif type(record) is int:
-                answer = fetch(tasks[record])
-                stack.append((iter(answer[0]), answer[1]))
+            elif type(record) is int:  # the tasks' indices come in order
+                answer = fetch(tasks.popleft())
+                stack.append((iter(answer[0]), deque(answer[1])))
                 break
             else:
                 on_warning(record)  # type: ignore[arg-type]
@@ -179,8 +193,8 @@ class _Ahead:
         return pickle.loads(records), tasks
 
     def _send(self) -> None:
-        kind, path, task = heapq.heappop(self._waiting)[2]
-        self._sent[self._pool.send(task)] = (kind, path)
+        kind, path, task, worker = heapq.heappop(self._waiting)[2]
+        self._sent[self._pool.send(task, worker)] = (kind, path)
         self._pending += 1
 
     def _top_up(self) -> None:
@@ -215,6 +229,13 @@ class _Walker:
         self._limit = limit
         self._plans: dict[tuple[AttrSet, str], Plan] = {}
         self._buffer = memoryview(bytearray(BUFFER_SIZE))
+        self._open: dict[int, _Directory] = {}  # directories being decided, by file descriptor
+
+    def close(self) -> None:
+        """Close the directories still open (a scan that ended before their last slice)."""
+        for directory in self._open.values():
+            os.close(directory.fd)
+        self._open.clear()
 
     def root(self) -> _Answer:
         """The records of `/` itself: its entry, then (a task) its contents when it is a directory."""
@@ -245,6 +266,9 @@ class _Walker:
         budget = _Budget(PART_ENTRIES, PART_BYTES)
         if task[0] == "part":
             self._collect(cast(_PartTask, task)[2], budget, answer)
+        elif task[0] == "slice":
+            directory = self._open[cast(_SliceTask, task)[3]]
+            self._hand_out(directory, self._decide(directory)[0], answer)
         else:
             _, path, identity = cast(_DirTask, task)
             self._enter(path, identity, budget, answer)
@@ -252,37 +276,60 @@ class _Walker:
 
     def _enter(self, path: bytes, identity: _Identity, budget: _Budget, answer: _Answer) -> None:
         """Records for a directory's contents: in place when they fit `budget`, else as parts."""
-        listing = _listing(self._prefix + path, path, identity)
-        if isinstance(listing, ScanWarning):
-            answer[0].append(listing)
+        directory = _open_directory(self._prefix + path, path, identity)
+        if isinstance(directory, ScanWarning):
+            answer[0].append(directory)
             return
-        parts = self._decide(path, listing)
-        if len(parts) == 1 and budget.fits(parts[0][1], parts[0][2]):
-            self._collect(parts[0][0], budget, answer)
+        self._open[directory.fd] = directory
+        items, volume = self._decide(directory)
+        if directory.done and budget.fits(len(items), volume):
+            self._close(directory)
+            self._collect(items, budget, answer)
             return
-        records, tasks = answer
-        for items, _, _ in parts:
-            if not items:  # nothing selected or to enter: no task
-                continue
-            records.append(len(tasks))
-            tasks.append(("part", _first_path(items), _portable(items)))
+        self._hand_out(directory, items, answer)
 
-    def _decide(self, path: bytes, listing: list[tuple[bytes, os.stat_result | OSError]]
-                ) -> list[tuple[list[_Item], int, int]]:
-        """A directory's names with the rules' decisions, in parts of at most `PART_ENTRIES`
-        items and (but for one file) `PART_BYTES` to hash: (items, entries, bytes)."""
-        base = path if path == b"/" else path + b"/"
+    def _hand_out(self, directory: _Directory, items: list[_Item], answer: _Answer) -> None:
+        """Tasks for the parts of a directory too large for one task, `items` the first of them:
+        up to `SLICE_PARTS` parts, then, while names are left, a task (for this process, which
+        keeps the directory open) to decide the next slice."""
+        records, tasks = answer
+        for handed in range(1, SLICE_PARTS + 1):
+            if items:  # nothing selected or to enter: no task
+                records.append(len(tasks))
+                tasks.append(("part", _first_path(items), _portable(items)))
+            if directory.done:
+                self._close(directory)
+                return
+            if handed < SLICE_PARTS:
+                items, _ = self._decide(directory)
+        records.append(len(tasks))
+        tasks.append(("slice", directory.next_path(), os.getpid(), directory.fd))
+
+    def _close(self, directory: _Directory) -> None:
+        del self._open[directory.fd]
+        os.close(directory.fd)
+
+    def _decide(self, directory: _Directory) -> tuple[list[_Item], int]:
+        """The next part of an open directory: its next names, lstat'ed and decided by the
+        rules, until the part holds `PART_ENTRIES` items or `PART_BYTES` to hash (or the names
+        run out): (items, bytes to hash)."""
+        base, names, fd = directory.base, directory.names, directory.fd
         limit = self._limit
         match = self._ruleset.match
-        parts: list[tuple[list[_Item], int, int]] = []
+        lstat = os.stat
         items: list[_Item] = []
         volume = 0
-        for name, result in listing:
+        at, end = directory.next, len(names)
+        while at < end and len(items) < PART_ENTRIES and volume < PART_BYTES:
+            name = names[at]
+            at += 1
             child = base + name
-            if isinstance(result, OSError):
+            try:
+                result = lstat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError as e:  # listed, then gone or unreadable: the rest of the names go on
                 items.append(ScanWarning(child, "vanished before it could be examined"
-                                         if isinstance(result, FileNotFoundError)
-                                         else f"cannot lstat: {result.strerror or result}"))
+                                         if isinstance(e, FileNotFoundError)
+                                         else f"cannot lstat: {e.strerror or e}"))
                 continue
             if _ODD_OR_NOT_ASCII.search(name):
                 items.extend(_name_warnings(child, name))
@@ -293,15 +340,12 @@ class _Walker:
             descend = ftype == "d" and near is not Match.NONE and self._ruleset.should_descend(child)
             if rule is None and not descend:
                 continue
-            if len(items) >= PART_ENTRIES or volume >= PART_BYTES:
-                parts.append((items, len(items), volume))
-                items, volume = [], 0
             attrs = None if rule is None else rule.attrs
             items.append((child, ftype, attrs, result, descend))
             if rule is not None and ftype == "f" and self._plan(rule.attrs, ftype).hashes:
                 volume += result.st_size
-        parts.append((items, len(items), volume))
-        return parts
+        directory.next = at
+        return items, volume
 
     def _collect(self, items: list[_Item], budget: _Budget, answer: _Answer) -> None:
         """Records for decided items: each selected one's entry and warnings; each directory to
@@ -357,8 +401,10 @@ class _Budget:
 
 
 def _seal(tasks: list[_Task]) -> list[_Sealed]:
-    """Tasks as the caller keeps them: kind, path, and the whole task pickled for a worker."""
-    return [(task[0], task[1], pickle.dumps(task, _PICKLE)) for task in tasks]
+    """Tasks as the caller keeps them: kind, path, the whole task pickled for a worker, and the
+    worker it must go to (a slice: the one holding its directory open)."""
+    return [(task[0], task[1], pickle.dumps(task, _PICKLE),
+             cast(_SliceTask, task)[2] if task[0] == "slice" else 0) for task in tasks]
 
 
 def _portable(items: list[_Item]) -> list[_Item]:
@@ -374,10 +420,28 @@ def _first_path(items: list[_Item]) -> bytes:
     return first.path if isinstance(first, ScanWarning) else first[0]
 
 
-def _listing(fs_dir: bytes, path: bytes, identity: _Identity
-             ) -> list[tuple[bytes, os.stat_result | OSError]] | ScanWarning:
-    """A directory's names (sorted) with their lstat results. The directory is opened without
-    following links and without touching its atime, and must be the one lstat saw (`identity`)."""
+class _Directory:
+    """A directory open for deciding: its names, sorted, and how many of them are decided."""
+
+    def __init__(self, fd: int, path: bytes, names: list[bytes]) -> None:
+        self.fd = fd
+        self.base = path if path == b"/" else path + b"/"
+        self.names = names
+        self.next = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next == len(self.names)
+
+    def next_path(self) -> bytes:
+        """The path of the next name to decide: where the next slice starts in canonical order."""
+        return self.base + self.names[self.next]
+
+
+def _open_directory(fs_dir: bytes, path: bytes, identity: _Identity) -> _Directory | ScanWarning:
+    """A directory, open, with its names (sorted; each lstat'ed later, relative to its file
+    descriptor). It is opened without following links and without touching its atime, and must
+    be the one lstat saw (`identity`)."""
     ino, dev, owner = identity
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -391,20 +455,15 @@ def _listing(fs_dir: bytes, path: bytes, identity: _Identity
     try:
         fst = os.fstat(fd)
         if fst.st_ino != ino or fst.st_dev != dev:
+            os.close(fd)
             return ScanWarning(path, "directory replaced before it could be read (fstat shows another)")
-        children: list[tuple[bytes, os.stat_result | OSError]] = []
-        with os.scandir(fd) as it:
-            for entry in it:
-                try:
-                    children.append((os.fsencode(entry.name), entry.stat(follow_symlinks=False)))
-                except OSError as e:
-                    children.append((os.fsencode(entry.name), e))
+        with os.scandir(fd) as it:  # names only: an lstat result weighs 600 bytes
+            names = [os.fsencode(entry.name) for entry in it]
     except OSError as e:
-        return ScanWarning(path, f"cannot read directory: {e.strerror or e}")
-    finally:
         os.close(fd)
-    children.sort(key=_first)
-    return children
+        return ScanWarning(path, f"cannot read directory: {e.strerror or e}")
+    names.sort()
+    return _Directory(fd, path, names)
 
 
 def _name_warnings(path: bytes, name: bytes) -> Iterator[ScanWarning]:

@@ -40,7 +40,8 @@ class ThreadPool:
     def least_busy(self) -> int:
         return len(self._running) // self._count
 
-    def send(self, task: bytes) -> int:
+    def send(self, task: bytes, to: int = 0) -> int:
+        """`to` (a worker's pid) does not matter: every thread sees the directories held open."""
         number = self._sent
         self._sent += 1
         self._running[self._executor.submit(self._work, task)] = number

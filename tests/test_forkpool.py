@@ -41,6 +41,34 @@ def test_every_task_gets_its_own_answer_whatever_the_sizes() -> None:
     assert [answers[i] for i in range(len(tasks))] == [digest_and_echo(t) for t in tasks]
 
 
+_kept: list[bytes] = []
+
+
+def keep_and_tell(task: bytes) -> tuple[bytes, bytes]:
+    """The worker's pid, and what it was given to keep so far (state held between tasks)."""
+    if task:
+        _kept.append(task)
+    return str(os.getpid()).encode(), b",".join(_kept)
+
+
+def test_a_task_sent_to_a_worker_finds_what_it_kept() -> None:
+    # the scanner sends a directory's next slice to the worker holding that directory open
+    pool = ForkPool(3, keep_and_tell)
+    pids = pool.pids
+    holder = pids[1]
+    try:
+        numbers = {pool.send(b"kept", holder)}
+        numbers |= {pool.send(b"") for _ in range(6)}  # the least busy: spread over the others
+        asked = {pool.send(b"", holder) for _ in range(4)}
+        answers: dict[int, tuple[bytes, bytes]] = {}
+        while len(answers) < len(numbers | asked):
+            answers.update((n, (first, second)) for n, first, second in pool.receive(block=True))
+    finally:
+        pool.close()
+    assert {answers[n] for n in asked} == {(str(holder).encode(), b"kept")}
+    assert {int(answers[n][0]) for n in numbers} == set(pids)  # the others are shared out
+
+
 def test_a_task_that_raises_ends_with_its_traceback() -> None:
     pool = ForkPool(2, digest_and_echo)
     try:

@@ -248,11 +248,14 @@ def test_output_does_not_depend_on_how_the_work_is_cut(tmp_path: Path, monkeypat
     baseline = run(tmp_path, text, workers=1)
     assert len(baseline[0]) > 250 and len(baseline[1]) == 120  # one warning per odd name
     assert b"/d1/skipped1" in baseline[0] and b"/d1/skipped1/f1" not in baseline[0]
-    for entries, volume, ahead, depth in ((7, 5000, 1, 2), (1, 1, 2, 1), (50, 1 << 20, 3, 0)):
+    # SLICE_PARTS: large directories decided a slice at a time, by the process holding them open
+    for entries, volume, ahead, depth, parts in ((7, 5000, 1, 2, 1), (1, 1, 2, 1, 2),
+                                                 (50, 1 << 20, 3, 0, 1), (3, 1 << 20, 1, 0, 3)):
         monkeypatch.setattr(scan_module, "PART_ENTRIES", entries)
         monkeypatch.setattr(scan_module, "PART_BYTES", volume)
         monkeypatch.setattr(scan_module, "AHEAD_PER_WORKER", ahead)
         monkeypatch.setattr(scan_module, "MAX_DEPTH_IN_PLACE", depth)
+        monkeypatch.setattr(scan_module, "SLICE_PARTS", parts)
         for workers in (1, 2, 3):
             found, warnings = run(tmp_path, text, workers=workers)
             assert list(found) == list(baseline[0]) and found == baseline[0]
@@ -317,8 +320,8 @@ def test_file_deleted_during_the_scan(tmp_path: Path) -> None:
     for name in ("a", "b", "c"):
         (tmp_path / name).write_text(name)
 
-    def delete_b(path: bytes) -> None:
-        if path == b"/a" and (tmp_path / "b").exists():
+    def delete_b(path: bytes) -> None:  # asked about /b after its lstat, before its open
+        if path == b"/b" and (tmp_path / "b").exists():
             (tmp_path / "b").unlink()
     found, warnings = run(tmp_path, ruleset=Recording(rules(f"/ {ALL}\n"), delete_b))
     assert found[b"/b"].values["sha256"] is None  # what lstat saw is kept, the rest is missing
@@ -413,6 +416,83 @@ def test_deep_nesting_long_names_and_a_big_directory(tmp_path: Path) -> None:
     assert b"/" + longname.encode() in found
     assert sum(1 for p in found if p.startswith(b"/many/")) == 10_000
     assert warnings == []
+
+
+def big_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: int, part: int,
+                  slice_parts: int) -> Path:
+    """`tmp_path`/big with `files` files f000, f001, ... (content: the number), scanned in parts
+    of `part` entries, `slice_parts` parts a slice."""
+    monkeypatch.setattr(scan_module, "PART_ENTRIES", part)
+    monkeypatch.setattr(scan_module, "SLICE_PARTS", slice_parts)
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(files):
+        (big / f"f{i:03}").write_text(str(i))
+    return big
+
+
+def test_a_large_directory_is_decided_a_slice_at_a_time(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # memory must not grow with the largest directory: only its names are held all at once,
+    # its lstat results and decisions one slice at a time, as the output gets there
+    big_directory(tmp_path, monkeypatch, 500, 10, 3)
+    rs = Recording(rules(f"/ {ALL}\n"))
+    paths = []
+    decided_ahead = 0
+    for entry in scan(rs, root_prefix=bytes(tmp_path), workers=1, on_warning=pytest.fail):
+        paths.append(entry.path)
+        decided = sum(1 for p in rs.asked if p.startswith(b"/big/"))
+        decided_ahead = max(decided_ahead, decided - (len(paths) - 2))  # entries past / and /big
+    assert paths == [b"/", b"/big", *(f"/big/f{i:03}".encode() for i in range(500))]
+    assert decided_ahead <= 10 * 3  # one slice: the whole directory was decided before its first entry
+
+
+def test_a_scan_ended_in_a_sliced_directory_leaves_it_closed(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # one process: the caller itself holds the directory open between slices
+    big_directory(tmp_path, monkeypatch, 200, 10, 2)
+    before = sorted(os.listdir("/proc/self/fd"))
+    entries = scan(rules(f"/ {ALL}\n"), root_prefix=bytes(tmp_path), workers=1, on_warning=pytest.fail)
+    assert [next(entries).path for _ in range(50)][-1] == b"/big/f047"
+    assert len(os.listdir("/proc/self/fd")) > len(before)  # /big, between two slices
+    entries.close()  # the consumer stops early
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+    def fail(path: bytes) -> None:
+        if path == b"/big/f150":
+            raise ValueError("rule engine broke")
+    with pytest.raises(ValueError, match="rule engine broke"):
+        run(tmp_path, ruleset=Recording(rules(f"/ {ALL}\n"), fail), workers=1)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_directory_changing_while_it_is_sliced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 workers: int) -> None:
+    # between the listing of a large directory and the lstat of a name in a later slice, names
+    # vanish, change type or appear: warnings or skipped, as anywhere else, never a crash
+    big = big_directory(tmp_path, monkeypatch, 100, 8, 1)
+    (tmp_path / "secret").write_text("s")
+
+    def change(path: bytes) -> None:  # in whichever process decides /big, once
+        if path == b"/big/f010" and (big / "f050").exists():
+            (big / "f050").unlink()
+            (big / "f060").unlink()
+            os.symlink(tmp_path / "secret", big / "f060")
+            (big / "f070").unlink()
+            (big / "f070").mkdir()
+            (big / "f070" / "inside").write_text("i")
+            (big / "f080").unlink()
+            os.mkfifo(big / "f080")
+            (big / "f050a").write_text("new")
+    found, warnings = run(tmp_path, ruleset=Recording(rules(f"/ {ALL}\n"), change), workers=workers)
+    assert warnings == [ScanWarning(b"/big/f050", "vanished before it could be examined")]
+    assert b"/big/f050" not in found and b"/big/f050a" not in found  # appeared after the listing
+    assert found[b"/big/f060"].ftype == "l" and found[b"/big/f060"].values["l"] == bytes(tmp_path / "secret")
+    assert found[b"/big/f070"].ftype == "d" and b"/big/f070/inside" in found
+    assert found[b"/big/f080"].ftype == "p"
+    assert found[b"/big/f099"].values["sha256"] == hashlib.sha256(b"99").digest()
+    assert len([p for p in found if p.startswith(b"/big/")]) == 99 + 1
 
 
 def test_directory_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None:
