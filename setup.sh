@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(aide aide-common exim4 udev e2fsprogs util-linux mount acl attr libcap2-bin systemd cron ufiformat
-          python3-venv procps)
+          python3-venv procps gpgv gnupg apt-utils dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

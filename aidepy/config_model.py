@@ -219,5 +219,15 @@ class Config(ReportSettings):
         return self.options.get("host_mismatch", "refuse")
 
     @property
+    def explain_changes(self) -> bool:
+        """Whether reports explain changes by package updates (`aidepy.explain`); default yes."""
+        return self._bool("explain_changes", True)
+
+    @property
+    def package_cache(self) -> str | None:
+        """A directory of `.deb` files for explanations (default: apt's cache under root_prefix)."""
+        return self.options.get("package_cache")
+
+    @property
     def state_dir(self) -> str:
         return self.options.get("state_dir", "/var/lib/aidepy")

@@ -16,7 +16,7 @@ BOOL_OPTIONS = frozenset({
     "warn_dead_symlinks", "report_grouped", "grouped", "report_summarize_changes",
     "summarize_changes", "acl_no_symlink_follow", "database_add_metadata", "report_detailed_init",
     "report_base16", "report_quiet", "report_append", "gzip_dbout",
-    "config_check_warn_unrestricted_rules",
+    "config_check_warn_unrestricted_rules", "explain_changes",
 })
 REPORT_LEVELS = ("minimal", "summary", "database_attributes", "list_entries", "changed_attributes",
                  "added_removed_attributes", "added_removed_entries")
@@ -25,7 +25,7 @@ HOST_MISMATCH = ("refuse", "warn")
 LOCATION_OPTIONS = frozenset({
     "vault_device", "vault_label", "vault_mountpoint", "state_dir", "database_in", "database_out",
     "database_new", "public_key", "signing_key", "report_email", "sendmail", "report_mail_limit",
-    "host_mismatch", "sendmail_timeout",
+    "host_mismatch", "sendmail_timeout", "package_cache",
 })
 """aidepy's settings that say where things are and where reports go, not what is checked: the
 host's own config supplies them also when the rules come from the vault's copy, and they are

@@ -128,6 +128,7 @@ OPTIONS: dict[str, bool] = {
     "vault_device": False, "vault_label": False, "vault_mountpoint": False, "signing_key": False,
     "public_key": False, "report_email": False, "sendmail": False, "state_dir": False,
     "report_mail_limit": False, "host_mismatch": False, "sendmail_timeout": False,
+    "explain_changes": False, "package_cache": False,
 }
 DEPRECATED_OPTIONS = {"database": "database_in", "grouped": "report_grouped",
                       "summarize_changes": "report_summarize_changes"}

@@ -19,7 +19,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aidepy import keys, runtime
+from aidepy import keys, pending, runtime
+from aidepy.compare import ChangeKind
 from aidepy.config import Config
 from aidepy.config_options import LOCATION_OPTIONS
 from aidepy.errors import (
@@ -32,11 +33,12 @@ from aidepy.errors import (
     VaultError,
     VerificationError,
 )
-from aidepy.jobs.baseline import Scan, compare_scan, open_trusted, report_options, rules_notice
+from aidepy.explain.keyring import keyring_changes
+from aidepy.jobs.baseline import Scan, compare_scan, explanations, open_trusted, report_options, rules_notice
 from aidepy.medium import HARDWARE, MediumKind
 from aidepy.notify import Verdict
 from aidepy.promote import PROMOTE_WORK
-from aidepy.report import Mode, Report, render_text
+from aidepy.report import Mode, Report, explanation_counts, render_text
 from aidepy.vault import Vault
 
 NEW_DATABASE = "aidepy.db.new"
@@ -183,14 +185,27 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
             new_path = state_dir / NEW_DATABASE
             found = compare_scan(baseline, config, scan, options, out=new_path,
                                  generation=baseline.generation)
+            explained = explanations(config, baseline, found.changes)
+            if explained is not None:
+                notices += [*explained.notices,
+                            *(f"Note: {line}" for line in keyring_changes(vault.root, config.root_prefix))]
     except (AidepyError, OSError) as exc:
         return failed(host, exc)
+    listed = [c for c in found.changes if c.kind is not ChangeKind.ATTRIBUTES]
+    new = pending.new_changes(listed, pending.previous(state_dir))
+    try:
+        pending.remember(state_dir, listed)
+    except OSError as exc:  # a full state_dir: every change then shows as new tomorrow, none is lost
+        notices.append(f"WARNING: {state_dir / pending.SEEN} could not be written ({exc.strerror}): "
+                       "tomorrow's report marks every change as new.")
     report = Report(Mode.CHECK, found.changes, found.summary, start, time.time(), options,
                     [baseline.summary()], new_database=str(new_path), root_prefix=config.root_prefix,
-                    notices=notices, warnings=scan.warnings)
+                    notices=notices, warnings=scan.warnings, explained=explained, new=new)
     s = found.summary
-    return DailyReport(Verdict(host, s.added, s.removed, s.changed, alarms=alarms(notices)),
-                       render_text(report), s.exit_code)
+    verdict = Verdict(host, s.added, s.removed, s.changed, alarms=alarms(notices),
+                      explained=explanation_counts(report) if explained is not None else None,
+                      new=len(new))
+    return DailyReport(verdict, render_text(report), s.exit_code)
 
 
 def key_alarm(config: Config, found: str | None) -> list[str]:

@@ -34,6 +34,10 @@ class Verdict:
     """Why no check could be done (None: the baseline verified and the check ran)."""
     alarms: tuple[str, ...] = ()
     """The subject's alarm words (`ROLLBACK`, `RUNTIME CHANGED`, ...), most serious first."""
+    explained: tuple[int, int, int] | None = None
+    """(unexplained, explained, packages) when the changes were explained (`aidepy.explain`)."""
+    new: int | None = None
+    """How many changes were not in the previous report (`aidepy.pending`)."""
 
     @property
     def alarming(self) -> bool:
@@ -41,7 +45,9 @@ class Verdict:
 
 
 def subject(verdict: Verdict) -> str:
-    """`aidepy: HOST: 3 changed, 1 added`, `aidepy: HOST: no changes`, or with alarms
+    """`aidepy: HOST: 3 changed, 1 added`, `aidepy: HOST: 1 unexplained, 312 explained (7
+    packages)`, either followed by `; 2 new, 313 pending` (the daily report), `aidepy: HOST: no
+    changes`, or with alarms
     `aidepy: HOST: ALERT: RUNTIME CHANGED; 3 changed`: every alarm before any count, and never
     "no changes" beside an alarm."""
     # The host name is whatever root set with sethostname(2): escape it like a path, so a
@@ -51,6 +57,12 @@ def subject(verdict: Verdict) -> str:
         return f"aidepy: {host}: ALERT: {', '.join(verdict.alarms or FAILED)}, NO CHECK DONE"
     counts = [(verdict.changed, "changed"), (verdict.added, "added"), (verdict.removed, "removed")]
     parts = ", ".join(f"{n} {label}" for n, label in counts if n)
+    if parts and verdict.explained is not None:
+        unexplained, explained, packages = verdict.explained
+        parts = (f"{unexplained} unexplained, {explained} explained "
+                 f"({packages} package{'' if packages == 1 else 's'})")
+    if parts and verdict.new is not None:
+        parts += f"; {verdict.new} new, {verdict.added + verdict.removed + verdict.changed} pending"
     if verdict.alarms:
         return f"aidepy: {host}: ALERT: {', '.join(verdict.alarms)}" + (f"; {parts}" if parts else "")
     return f"aidepy: {host}: {parts or 'no changes'}"

@@ -30,9 +30,11 @@ from aidepy.atomic import space_needed
 from aidepy.compare import Summary
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, VaultError, VerificationError
-from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, open_trusted, report_options
+from aidepy.explain.keyring import keyring_changes, write_keyrings
+from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, explanations, open_trusted, report_options
 from aidepy.jobs.console import Console, Declined
 from aidepy.jobs.rules_review import RulesReview, confirm_rules, review_rules
+from aidepy.jobs.selective import archive_explained, kept_records, with_old_records
 from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
 from aidepy.rollback import Identity, Record
@@ -139,9 +141,12 @@ class Promotion:
         self, config: Config, console: Console, *, assume_yes: bool = False, device: str | None = None,
         poll: float = 0.5, patience: float | None = None,
         entries: Callable[[], Iterable[Entry]] | None = None, layout: Layout | None = None,
-        accept_rules: bool = False,
+        accept_rules: bool = False, explained_only: bool = False,
     ) -> None:
         self.config = config
+        self.explained_only = explained_only
+        """Accept only the changes explained with evidence `archive`; keep the old records of the rest."""
+        self._kept: dict[bytes, Entry | None] = {}
         self.console = console
         self.assume_yes = assume_yes
         self.layout = layout
@@ -200,7 +205,8 @@ class Promotion:
         key = self._signing_key()
         signed = work / "aidepy.db"
         with db.open_database(candidate, None) as fresh:
-            info = db.write_database(signed, fresh.entries(), host=fresh.header.host,
+            info = db.write_database(signed, with_old_records(fresh.entries(), self._kept),
+                                     host=fresh.header.host,
                                      rules_digest=fresh.header.rules_digest,
                                      generation=self._next_generation(), signing_key=key)
         layout = self._layout(info)
@@ -249,15 +255,26 @@ class Promotion:
                 if self.vault.database_path.exists() or self.vault.anchor_path.exists():
                     raise
                 notices = [f"{exc}: this will be the first baseline."]
+            if self.config.explain_changes:
+                notices += [f"Note: {line} (promote copies apt's keyrings as they are now)"
+                            for line in keyring_changes(self.vault.root, self.config.root_prefix)]
             self.console.say("Scanning the file system (the new baseline is built from this scan only)...")
             with self._status:
                 found = compare_scan(baseline, self.config, Scan(self._status.track(self._entries())),
                                      options, out=candidate)
             self._rules_review = review_rules(self.vault, self.config,
                                               baseline.db.entries() if baseline is not None else None)
+            explained = explanations(self.config, baseline, found.changes) if baseline is not None else None
+        if self.explained_only:
+            accepted = {c.path: archive_explained(c, explained) for c in found.changes}
+            self._kept = kept_records(found.changes, accepted)
+            notices.append(f"--explained-only: accepting the {sum(accepted.values())} changes explained "
+                           f"with evidence archive; keeping the old records of the other {len(self._kept)} "
+                           "(they stay in the daily report).")
         text = report.render_text(report.Report(
             mode=report.Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
-            end_time=time.time(), options=options, notices=notices,
+            end_time=time.time(), options=options, explained=explained,
+            notices=[*notices, *(explained.notices if explained else ())],
         ))
         return found.summary, text
 
@@ -371,6 +388,8 @@ class Promotion:
                     old.unlink()
             self.new_generation = info.header.generation
             self.vault.write_rules(self.config.sources)
+            if self.config.explain_changes and (why := write_keyrings(self.vault, self.config.root_prefix)):
+                self.console.say(f"Note: {why}.")  # the only keyrings explanations will trust
         self.console.say(f"New baseline (generation {info.header.generation}) and rules written and "
                          "verified.")
         return str(written)

@@ -2,6 +2,7 @@
 
     {"summary": {"total", "added", "removed", "changed", "exit_code"},
      "added": [{"path", "type"}], "removed": [...],
+     (with explanations: every entry's "explanation", and summary "explained", "unexplained")
      "changed": [{"path", "type", "summary", "attributes": {name: {"old", "new"}}}],
      "database": {"path", "sha256", "signature", "key_fingerprint", "created", "generation"}, ...}
 
@@ -28,6 +29,7 @@ from aidepy.report import (
     Mode,
     Report,
     different_attributes,
+    explanation_counts,
     format_time,
     listed_changes,
     outline,
@@ -60,7 +62,10 @@ def render_json(report: Report) -> str:
     listed = listed_changes(r)
 
     def entry(change: Change) -> dict[str, Any]:
-        return {"path": json_path(change.path), "type": change.ftype}
+        item: dict[str, Any] = {"path": json_path(change.path), "type": change.ftype}
+        if r.explained is not None:
+            item["explanation"] = r.explained.of(change.path).as_json()
+        return item
 
     def attributes(change: Change) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -96,6 +101,9 @@ def render_json(report: Report) -> str:
         "warnings": list(r.warnings),
         "databases": [_json_database(db) for db in r.databases],
     }
+    if r.explained is not None:
+        unexplained, explained, _ = explanation_counts(r)
+        doc["summary"].update(explained=explained, unexplained=unexplained)
     if r.mode is Mode.INIT and not o.detailed_init:
         doc["added"] = []
     if r.new_database is not None:

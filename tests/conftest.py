@@ -7,6 +7,7 @@ import dataclasses
 import email.message
 import email.policy
 import fcntl
+import functools
 import io
 import json
 import mailbox
@@ -578,3 +579,112 @@ def report_body(report: bytes) -> list[bytes]:
     while body and not body[-1]:
         body.pop()
     return body
+# --- a Debian host in a tree: packages built, published in a signed repository, installed by apt --
+
+
+@dataclasses.dataclass
+class AptTree:
+    """A host tree under `root` (used as root_prefix) with its own dpkg database and apt setup,
+    a local repository signed by a test key (GNUPGHOME under `work`), and apt-get and dpkg
+    working on the tree only: nothing on the machine itself is installed or changed."""
+
+    work: Path
+
+    @property
+    def root(self) -> Path:
+        return self.work / "root"
+
+    @property
+    def repo(self) -> Path:
+        return self.work / "repo"
+
+    @property
+    def gnupg(self) -> Path:
+        return self.work / "gnupg"
+
+    def setup(self) -> AptTree:
+        for tool in ("dpkg-deb", "apt-ftparchive", "gpg", "gpgv", "apt-get"):
+            require_tool(tool)
+        r = self.root
+        for d in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/log/apt",
+                  "etc/apt/sources.list.d", "etc/apt/trusted.gpg.d", "etc/apt/preferences.d",
+                  "etc/apt/apt.conf.d", "var/cache/apt/archives/partial", "var/lib/apt/lists/partial",
+                  "usr/bin", "etc"):
+            (r / d).mkdir(parents=True, exist_ok=True)
+        (r / "var/lib/dpkg/status").touch()
+        (r / "var/lib/dpkg/available").touch()
+        (r / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+        (r / "etc/group").write_text("root:x:0:\n")
+        self.repo.mkdir()
+        (self.work / "pool").mkdir()
+        self.gnupg.mkdir(mode=0o700)
+        self.gpg("--quick-gen-key", "aidepy test archive <archive@example.org>", "ed25519", "sign", "never")
+        (r / "etc/apt/trusted.gpg.d/test-archive.gpg").write_bytes(self.gpg("--export"))
+        (r / "etc/apt/sources.list").write_text(f"deb copy:{self.repo} ./\n")
+        return self
+
+    def gpg(self, *args: str, key: str | None = None) -> bytes:
+        env = {**os.environ, "GNUPGHOME": str(self.gnupg)}
+        return subprocess.run(["gpg", "--batch", "--quiet", "--passphrase", "", *args], env=env,
+                              check=True, capture_output=True).stdout
+
+    def build(self, name: str, version: str, files: dict[str, str | bytes | tuple[str | bytes, int]],
+              conffiles: tuple[str, ...] = (), links: dict[str, str] | None = None) -> Path:
+        """A .deb of `name` `version` (arch all) shipping `files` (path -> text or (text, mode))
+        and symlinks `links` (path -> target), built with dpkg-deb."""
+        src = self.work / "src" / f"{name}-{version}"
+        (src / "DEBIAN").mkdir(parents=True)
+        (src / "DEBIAN/control").write_text(
+            f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: t <t@example.org>\n"
+            f"Description: aidepy test package\n")
+        if conffiles:
+            (src / "DEBIAN/conffiles").write_text("".join(f"{c}\n" for c in conffiles))
+        for path, spec in files.items():
+            text, mode = spec if isinstance(spec, tuple) else (spec, 0o644)
+            target = src / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(text.encode() if isinstance(text, str) else text)
+            target.chmod(mode)
+        for path, dest in (links or {}).items():
+            (src / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (src / path.lstrip("/")).symlink_to(dest)
+        out = self.work / "pool" / f"{name}_{version}_all.deb"
+        subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "-b", str(src), str(out)], check=True,
+                       capture_output=True)
+        return out
+
+    def publish(self, *debs: Path) -> None:
+        """The repository holds exactly `debs`: Packages, Release, InRelease signed by the test key."""
+        for old in self.repo.iterdir():
+            old.unlink()
+        for deb in debs:
+            shutil.copy(deb, self.repo)
+        run = functools.partial(subprocess.run, cwd=self.repo, check=True, capture_output=True)
+        (self.repo / "Packages").write_bytes(run(["apt-ftparchive", "packages", "."]).stdout)
+        (self.repo / "Release").write_bytes(run(["apt-ftparchive", "release", "."]).stdout)
+        self.gpg("--clearsign", "-o", str(self.repo / "InRelease"), str(self.repo / "Release"))
+
+    def apt_get(self, *args: str) -> str:
+        r = self.root
+        options = [f"Dir={r}", f"Dir::State::status={r}/var/lib/dpkg/status", "Debug::NoLocking=1",
+                   f"DPkg::Options::=--root={r}", f"DPkg::Options::=--log={r}/var/log/dpkg.log",
+                   "DPkg::Options::=--force-not-root",
+                   "APT::Sandbox::User=root"]
+        command = ["apt-get", "-q", "-y", *(a for o in options for a in ("-o", o)), *args]
+        run = subprocess.run(command, capture_output=True, text=True, check=False,
+                             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        assert run.returncode == 0, run.stdout + run.stderr
+        return run.stdout
+
+    def install(self, *names: str) -> None:
+        self.apt_get("update")
+        self.apt_get("install", *names)
+
+    def upgrade(self) -> None:
+        self.apt_get("update")
+        self.apt_get("upgrade")
+
+
+@pytest.fixture
+def apt_tree(tmp_path: Path) -> AptTree:
+    return AptTree(tmp_path / "apt").setup()

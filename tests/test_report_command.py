@@ -65,9 +65,32 @@ def test_run_with_changes_mails_the_counts(baselined: VaultSite, root_mailbox: R
     run = aidepy("report", "-c", str(baselined.config_path))
     assert run.returncode == 1 | 4, run.stderr  # added and changed
     [mail] = root_mailbox.wait_for(1)
-    # The tree's directory changed too (its mtime): 2 changed.
-    assert mail["Subject"] == f"aidepy: {HOST}: 2 changed, 1 added"
+    # The tree's directory changed too (its mtime): 2 changed; all three are new today.
+    assert mail["Subject"] == f"aidepy: {HOST}: 2 changed, 1 added; 3 new, 3 pending"
     assert f"{baselined.tree}/backdoor" in mail.get_content()
+
+
+def test_the_next_report_marks_what_is_new_and_still_lists_everything(
+        baselined: VaultSite, root_mailbox: RootMailbox) -> None:
+    site = baselined
+    (site.tree / "motd").write_text("a different welcome\n")
+    (site.tree / "backdoor").write_text("#!/bin/sh\n")
+    aidepy("report", "-c", str(site.config_path))
+    aidepy("report", "-c", str(site.config_path))
+    (site.tree / "backdoor").write_text("#!/bin/sh\nexec nc -l 4444\n")  # changed once more
+    aidepy("report", "-c", str(site.config_path))
+    _, second, third = root_mailbox.wait_for(3)
+    assert second["Subject"] == f"aidepy: {HOST}: 2 changed, 1 added; 0 new, 3 pending"
+    assert third["Subject"] == f"aidepy: {HOST}: 2 changed, 1 added; 1 new, 3 pending"
+    body = third.get_content()
+    new = body.split("New since the last report:\n", 1)[1].split("\n\n", 2)[1]
+    assert new.splitlines() == [f"f+++++++++++++++++: {site.tree}/backdoor"]
+    # the pending changes are all listed, new or not
+    assert f": {site.tree}/motd" in body and "New since the last report: 1 new, 3 pending" in body
+    # a lost record can only make changes look new, never hide one
+    (site.state_dir / "report.seen").unlink()
+    aidepy("report", "-c", str(site.config_path))
+    assert root_mailbox.wait_for(4)[3]["Subject"].endswith("; 3 new, 3 pending")
 
 
 def test_report_checks_with_the_vaults_rules_not_the_tampered_live_ones(
@@ -81,7 +104,8 @@ def test_report_checks_with_the_vaults_rules_not_the_tampered_live_ones(
     assert "Rules: the copy on the vault" in run.stdout
     assert f"{baselined.config_path} differs from the copy on the vault" in run.stdout
     [mail] = root_mailbox.wait_for(1)
-    assert mail["Subject"] == f"aidepy: {HOST}: ALERT: RULES DIFFER FROM THE VAULT'S COPY; 1 changed"
+    assert mail["Subject"].strip() == \
+        f"aidepy: {HOST}: ALERT: RULES DIFFER FROM THE VAULT'S COPY; 1 changed; 1 new, 1 pending"
 
 
 def test_report_from_the_hosts_copy_warns_that_the_host_can_change_it(

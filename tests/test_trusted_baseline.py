@@ -276,9 +276,10 @@ def test_every_report_names_the_host_the_baseline_was_made_on(tmp_path: Path) ->
 
 
 def listed_paths(text: str) -> list[str]:
-    """The paths a text report lists as added, removed or changed (one summary line each)."""
+    """The paths a text report lists as added, removed or changed (each once, also when the daily
+    report lists it again as new)."""
     entry = re.compile(r"^[a-zA-Z!] [=<>+-] .*?: (/.*)$")
-    return sorted(m.group(1) for line in text.splitlines() if (m := entry.match(line)))
+    return sorted({m.group(1) for line in text.splitlines() if (m := entry.match(line))})
 
 
 @requires_root

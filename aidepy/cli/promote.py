@@ -57,11 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="vault: the signed baseline on the vault (refused before anything is written "
                              "when it does not fit); anchored: the baseline in state_dir, a signed anchor "
                              "on the vault. Default: the vault's present layout, or the vault when it fits")
+    parser.add_argument("--explained-only", action="store_true",
+                        help="accept only the changes explained by package updates with evidence archive "
+                             "(README: Changes explained by package updates); the new baseline keeps the "
+                             "old record of every other change, which stays in the daily report")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config, args.before, args.after)
     with run_lock(settings.state_dir):
         Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes,
-                  layout=Layout(args.layout) if args.layout else None, accept_rules=args.accept_rules).run()
+                  layout=Layout(args.layout) if args.layout else None, accept_rules=args.accept_rules,
+                  explained_only=args.explained_only).run()
     return 0

@@ -37,6 +37,9 @@ from aidepy.config_model import ReportSettings
 from aidepy.db import Database, DatabaseInfo, open_database, write_and_reopen, write_database
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import AidepyError, AnchoredCopyError, ForeignHostError, ForeignKeyError, UsageError
+from aidepy.explain.engine import Sources, explain
+from aidepy.explain.keyring import vault_keyrings
+from aidepy.explain.model import Explained
 from aidepy.keys import PassphraseError, fingerprint, load_private_key, load_public_key
 from aidepy.pcre import Match, Regex
 from aidepy.progress import StatusLine
@@ -329,6 +332,18 @@ def rules_notice(baseline: Baseline, config: Config) -> list[str]:
     return ["Note: the rules or options differ from those the baseline was recorded with."]
 
 
+def explanations(config: Config, baseline: Baseline, changes: Sequence[Change]) -> Explained | None:
+    """Why each change happened (`aidepy.explain`), unless explain_changes=no; the vault must be
+    mounted (its keyrings are the only ones trusted). None also when the host has no dpkg."""
+    if not config.explain_changes or not changes:
+        return None
+    vault = baseline.location.vault
+    cache = [Path(config.package_cache)] if config.package_cache else []
+    return explain(changes, Sources(config.root_prefix, vault_keyrings(vault.root) if vault else None,
+                                    float(baseline.db.header.created), cache,
+                                    rehasher(config.root_prefix)))
+
+
 # -- writing databases -----------------------------------------------------------------------------
 
 
@@ -472,10 +487,12 @@ def check(config: Config, scan: Scan, notices: Sequence[str] = ()) -> Report:
     # the whole baseline has been read (a malformed record ends the run with exit 20)
     with open_trusted(config, check_records=False) as baseline:
         found = compare_scan(baseline, config, scan, options)
+        explained = explanations(config, baseline, found.changes)
     return Report(Mode.CHECK, found.changes, found.summary, start, time.time(), options,
                   [baseline.summary()], limit=scan.limit_text, root_prefix=config.root_prefix,
-                  notices=[*baseline.notices, *notices, *rules_notice(baseline, config)],
-                  warnings=scan.warnings)
+                  notices=[*baseline.notices, *notices, *rules_notice(baseline, config),
+                           *(explained.notices if explained else ())],
+                  warnings=scan.warnings, explained=explained)
 
 
 def update(config: Config, scan: Scan, passphrase_file: Path | None, warn: Callable[[str], None]) -> Report:

@@ -1,0 +1,148 @@
+"""Benchmark: what explaining the changes of an upgrade costs, as a ratio to the check alone.
+
+Real Debian packages (from apt's cache, else `apt-get download`) are repacked twice with a
+bumped version (`+bench1`, `+bench2`; maintainer scripts and dependencies dropped, so they
+install into a tree), published in a local repository signed with a test key, installed into
+a tree by apt-get (`tests.conftest.AptTree`), recorded, then upgraded: every file is replaced,
+as in a real upgrade. Then, alternating, the check (scan and compare with the baseline) and
+the explanations of its changes (dpkg index, gpgv, the `.deb` files read and hashed), and
+the medians:
+
+    .venv/bin/python bench/explain.py                 # 50 packages, 3 rounds, /usr as reference
+    .venv/bin/python bench/explain.py --packages 80 --rounds 5 --reference /usr/lib
+
+Two ratios: to the check of the upgraded packages' files alone (the worst case: nothing else
+is checked), and to the check of a real tree (`--reference`, default /usr, read only) as a
+daily check of a server would cover it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aidepy.compare import compare
+from aidepy.config import parse_text
+from aidepy.db import open_database, write_database
+from aidepy.explain.engine import Sources, explain
+from aidepy.scan import scan
+from tests.conftest import AptTree
+
+CACHE = Path("/var/cache/apt/archives")
+DROP = ("Depends", "Pre-Depends", "Recommends", "Suggests", "Breaks", "Conflicts", "Replaces",
+        "Essential", "Protected", "Enhances")
+
+
+def real_debs(count: int) -> list[Path]:
+    """`count` real .deb files of 20 KiB to 4 MiB from apt's cache (one version per package)."""
+    seen: set[str] = set()
+    found = []
+    for deb in sorted(CACHE.glob("*.deb")):
+        name = deb.name.split("_")[0]
+        if name in seen or not 20 << 10 <= deb.stat().st_size <= 4 << 20:
+            continue
+        seen.add(name)
+        found.append(deb)
+        if len(found) == count:
+            return found
+    raise SystemExit(f"only {len(found)} usable .deb files in {CACHE} (apt-get download some)")
+
+
+def repack(deb: Path, suffix: str, out: Path, work: Path) -> Path:
+    """`deb` with `suffix` added to its version, without maintainer scripts or dependencies."""
+    src = work / f"{deb.stem}{suffix}"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(src)], check=True)
+    control = src / "DEBIAN/control"
+    lines, skip = [], False
+    for line in control.read_text().splitlines():
+        if not line.startswith((" ", "\t")):
+            skip = line.split(":", 1)[0] in DROP
+        if skip:
+            continue
+        lines.append(line + suffix if line.startswith("Version:") else line)
+    control.write_text("\n".join(lines) + "\n")
+    for script in ("preinst", "postinst", "prerm", "postrm", "config", "triggers", "templates"):
+        (src / "DEBIAN" / script).unlink(missing_ok=True)
+    target = out / f"{deb.stem}{suffix}.deb"
+    subprocess.run(["dpkg-deb", "-Zxz", "-b", str(src), str(target)], check=True, capture_output=True)
+    subprocess.run(["rm", "-rf", str(src)], check=True)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--packages", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reference", default="/usr",
+                        help="a real tree whose check the explanations are also compared with (read only)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="aidepy-bench-explain-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        tree = AptTree(work / "apt")
+        tree.work.mkdir()
+        tree.setup()
+        (work / "v1").mkdir()
+        (work / "v2").mkdir()
+        debs = real_debs(args.packages)
+        v1 = [repack(d, "+bench1", work / "v1", work) for d in debs]
+        v2 = [repack(d, "+bench2", work / "v2", work) for d in debs]
+        names = sorted({d.name.split("_")[0] for d in debs})
+        overwrite = ("-o", "DPkg::Options::=--force-overwrite")
+        tree.publish(*v1)
+        tree.apt_get("update")
+        tree.apt_get(*overwrite, "install", *names)
+        config = parse_text(f"root_prefix={tree.root}\n/usr p+i+n+u+g+s+m+c+sha256\n"
+                            f"/etc p+i+n+u+g+s+m+c+sha256\n")
+        baseline = work / "aidepy.db"
+        write_database(baseline, scan(config.ruleset, root_prefix=config.root_prefix, on_warning=print),
+                       host=socket.gethostname(), rules_digest=config.digest, generation=1,
+                       signing_key=None)
+        since = time.time() - 1
+        tree.publish(*v2)
+        tree.apt_get("update")
+        tree.apt_get(*overwrite, "upgrade")
+        reference = parse_text(f"{args.reference} p+i+n+u+g+s+m+c+sha256\n")
+        reference_db = work / "reference.db"
+        write_database(reference_db, scan(reference.ruleset, on_warning=lambda w: None),
+                       host=socket.gethostname(), rules_digest=reference.digest, generation=1,
+                       signing_key=None)
+        keyring = (tree.root / "etc/apt/trusted.gpg.d/test-archive.gpg").read_bytes()
+        checks, explains, references = [], [], []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            with open_database(reference_db, None) as db:
+                list(compare(db.entries(), scan(reference.ruleset, on_warning=lambda w: None)))
+            references.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            with open_database(baseline, None) as db:
+                fresh = scan(config.ruleset, root_prefix=config.root_prefix, on_warning=print)
+                changes = list(compare(db.entries(), fresh))
+            checks.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            explained = explain(changes, Sources(config.root_prefix, [keyring], since))
+            explains.append(time.perf_counter() - start)
+        assert explained is not None
+        found = [explained.of(c.path) for c in changes]
+        by_evidence: dict[str, int] = {}
+        for e in found:
+            key = e.kind.value + (f"/{e.evidence.value}" if e.evidence else "")
+            by_evidence[key] = by_evidence.get(key, 0) + 1
+        check, extra = statistics.median(checks), statistics.median(explains)
+        usr = statistics.median(references)
+        print(f"{len(names)} packages, {len(changes)} changes: {by_evidence}")
+        print(f"check of the upgraded packages' files {check:.2f} s, explanations {extra:.2f} s: "
+              f"{(check + extra) / check:.2f}x that check")
+        print(f"check of {args.reference} {usr:.2f} s: with these explanations {(usr + extra) / usr:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
