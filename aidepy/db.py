@@ -31,7 +31,6 @@ from typing import IO
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from aidepy import __version__
 from aidepy.dbblocks import BlockDecoder, BlockEncoder
@@ -52,7 +51,7 @@ from aidepy.dbformat import (
 )
 from aidepy.entry import Entry
 from aidepy.errors import DatabaseReadError, DatabaseWriteError, VerificationError
-from aidepy.keys import fingerprint
+from aidepy.keys import fingerprint, raw_public
 
 __all__ = [
     "Database",
@@ -80,10 +79,6 @@ class DatabaseInfo:
     sha256: bytes
     size: int
     signed: bool
-
-
-def _raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def _encode(
@@ -140,7 +135,7 @@ def _chunks(
     if signing_key is None:
         signer = bytes((SCHEME_NONE,)) + bytes(32)
     else:
-        signer = bytes((SCHEME_ED25519,)) + _raw_public(signing_key.public_key())
+        signer = bytes((SCHEME_ED25519,)) + raw_public(signing_key.public_key())
     digest.update(signer)
     d = digest.digest()
     signature = bytes(64) if signing_key is None else signing_key.sign(SIGNATURE_CONTEXT + d)
@@ -350,7 +345,7 @@ class Database:
             signer = Ed25519PublicKey.from_public_bytes(embedded)
         except ValueError:
             raise VerificationError(f"{self.path}: the embedded public key is not an Ed25519 key") from None
-        if public_key is not None and _raw_public(public_key) != embedded:
+        if public_key is not None and raw_public(public_key) != embedded:
             raise VerificationError(
                 f"{self.path}: signed by another key ({fingerprint(signer)}), "
                 f"expected {fingerprint(public_key)}"

@@ -38,10 +38,16 @@ def public_key_path(private_path: Path) -> Path:
     return private_path.with_name(private_path.name + ".pub")
 
 
+def raw_public(public_key: Ed25519PublicKey) -> bytes:
+    """The raw 32 bytes of `public_key` (what `public_bytes_raw()` gives from cryptography 40 on;
+    Debian 12 ships 38)."""
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
 def fingerprint(public_key: Ed25519PublicKey) -> str:
     """`SHA256:<base64>` of the raw public key, as printed in every report."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode("ascii").rstrip("=")
+    digest = hashlib.sha256(raw_public(public_key)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
 def _write_new(path: Path, data: bytes, mode: int, overwrite: bool) -> None:

@@ -24,6 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import pyudev
 import sh
@@ -41,6 +42,10 @@ SOFTWARE = "software: root can undo this"
 HARDWARE = "hardware"
 
 Warn = Callable[[str], None]
+
+# sh 2 returns a command's stdout as a string unless asked for the command itself; sh 1 (Debian
+# 12 ships 1.14) always returns the command and takes no such argument.
+_RETURN_CMD: dict[str, Any] = {"_return_cmd": True} if int(sh.__version__.split(".")[0]) >= 2 else {}
 
 
 def warn_stderr(message: str) -> None:
@@ -105,7 +110,7 @@ def run_tool(name: str, *args: str) -> ToolOutput:
         raise VaultError(f"{name} is not installed")
     env = {**os.environ, "LC_ALL": "C"}
     try:
-        result = sh.Command(path)(*args, _env=env, _return_cmd=True, _tty_out=False)
+        result = sh.Command(path)(*args, _env=env, _tty_out=False, **_RETURN_CMD)
     except sh.ErrorReturnCode as exc:
         message = _message(exc.stderr) or _message(exc.stdout) or f"exit status {exc.exit_code}"
         raise VaultError(f"{name} {' '.join(args)}: {message}") from None

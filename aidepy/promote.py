@@ -297,8 +297,8 @@ class Promotion:
                 raise keys.PassphraseError(f"{path} is encrypted: --yes needs a signing key without "
                                            "a passphrase (or run promote at the console)") from None
             key = self._ask_passphrase(path)
-        vault_key = self._vault_key.public_bytes_raw() if self._vault_key is not None else b""
-        if key.public_key().public_bytes_raw() != vault_key:
+        vault_key = keys.raw_public(self._vault_key) if self._vault_key is not None else b""
+        if keys.raw_public(key.public_key()) != vault_key:
             raise VaultError(f"the signing key {path} does not belong to the vault's public key")
         return key
 

@@ -25,7 +25,7 @@ from aidepy.atomic import VaultFullError as VaultFullError  # re-exported for pr
 from aidepy.config import copy_path, load
 from aidepy.db import open_database
 from aidepy.errors import AidepyError, DatabaseWriteError, VaultError, VerificationError
-from aidepy.keys import fingerprint, load_public_key
+from aidepy.keys import fingerprint, load_public_key, raw_public
 from aidepy.medium import Medium, MediumKind, Mount, Warn, warn_stderr
 from aidepy.runtime import check_manifest
 from aidepy.state import FILE_MODE
@@ -331,7 +331,7 @@ class Vault:
         """The anchored layout: pin the signed database at `database` (on disk, normally under
         `state_dir`) with a signed anchor on the vault; removes `aidepy.db` from the vault."""
         key = self.public_key()
-        if signing_key.public_key().public_bytes_raw() != key.public_bytes_raw():
+        if raw_public(signing_key.public_key()) != raw_public(key):
             raise VaultError("the signing key does not belong to the vault's public key")
         with open_database(database, key):
             pass

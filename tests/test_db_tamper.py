@@ -15,6 +15,7 @@ from aidepy.db import open_database, write_database
 from aidepy.dbformat import SIGNATURE_CONTEXT, TAIL_SIZE, UnsupportedFormatError
 from aidepy.entry import Entry
 from aidepy.errors import ExitCode, VerificationError
+from aidepy.keys import raw_public
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 ENTRIES = [
@@ -112,7 +113,7 @@ def test_a_database_signed_by_another_key_is_refused(tmp_path: Path, signed: byt
 def test_a_database_re_signed_by_another_key_is_refused(tmp_path: Path, signed: bytes) -> None:
     # The attacker's own key in the file, a valid signature by it: still not the configured key.
     intruder = Ed25519PrivateKey.generate()
-    raw = intruder.public_key().public_bytes_raw()
+    raw = raw_public(intruder.public_key())
     forged = signed[:-TAIL_SIZE] + b"\x01" + raw + bytes(96)
     error = refusal(tmp_path / "db", reseal(forged, intruder))
     assert "signed by another key" in str(error) and error.exit_code == ExitCode.VERIFICATION_FAILED
