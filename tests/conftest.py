@@ -31,6 +31,13 @@ _T = TypeVar("_T")
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runs as root in CI)")
 
 
+# The program the command-line tests run: this checkout's package under the interpreter running
+# pytest, or an installed program when AIDEPY_EXECUTABLE names one (.ci/run tests the Debian
+# package's /usr/bin/aidepy this way, with Debian's python3 and libraries).
+AIDEPY = ([os.environ["AIDEPY_EXECUTABLE"]] if os.environ.get("AIDEPY_EXECUTABLE")
+          else [sys.executable, "-m", "aidepy"])
+
+
 def require_tool(name: str) -> str:
     """The path of an external tool, or skip the test saying which one is missing."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")

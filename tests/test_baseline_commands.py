@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from aidepy.db import open_database
 from aidepy.dbformat import SIGNATURE_CONTEXT, TAIL_SIZE
 from aidepy.keys import fingerprint, generate_keypair, load_private_key
+from tests.conftest import AIDEPY
 
 pytest.importorskip("aidepy.scan", reason="the scanner is not built yet")
 
@@ -25,7 +25,7 @@ class Site:
     conf: Path
 
     def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([sys.executable, "-m", "aidepy", *args, "-c", str(self.conf)],
+        return subprocess.run([*AIDEPY, *args, "-c", str(self.conf)],
                               capture_output=True)
 
     def promote(self) -> None:

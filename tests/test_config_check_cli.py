@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from aidepy.cli import main
+from tests.conftest import AIDEPY
 
 
 def test_config_check_summary_lists_warnings_and_ignored_options(tmp_path: Path,
@@ -40,7 +40,7 @@ def test_all_warnings_lists_every_line(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_config_from_stdin() -> None:
-    result = subprocess.run([sys.executable, "-m", "aidepy", "config-check", "-c", "-"],
+    result = subprocess.run([*AIDEPY, "config-check", "-c", "-"],
                             input="/etc p+sha256\n/x Bad\n", capture_output=True, text=True, check=False)
     assert result.returncode == 17
     assert result.stderr == "aidepy: (stdin):2: group 'Bad' is not defined\n"

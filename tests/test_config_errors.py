@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from aidepy.cli import main
+from tests.conftest import AIDEPY
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def test_missing_config_file_is_an_io_error(tmp_path: Path, capsys: pytest.Captu
 def test_console_script_prints_one_line_and_exits_17(tmp_path: Path) -> None:
     config = tmp_path / "bad.conf"
     config.write_text("/etc p\n/etc/ssh Nonexistent\n")
-    result = subprocess.run([sys.executable, "-m", "aidepy", "-D", "-c", str(config)],
+    result = subprocess.run([*AIDEPY, "-D", "-c", str(config)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 17
     assert result.stderr == f"aidepy: {config}:2: group 'Nonexistent' is not defined\n"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import RootMailbox, require_tool, requires_root
+from conftest import AIDEPY, RootMailbox, require_tool, requires_root
 
 
 def _aidepy(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+    return subprocess.run([*AIDEPY, *args], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=300)
 
 

@@ -29,6 +29,7 @@ from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
 from tests.conftest import (
     ACCEPT,
+    AIDEPY,
     PASSPHRASE,
     REMOVE,
     RESTORE,
@@ -88,7 +89,7 @@ def kill(child: pexpect.spawn) -> None:
 
 
 def aidepy(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+    return subprocess.run([*AIDEPY, *args], capture_output=True, text=True,
                           timeout=120)
 
 

@@ -16,14 +16,13 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import as_nobody, backdate, requires_root, time_limit
+from conftest import AIDEPY, as_nobody, backdate, requires_root, time_limit
 
 from aidepy.config import parse_text
 from aidepy.entry import Entry, sort_key
@@ -199,7 +198,7 @@ def test_report_escapes_c1_control_introducers() -> None:
 
 
 def _aidepy(conf: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "aidepy", *args, "-c", str(conf)],
+    return subprocess.run([*AIDEPY, *args, "-c", str(conf)],
                           capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.policy
 import os
 import subprocess
-import sys
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 from aidepy import notify
 from aidepy.notify import Verdict
 from aidepy.report import escape_path
+from tests.conftest import AIDEPY
 
 EVIL = {
     "bcc": b"report\nBcc: evil@example",
@@ -57,7 +57,7 @@ def report_with_evil_names(tmp_path: Path) -> str:
                     f"{tree} p+u+g+s+sha256\n")
 
     def aidepy(*args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([sys.executable, "-m", "aidepy", *args, "-c", str(conf)],
+        return subprocess.run([*AIDEPY, *args, "-c", str(conf)],
                               capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
 
     init = aidepy("init")

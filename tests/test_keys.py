@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pexpect
@@ -23,9 +22,7 @@ from aidepy.keys import (
     load_public_key,
     public_key_path,
 )
-from tests.conftest import NOBODY, requires_root
-
-AIDEPY = [sys.executable, "-m", "aidepy"]
+from tests.conftest import AIDEPY, NOBODY, requires_root
 
 
 def mode(path: Path) -> int:

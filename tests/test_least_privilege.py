@@ -71,7 +71,7 @@ def unprivileged_site(vault_site: VaultSite) -> VaultSite:
     Promotion(config.load(vault_site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),
               poll=0.05, patience=60).run()
     # What root does before dropping privileges: mount the vault (read-only), own state_dir.
-    mount = subprocess.run([sys.executable, "-m", "aidepy", "vault", "mount", "-c",
+    mount = subprocess.run([*AIDEPY, "vault", "mount", "-c",
                             str(vault_site.config_path)], capture_output=True, text=True, timeout=60)
     assert mount.returncode == 0, mount.stderr
     for path in [vault_site.state_dir, *vault_site.state_dir.rglob("*")]:
@@ -84,7 +84,7 @@ def test_report_as_an_unprivileged_user_reads_root_only_files(
 ) -> None:
     site = unprivileged_site
     (site.tree / "secret").write_bytes(SECRET + b"changed\n")
-    run = subprocess.run(setpriv([sys.executable, "-m", "aidepy", "report", "-c", str(site.config_path)]),
+    run = subprocess.run(setpriv([*AIDEPY, "report", "-c", str(site.config_path)]),
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 4, run.stdout + run.stderr  # changed: the secret's new content was read
     assert "signature verified with the vault's key" in run.stdout
@@ -121,9 +121,9 @@ def test_without_a_mounted_vault_the_unprivileged_run_mails_an_alert(
 ) -> None:
     """Mounting needs root: when nobody mounted the vault first, the run cannot, and says so."""
     site = unprivileged_site
-    subprocess.run([sys.executable, "-m", "aidepy", "vault", "umount", "-c", str(site.config_path)],
+    subprocess.run([*AIDEPY, "vault", "umount", "-c", str(site.config_path)],
                    check=True, capture_output=True, timeout=60)
-    run = subprocess.run(setpriv([sys.executable, "-m", "aidepy", "report", "-c", str(site.config_path)]),
+    run = subprocess.run(setpriv([*AIDEPY, "report", "-c", str(site.config_path)]),
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 21, run.stdout + run.stderr
     assert "NO CHECK WAS DONE TODAY" in run.stdout and "mount" in run.stdout
@@ -135,7 +135,7 @@ def test_check_as_an_unprivileged_user_reads_root_only_files(unprivileged_site: 
     """`aidepy check` against the baseline on the (root-mounted) vault, verified with its key."""
     site = unprivileged_site
     (site.tree / "secret").write_bytes(SECRET + b"changed\n")
-    check = [sys.executable, "-m", "aidepy", "check", "--json", "-c", str(site.config_path),
+    check = [*AIDEPY, "check", "--json", "-c", str(site.config_path),
              "-A", f"database_in=file:{site.mountpoint}/aidepy.db",
              "-A", f"public_key={site.mountpoint}/aidepy.pub"]
     run = subprocess.run(setpriv(check), capture_output=True, text=True, timeout=120)

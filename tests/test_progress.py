@@ -6,7 +6,6 @@ import io
 import os
 import select
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from aidepy.entry import Entry
 from aidepy.progress import StatusLine, status_text
+from tests.conftest import AIDEPY
 
 ERASE = "\r\x1b[K"
 
@@ -123,7 +123,7 @@ def write_config(tmp_path: Path) -> Path:
 
 def test_init_at_a_terminal_shows_the_line_and_erases_it_before_the_report(tmp_path: Path) -> None:
     conf = write_config(tmp_path)
-    child = pexpect.spawn(sys.executable, ["-m", "aidepy", "init", "-c", str(conf)],
+    child = pexpect.spawn(AIDEPY[0], [*AIDEPY[1:], "init", "-c", str(conf)],
                           env={**os.environ, "TERM": "xterm"}, encoding="utf-8", timeout=60,
                           dimensions=(24, 100))
     child.expect(pexpect.EOF)
@@ -138,7 +138,7 @@ def test_init_at_a_terminal_shows_the_line_and_erases_it_before_the_report(tmp_p
 
 def test_init_through_pipes_prints_no_status_line(tmp_path: Path) -> None:
     conf = write_config(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "aidepy", "init", "-c", str(conf)],
+    done = subprocess.run([*AIDEPY, "init", "-c", str(conf)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "scanning" not in done.stderr and "\x1b" not in done.stderr + done.stdout

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 
 import pexpect
 import pytest
 
 from aidepy import keys
 from aidepy.vault import format_vault
-from tests.conftest import ACCEPT, PASSPHRASE, REMOVE, RESTORE, VaultSite, to_writable
+from tests.conftest import ACCEPT, AIDEPY, PASSPHRASE, REMOVE, RESTORE, VaultSite, to_writable
 
 
 def spawn(site: VaultSite, *args: str, rows: int = 200, pager: str | None = "cat") -> pexpect.spawn:
@@ -24,7 +23,7 @@ def spawn(site: VaultSite, *args: str, rows: int = 200, pager: str | None = "cat
     env.pop("PAGER", None)
     if pager is not None:
         env["PAGER"] = pager
-    return pexpect.spawn(sys.executable, ["-m", "aidepy", "promote", "-c", str(site.config_path), *args],
+    return pexpect.spawn(AIDEPY[0], [*AIDEPY[1:], "promote", "-c", str(site.config_path), *args],
                          env=env, encoding="utf-8", timeout=60, dimensions=(rows, 120))
 
 
@@ -119,7 +118,7 @@ def test_long_differences_are_paged(promoted: VaultSite) -> None:
 
 def promote_yes(site: VaultSite) -> subprocess.CompletedProcess[str]:
     """`aidepy promote --yes` as a script runs it: no terminal, no input (timeout: it must not wait)."""
-    return subprocess.run([sys.executable, "-m", "aidepy", "promote", "--yes", "-c", str(site.config_path)],
+    return subprocess.run([*AIDEPY, "promote", "--yes", "-c", str(site.config_path)],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
 
 

@@ -12,7 +12,6 @@ import io
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ HOST = socket.gethostname()
 
 
 def aidepy(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+    return subprocess.run([*AIDEPY, *args], capture_output=True, text=True,
                           timeout=120, **kw)  # type: ignore[call-overload]
 
 
@@ -199,7 +198,7 @@ def test_overlapping_runs_never_scan_side_by_side(baselined: VaultSite, tmp_path
                     f"read line < {fifo}\n")
     sink.chmod(0o755)
     conf = ["-c", str(baselined.config_path), "-A", f"sendmail={sink}"]
-    first = subprocess.Popen([sys.executable, "-m", "aidepy", "report", *conf],
+    first = subprocess.Popen([*AIDEPY, "report", *conf],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         started = tmp_path / "started"

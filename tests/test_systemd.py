@@ -98,7 +98,8 @@ def cron_field_ok(field: str, low: int, high: int) -> bool:
     return True
 
 
-def test_cron_file_is_a_valid_cron_d_file() -> None:
+def cron_jobs() -> list[list[str]]:
+    """The job lines of the cron file, split into 5 time fields, the user and the command."""
     jobs = []
     for line in (SYSTEMD / "aidepy").read_text().splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -106,6 +107,11 @@ def test_cron_file_is_a_valid_cron_d_file() -> None:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\s*=.*", line):
             continue  # environment setting
         jobs.append(line.split(None, 6))
+    return jobs
+
+
+def test_cron_file_is_a_valid_cron_d_file() -> None:
+    jobs = cron_jobs()
     assert len(jobs) == 1
     fields = jobs[0]
     assert len(fields) == 7, "cron.d lines have 5 time fields, a user and a command"
@@ -134,6 +140,32 @@ def test_cron_line_mails_the_alarm_when_the_vault_is_missing(
     assert mail["Subject"] == (f"aidepy: {socket.gethostname()}: ALERT: THE VAULT'S AIDEPY DID NOT RUN, "
                                "NO CHECK DONE")
     assert f"the vault is not mounted at {tmp_path / 'vault'}" in mail.get_content()
+
+
+@pytest.mark.parametrize(("setting", "runs"), [
+    ("# vault_device=LABEL=AIDEPY", False),
+    ("vault_device=/dev/fd0u1722", True),
+    (" vault_device = LABEL=AIDEPY", True),
+])
+def test_cron_job_runs_the_report_only_once_a_vault_is_configured(
+    tmp_path: Path, setting: str, runs: bool,
+) -> None:
+    # Installed by the package before any vault exists, the job must not mail a false ALERT each
+    # morning. Its command runs under sh with the paths moved into tmp_path, `aidepy` a stub.
+    conf = tmp_path / "aidepy.conf"
+    conf.write_text(f"{setting}\n/etc p\n")
+    (tmp_path / "bin").mkdir()
+    stub = tmp_path / "bin" / "aidepy"
+    stub.write_text(f"#!/bin/sh\necho \"$*\" > {tmp_path / 'ran'}\n")
+    stub.chmod(0o755)
+    command = (cron_jobs()[0][6].replace("/etc/aidepy/aidepy.conf", str(conf))
+               .replace("/run/systemd/system", str(tmp_path / "no-systemd")))
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    result = subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (tmp_path / "ran").exists() == runs
+    if runs:
+        assert (tmp_path / "ran").read_text() == "report\n"
 
 
 def test_cron_file_name_is_one_cron_runs() -> None:

@@ -11,14 +11,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import LoopDevice, require_tool
+from conftest import AIDEPY, LoopDevice, require_tool
 
 from aidepy.bootstrap import file_sha256
 from aidepy.keys import fingerprint, generate_keypair
 
 
 def aidepy(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+    return subprocess.run([*AIDEPY, *args], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=120)
 
 

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from aidepy.errors import ConfigError, VaultError
 from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
 from aidepy.vault import Vault, VaultSettings
-from tests.conftest import RESTORE, Admin, VaultSite, requires_root
+from tests.conftest import AIDEPY, RESTORE, Admin, VaultSite, requires_root
 
 ORIGINAL = "/nonexistent/aidepy-rules"  # the original paths need not exist: only their copies are read
 
@@ -134,7 +133,7 @@ def test_write_rules_then_load_rules_gives_the_rules_back_after_the_live_files_c
 
 def check(site: VaultSite, *extra: str) -> subprocess.CompletedProcess[str]:
     """`aidepy check --json` (the config names the vault's baseline and key)."""
-    return subprocess.run([sys.executable, "-m", "aidepy", "check", "--json", "-c", str(site.config_path),
+    return subprocess.run([*AIDEPY, "check", "--json", "-c", str(site.config_path),
                            *extra], capture_output=True, text=True, timeout=120)
 
 
