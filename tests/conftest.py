@@ -483,7 +483,7 @@ def vault_filler(site: VaultSite, leave: int) -> None:
 
 def aidepy(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     """The aidepy command line, run as the admin would (a fresh process)."""
-    return subprocess.run([sys.executable, "-m", "aidepy", *args], capture_output=True, text=True,
+    return subprocess.run([*AIDEPY, *args], capture_output=True, text=True,
                           timeout=120, **kw)  # type: ignore[call-overload]
 
 
