@@ -34,6 +34,7 @@ from aidepy import bootstrap
 from aidepy.atomic import space_needed
 from aidepy.bootstrap import MAGIC, MANIFEST, PROGRAM, Manifest, file_sha256
 from aidepy.errors import VaultError
+from aidepy.keys import raw_public
 from aidepy.notify import Verdict
 
 if TYPE_CHECKING:
@@ -283,7 +284,7 @@ def install(vault: Vault, signing_key: Ed25519PrivateKey) -> InstallReport:
     while leaving room to replace the baseline (the old program counts as free, since it is
     replaced); else remove an old program, which would no longer match this host."""
     key = vault.public_key()
-    if signing_key.public_key().public_bytes_raw() != key.public_bytes_raw():
+    if raw_public(signing_key.public_key()) != raw_public(key):
         raise VaultError("the signing key does not belong to the vault's public key")
     with tempfile.TemporaryDirectory(prefix="aidepy-install-") as stage:
         files = build(Path(stage), signing_key)

@@ -557,7 +557,7 @@ def oracle_aide(conf: Path, action: str, *extra: str) -> tuple[bytes, int]:
 
 def oracle_aidepy(conf: Path, action: str, *extra: str) -> tuple[bytes, int]:
     """Run aidepy as the admin does: its report and exit code."""
-    proc = subprocess.run([sys.executable, "-m", "aidepy", action, "-c", str(conf), *extra],
+    proc = subprocess.run([*AIDEPY, action, "-c", str(conf), *extra],
                           capture_output=True)
     assert proc.returncode < 14, proc.stderr.decode(errors="replace")
     return proc.stdout, proc.returncode

@@ -19,7 +19,7 @@ from aidepy import config, db
 from aidepy.daily import NEW_DATABASE
 from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
-from tests.conftest import RESTORE, Admin, RootMailbox, VaultSite, require_tool, requires_root
+from tests.conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, require_tool, requires_root
 
 pytestmark = requires_root
 

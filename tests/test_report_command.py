@@ -20,7 +20,7 @@ from aidepy import config
 from aidepy.daily import NEW_DATABASE
 from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
-from tests.conftest import RESTORE, Admin, RootMailbox, VaultSite, backdate
+from tests.conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, backdate
 
 HOST = socket.gethostname()
 

@@ -12,11 +12,19 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import OracleSetup, configure, init_both, oracle_aide, oracle_aidepy, report_body, require_tool
+from conftest import (
+    AIDEPY,
+    OracleSetup,
+    configure,
+    init_both,
+    oracle_aide,
+    oracle_aidepy,
+    report_body,
+    require_tool,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="setcap and chattr need root (CI runs as root)")
 
@@ -202,7 +210,7 @@ def test_report_options_shape_the_report_urls_after_them_as_in_aide(
     run("chattr", "+d", str(s.root / "f"))
     os.chmod(s.root / "g", 0o600)
     _, their_rc = oracle_aide(s.aide_conf, "--check")
-    proc = subprocess.run([sys.executable, "-m", "aidepy", "--check", "-c", str(s.aidepy_conf)],
+    proc = subprocess.run([*AIDEPY, "--check", "-c", str(s.aidepy_conf)],
                           capture_output=True)
     assert proc.returncode == their_rc == exit_code
     work = s.aide_conf.parent
