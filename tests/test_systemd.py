@@ -98,8 +98,7 @@ def cron_field_ok(field: str, low: int, high: int) -> bool:
     return True
 
 
-def cron_jobs() -> list[list[str]]:
-    """The job lines of the cron file, split into 5 time fields, the user and the command."""
+def test_cron_file_is_a_valid_cron_d_file() -> None:
     jobs = []
     for line in (SYSTEMD / "aidepy").read_text().splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -107,11 +106,6 @@ def cron_jobs() -> list[list[str]]:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\s*=.*", line):
             continue  # environment setting
         jobs.append(line.split(None, 6))
-    return jobs
-
-
-def test_cron_file_is_a_valid_cron_d_file() -> None:
-    jobs = cron_jobs()
     assert len(jobs) == 1
     fields = jobs[0]
     assert len(fields) == 7, "cron.d lines have 5 time fields, a user and a command"
@@ -130,8 +124,11 @@ def test_cron_line_mails_the_alarm_when_the_vault_is_missing(
         root_mailbox: RootMailbox, tmp_path: Path) -> None:
     conf = tmp_path / "aidepy.conf"
     conf.write_text(f"vault_mountpoint={tmp_path / 'vault'}\nstate_dir={tmp_path / 'state'}\n/etc p\n")
+    configured = tmp_path / "configured.conf"  # the job waits for vault_device in aidepy.conf
+    configured.write_text("vault_device=LABEL=AIDEPY\n")
     alarm = f"{sys.executable} -m aidepy vault alarm -c {conf}"
     command = (cron_command().replace(VAULT, str(tmp_path / "vault"))
+               .replace("/etc/aidepy/aidepy.conf", str(configured))
                .replace(f"{INSTALLED_AIDEPY} vault alarm", alarm)
                .replace("test -d /run/systemd/system", "false"))
     ran = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60)
@@ -150,17 +147,22 @@ def test_cron_line_mails_the_alarm_when_the_vault_is_missing(
 def test_cron_job_runs_the_report_only_once_a_vault_is_configured(
     tmp_path: Path, setting: str, runs: bool,
 ) -> None:
-    # Installed by the package before any vault exists, the job must not mail a false ALERT each
-    # morning. Its command runs under sh with the paths moved into tmp_path, `aidepy` a stub.
+    # Installed by the package before any vault exists, the job must not mail an ALERT each
+    # morning. Its command runs under sh with the paths moved into tmp_path, the vault's
+    # program and `mountpoint` stubs.
     conf = tmp_path / "aidepy.conf"
     conf.write_text(f"{setting}\n/etc p\n")
-    (tmp_path / "bin").mkdir()
-    stub = tmp_path / "bin" / "aidepy"
-    stub.write_text(f"#!/bin/sh\necho \"$*\" > {tmp_path / 'ran'}\n")
-    stub.chmod(0o755)
-    command = (cron_jobs()[0][6].replace("/etc/aidepy/aidepy.conf", str(conf))
-               .replace("/run/systemd/system", str(tmp_path / "no-systemd")))
-    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    vault, bin_dir = tmp_path / "vault", tmp_path / "bin"
+    (vault / "bin").mkdir(parents=True)
+    bin_dir.mkdir()
+    for stub, body in ((vault / "bin" / "aidepy", f"echo \"$*\" > {tmp_path / 'ran'}"),
+                       (bin_dir / "mountpoint", "exit 0")):
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    command = (cron_command().replace("/etc/aidepy/aidepy.conf", str(conf))
+               .replace("/run/systemd/system", str(tmp_path / "no-systemd"))
+               .replace(VAULT, str(vault)))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
     result = subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, text=True)
     assert (result.returncode, result.stderr) == (0, "")
     assert (tmp_path / "ran").exists() == runs
