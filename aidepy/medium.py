@@ -44,8 +44,9 @@ HARDWARE = "hardware"
 Warn = Callable[[str], None]
 
 # sh 2 returns a command's stdout as a string unless asked for the command itself; sh 1 (Debian
-# 12 ships 1.14) always returns the command and takes no such argument.
-_RETURN_CMD: dict[str, Any] = {"_return_cmd": True} if int(sh.__version__.split(".")[0]) >= 2 else {}
+# 12 ships 1.14) always returns the command and takes no such argument. (Asked of sh itself: its
+# __version__ is "unknown" when it runs from the vault's zip.)
+_RETURN_CMD: dict[str, Any] = {"_return_cmd": True} if "return_cmd" in sh.Command._call_args else {}
 
 
 def warn_stderr(message: str) -> None:
