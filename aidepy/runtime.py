@@ -187,10 +187,39 @@ def dependencies(name: str = "aidepy", seen: set[str] | None = None) -> list[met
     return found
 
 
-def _dist_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
-    for f in dist.files or []:
-        if "__pycache__" not in f.parts and ".dist-info" not in str(f.parts[0]):
-            yield str(f), Path(str(f.locate())).resolve()
+def program_distributions() -> list[metadata.Distribution]:
+    """The distributions the vault's program carries: aidepy's declared dependencies, and those
+    of every other module a start imports (a packaged dependency may import one its metadata
+    does not declare, as Debian's python3-debian does chardet)."""
+    preload()
+    found = {dist.metadata["Name"].lower(): dist for dist in dependencies()}
+    owners = metadata.packages_distributions()
+    for top in {name.partition(".")[0] for name in list(sys.modules)}:
+        for owner in owners.get(top, []):
+            if owner.lower() not in found and owner.lower() != "aidepy":
+                found[owner.lower()] = metadata.distribution(owner)
+    return list(found.values())
+
+
+def dist_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
+    """A distribution's files (name relative to its site directory, path), from its file list;
+    for one installed without a list (Debian's python3-* packages keep an egg-info without
+    one), the files of its top-level modules, found where Python imports them from."""
+    if dist.files is not None:
+        for f in dist.files:
+            if "__pycache__" not in f.parts and ".dist-info" not in str(f.parts[0]):
+                yield str(f), Path(str(f.locate())).resolve()
+        return
+    for top in (dist.read_text("top_level.txt") or dist.metadata["Name"]).split():
+        spec = machinery.PathFinder.find_spec(top)  # not sys.modules: sh replaces its own entry
+        if spec is None or spec.origin is None:
+            continue
+        if spec.submodule_search_locations:
+            package = Path(next(iter(spec.submodule_search_locations)))
+            yield from ((str(p.relative_to(package.parent)), p.resolve()) for p in sorted(package.rglob("*"))
+                        if p.is_file() and "__pycache__" not in p.parts)
+        else:
+            yield Path(spec.origin).name, Path(spec.origin).resolve()
 
 
 def program_zip(only: set[str] | None = None) -> bytes:
@@ -200,7 +229,7 @@ def program_zip(only: set[str] | None = None) -> bytes:
     package = Path(aidepy.__file__).parent
     files = [(f"aidepy/{p.relative_to(package)}", p) for p in package.rglob("*.py")
              if "__pycache__" not in p.parts]
-    files += [(name, path) for dist in dependencies() for name, path in _dist_files(dist)
+    files += [(name, path) for dist in program_distributions() for name, path in dist_files(dist)
               if name.endswith(".py") and (only is None or name.split("/")[0].removesuffix(".py") in only)]
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
@@ -213,8 +242,8 @@ def program_zip(only: set[str] | None = None) -> bytes:
 def extensions() -> dict[str, str]:
     """The dependencies' compiled modules: module name -> file."""
     found = {}
-    for dist in dependencies():
-        for name, path in _dist_files(dist):
+    for dist in program_distributions():
+        for name, path in dist_files(dist):
             suffix = next((s for s in machinery.EXTENSION_SUFFIXES if name.endswith(s)), None)
             if suffix:
                 found[name[:-len(suffix)].replace("/", ".")] = str(path)

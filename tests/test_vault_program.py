@@ -1,7 +1,8 @@
 """aidepy run from the vault (`<vault>/bin/aidepy`), against an intruder who owns the host's copy.
 
 Each test builds its own "host install" under tmp_path: a virtual environment holding a plain
-(not editable) copy of aidepy and copies of its dependencies, as `pip install` would leave it,
+(not editable) copy of aidepy and copies of its dist_files,
+    program_distributions, as `pip install` would leave it,
 installs the program onto a vault on a loop device from there, then trojans that host install.
 """
 
@@ -23,7 +24,7 @@ import pytest
 
 import aidepy
 from aidepy import bootstrap
-from aidepy.runtime import dependencies
+from aidepy.runtime import dist_files, program_distributions
 from tests.conftest import RootMailbox, VaultSite
 from tests.test_report_command import promote_tree
 
@@ -63,12 +64,21 @@ class HostInstall:
 def host_install(tmp_path: Path) -> HostInstall:
     host = HostInstall(tmp_path / "host")
     subprocess.run([os.path.realpath(sys.executable), "-m", "venv", "--without-pip", host.root], check=True)
-    for dist in dependencies():
-        for f in dist.files or []:
+    for dist in program_distributions():
+        for f in dist.files or []:  # modules and metadata, as pip installed them
             if "__pycache__" not in f.parts:
                 target = host.site_packages / str(f)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(str(f.locate()), target)
+        if dist.files is None:  # as Debian installs them: the modules, and metadata with no file list
+            for name, path in dist_files(dist):
+                (host.site_packages / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, host.site_packages / name)
+            info = host.site_packages / f"{dist.metadata['Name']}.egg-info"
+            info.mkdir()
+            for meta in ("PKG-INFO", "top_level.txt", "requires.txt"):
+                if (text := dist.read_text(meta)) is not None:
+                    (info / meta).write_text(text)
     shutil.copytree(Path(aidepy.__file__).parent, host.site_packages / "aidepy",
                     ignore=shutil.ignore_patterns("__pycache__"))
     info = host.site_packages / f"aidepy-{aidepy.__version__}.dist-info"
