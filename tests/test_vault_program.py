@@ -66,7 +66,7 @@ def host_install(tmp_path: Path) -> HostInstall:
     subprocess.run([os.path.realpath(sys.executable), "-m", "venv", "--without-pip", host.root], check=True)
     for dist in program_distributions():
         for f in dist.files or []:  # modules and metadata, as pip installed them
-            if "__pycache__" not in f.parts:
+            if "__pycache__" not in f.parts and f.parts[0] != ".." and Path(str(f.locate())).is_file():
                 target = host.site_packages / str(f)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(str(f.locate()), target)
