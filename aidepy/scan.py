@@ -34,7 +34,7 @@ import pickle
 import re
 import stat
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Protocol, TypeVar, cast
@@ -111,11 +111,13 @@ def default_workers() -> int:
 
 
 def scan(ruleset: Selection, *, root_prefix: bytes = b"", limit: Regex | None = None,
-         workers: int | None = None, on_warning: Callable[[ScanWarning], None]) -> Iterator[Entry]:
+         workers: int | None = None, on_warning: Callable[[ScanWarning], None],
+         ) -> Generator[Entry, None, None]:
     """Entries for every path `ruleset` selects below `root_prefix` (recorded without it), in
     canonical order. `limit`: only paths it matches in full, as AIDE's `--limit` (anchored at
     the start; directories that match partly are entered). `workers`: collection processes
-    (default `default_workers()`; 1 = all in the caller's process)."""
+    (default `default_workers()`; 1 = all in the caller's process). Closing the generator early
+    releases every directory and worker it holds."""
     count = default_workers() if workers is None else max(1, workers)
     walker = _Walker(ruleset, root_prefix.rstrip(b"/"), limit)
     root = walker.root()

@@ -70,7 +70,9 @@ def synthetic(entries: int, *, scan: bool = False) -> Iterator[Entry]:
 
 
 def peak_rss_kib() -> int:
-    return int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())[1])  # type: ignore[index]
+    found = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    assert found, "no VmHWM in /proc/self/status"
+    return int(found[1])
 
 
 def phase_write(path: Path, entries: int) -> None:

@@ -3,7 +3,7 @@
 Real Debian packages (from apt's cache, else `apt-get download`) are repacked twice with a
 bumped version (`+bench1`, `+bench2`; maintainer scripts and dependencies dropped, so they
 install into a tree), published in a local repository signed with a test key, installed into
-a tree by apt-get (`tests.conftest.AptTree`), recorded, then upgraded: every file is replaced,
+a tree by apt-get (`AptTree` of tests/conftest.py), recorded, then upgraded: every file is replaced,
 as in a real upgrade. Then, alternating, the check (scan and compare with the baseline) and
 the explanations of its changes (dpkg index, gpgv, the `.deb` files read and hashed), and
 the medians:
@@ -27,14 +27,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # conftest
+
+from conftest import AptTree
 
 from aidepy.compare import compare
 from aidepy.config import parse_text
 from aidepy.db import open_database, write_database
 from aidepy.explain.engine import Sources, explain
 from aidepy.scan import scan
-from tests.conftest import AptTree
 
 CACHE = Path("/var/cache/apt/archives")
 DROP = ("Depends", "Pre-Depends", "Recommends", "Suggests", "Breaks", "Conflicts", "Replaces",

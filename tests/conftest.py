@@ -7,7 +7,6 @@ import dataclasses
 import email.message
 import email.policy
 import fcntl
-import functools
 import io
 import json
 import mailbox
@@ -19,7 +18,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -481,10 +480,9 @@ def vault_filler(site: VaultSite, leave: int) -> None:
         subprocess.run([require_tool("umount"), str(site.mountpoint)], check=True)
 
 
-def aidepy(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    """The aidepy command line, run as the admin would (a fresh process)."""
-    return subprocess.run([*AIDEPY, *args], capture_output=True, text=True,
-                          timeout=120, **kw)  # type: ignore[call-overload]
+def aidepy(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The aidepy command line, run as the admin would (a fresh process), `input` its stdin."""
+    return subprocess.run([*AIDEPY, *args], input=input, capture_output=True, text=True, timeout=120)
 
 
 def daily_report(site: VaultSite, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -635,7 +633,7 @@ class AptTree:
         return subprocess.run(["gpg", "--batch", "--quiet", "--passphrase", "", *args], env=env,
                               check=True, capture_output=True).stdout
 
-    def build(self, name: str, version: str, files: dict[str, str | bytes | tuple[str | bytes, int]],
+    def build(self, name: str, version: str, files: Mapping[str, str | bytes | tuple[str | bytes, int]],
               conffiles: tuple[str, ...] = (), links: dict[str, str] | None = None) -> Path:
         """A .deb of `name` `version` (arch all) shipping `files` (path -> text or (text, mode))
         and symlinks `links` (path -> target), built with dpkg-deb."""
@@ -666,9 +664,13 @@ class AptTree:
             old.unlink()
         for deb in debs:
             shutil.copy(deb, self.repo)
-        run = functools.partial(subprocess.run, cwd=self.repo, check=True, capture_output=True)
-        (self.repo / "Packages").write_bytes(run(["apt-ftparchive", "packages", "."]).stdout)
-        (self.repo / "Release").write_bytes(run(["apt-ftparchive", "release", "."]).stdout)
+
+        def ftparchive(what: str) -> bytes:
+            return subprocess.run(["apt-ftparchive", what, "."], cwd=self.repo, check=True,
+                                  capture_output=True).stdout
+
+        (self.repo / "Packages").write_bytes(ftparchive("packages"))
+        (self.repo / "Release").write_bytes(ftparchive("release"))
         self.gpg("--clearsign", "-o", str(self.repo / "InRelease"), str(self.repo / "Release"))
 
     def apt_get(self, *args: str) -> str:

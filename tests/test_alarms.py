@@ -6,9 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-
-from aidepy import keys
-from tests.conftest import (
+from conftest import (
     VaultSite,
     backdate,
     daily_report,
@@ -17,6 +15,8 @@ from tests.conftest import (
     rewrite_vault,
     sent_mail,
 )
+
+from aidepy import keys
 
 pytestmark = requires_root
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import AIDEPY
 
 from aidepy.db import open_database
 from aidepy.dbformat import SIGNATURE_CONTEXT, TAIL_SIZE
 from aidepy.keys import fingerprint, generate_keypair, load_private_key
-from tests.conftest import AIDEPY
 
 pytest.importorskip("aidepy.scan", reason="the scanner is not built yet")
 

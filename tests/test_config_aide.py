@@ -47,7 +47,8 @@ def aide_rules(config: Path, *before: str) -> list[RuleKey]:
         if body[0] in _KINDS:
             body = body[1:]
         if kind == "negative":
-            regex, restriction, attrs = *body.rsplit(" ", 1), ""
+            regex, restriction = body.rsplit(" ", 1)
+            attrs = ""
         else:
             regex, restriction, attrs = body.rsplit(" ", 2)
         types = frozenset() if restriction == "(none)" else frozenset(restriction.split(","))
@@ -169,7 +170,9 @@ def test_debian_config_evaluates_like_aide() -> None:
 def test_debian_config_passes_config_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config-check", "-c", str(DEBIAN_CONF)]) == 0
     out = capsys.readouterr().out
-    files = int(re.search(r"^files read: (\d+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    read = re.search(r"^files read: (\d+)$", out, re.M)
+    assert read, out
+    files = int(read.group(1))
     assert files > 200
     assert "ignoring unsupported hash algorithm(s): tiger+haval+gost+whirlpool" in out
     assert "ignored option: /etc/aide/aide.conf:" in out

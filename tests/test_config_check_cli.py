@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import AIDEPY
 
 from aidepy.cli import main
-from tests.conftest import AIDEPY
 
 
 def test_config_check_summary_lists_warnings_and_ignored_options(tmp_path: Path,

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import AIDEPY
 
 from aidepy.cli import main
-from tests.conftest import AIDEPY
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from aidepy.config import parse_text
-from aidepy.jobs.baseline import rehasher
-from aidepy.scan import scan
-from tests.conftest import (
+from conftest import (
     LoopDevice,
     VaultSite,
     daily_report,
@@ -22,6 +19,10 @@ from tests.conftest import (
     sent_mail,
     time_limit,
 )
+
+from aidepy.config import parse_text
+from aidepy.jobs.baseline import rehasher
+from aidepy.scan import scan
 
 pytestmark = requires_root
 

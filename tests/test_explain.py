@@ -12,6 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import (
+    AptTree,
+    VaultSite,
+    aidepy,
+    daily_report,
+    promote_in_process,
+    requires_root,
+    sent_mail,
+)
 
 from aidepy.compare import Change, compare
 from aidepy.config import parse_text
@@ -22,15 +31,6 @@ from aidepy.explain.judge import Ids, Shipped, judge
 from aidepy.explain.model import Evidence, Explanation, Kind
 from aidepy.jobs.selective import kept_records, with_old_records
 from aidepy.scan import scan
-from tests.conftest import (
-    AptTree,
-    VaultSite,
-    aidepy,
-    daily_report,
-    promote_in_process,
-    requires_root,
-    sent_mail,
-)
 
 HOST = socket.gethostname()
 RULE = "p+i+l+n+u+g+s+m+c+sha256"
@@ -217,7 +217,7 @@ def test_explain_changes_no_keeps_the_plain_report(upgraded: tuple[VaultSite, Ap
 # --- the pure judgement -------------------------------------------------------------------------
 
 
-def _entry(path: bytes, ftype: str = "f", **values: object) -> Entry:
+def _entry(path: bytes, ftype: str = "f", /, **values: object) -> Entry:
     return Entry(path, ftype, frozenset(values), values)  # type: ignore[arg-type]
 
 

@@ -22,12 +22,7 @@ from collections.abc import Callable, Iterator
 
 import pexpect
 import pytest
-
-from aidepy import config
-from aidepy.errors import DatabaseWriteError
-from aidepy.jobs.console import Console
-from aidepy.promote import Promotion
-from tests.conftest import (
+from conftest import (
     ACCEPT,
     AIDEPY,
     PASSPHRASE,
@@ -42,6 +37,11 @@ from tests.conftest import (
     to_writable,
     vault_filler,
 )
+
+from aidepy import config
+from aidepy.errors import DatabaseWriteError
+from aidepy.jobs.console import Console
+from aidepy.promote import Promotion
 
 pytestmark = requires_root
 

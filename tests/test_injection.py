@@ -17,13 +17,13 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from conftest import AIDEPY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aidepy import notify
 from aidepy.notify import Verdict
 from aidepy.report import escape_path
-from tests.conftest import AIDEPY
 
 EVIL = {
     "bcc": b"report\nBcc: evil@example",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from conftest import AIDEPY, NOBODY, requires_root
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aidepy.cli.keygen import ask_new_passphrase
@@ -22,7 +23,6 @@ from aidepy.keys import (
     load_public_key,
     public_key_path,
 )
-from tests.conftest import AIDEPY, NOBODY, requires_root
 
 
 def mode(path: Path) -> int:

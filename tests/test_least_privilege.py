@@ -14,12 +14,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 import pytest
+from conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, require_tool, requires_root
 
 from aidepy import config, db
 from aidepy.daily import NEW_DATABASE
 from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
-from tests.conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, require_tool, requires_root
 
 pytestmark = requires_root
 

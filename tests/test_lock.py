@@ -58,8 +58,12 @@ def test_second_run_proceeds_once_the_first_is_done(tmp_path: Path) -> None:
     told: list[str] = []
     # Release the first run only once the second has started waiting for it.
     releaser = threading.Thread(target=lambda: holder.communicate(""))
-    with run_lock(tmp_path, wait=60, poll=0.05,
-                  on_wait=lambda msg: (told.append(msg), releaser.start())) as path:
+
+    def on_wait(message: str) -> None:
+        told.append(message)
+        releaser.start()
+
+    with run_lock(tmp_path, wait=60, poll=0.05, on_wait=on_wait) as path:
         assert path.read_text().strip() == str(os.getpid())
     releaser.join()
     assert told and holder.returncode == 0

@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 
 from aidepy.cli import AIDE_SPELLINGS, build_parser
 from aidepy.config_options import IGNORED
 from aidepy.config_syntax import DEPRECATED_OPTIONS, OPTIONS
-from tests.conftest import require_tool
 
 MAN = Path(__file__).resolve().parent.parent / "docs" / "man"
 PROGRAM = MAN / "aidepy.8.rst"

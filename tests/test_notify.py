@@ -9,11 +9,11 @@ import socket
 from pathlib import Path
 
 import pytest
+from conftest import RootMailbox, require_tool
 
 from aidepy import notify
 from aidepy.errors import AidepyError
 from aidepy.notify import Verdict
-from tests.conftest import RootMailbox, require_tool
 
 
 def test_subject_names_host_and_counts_changed_first() -> None:

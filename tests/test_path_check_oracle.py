@@ -59,8 +59,8 @@ def normalise(line: bytes) -> bytes:
 def aide_dry_init(config: Path, *before: str, limit: str | None = None) -> dict[bytes, bytes]:
     """path -> decision line for every entry `aide --dry-init` meets."""
     args = ["aide", "--dry-init", "-c", str(config)]
-    for line in before:
-        args += ["-B", line]
+    for extra in before:
+        args += ["-B", extra]
     if limit:
         args += ["-l", limit]
     out = subprocess.run(args, capture_output=True, check=True, stdin=subprocess.DEVNULL).stdout
@@ -87,18 +87,21 @@ _TYPES = {stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR:
 
 def our_dry_init(ruleset: RuleSet, root: bytes = b"", limit: str | None = None) -> dict[bytes, bytes]:
     """What `aide --dry-init` prints, from aidepy: walk from `root` (the root prefix)."""
-    limit_rx = Regex(limit.encode()) if limit else None
+    limit_bytes = limit.encode() if limit else None
+    limit_rx = Regex(limit_bytes) if limit_bytes else None
     lines: dict[bytes, bytes] = {}
 
     def visit(path: bytes, ftype: str) -> bool:
         """Record the line for `path`; whether to enter it (for a directory)."""
-        if limit_rx is not None:
+        if limit_rx is not None and limit_bytes is not None:
             m = limit_rx.match(path)
             if m is not Match.FULL:
-                lines[path] = b"[ ] %s '%s': outside of limit '%s'" % (ftype.encode(), path, limit.encode())
+                lines[path] = b"[ ] %s '%s': outside of limit '%s'" % (ftype.encode(), path, limit_bytes)
                 return m is Match.PARTIAL
         line = text_line(ftype, path, ruleset.decide(path, ftype))
-        lines[_PATH.match(line).group(1)] = line  # type: ignore[union-attr]  # keyed as aide prints it
+        printed = _PATH.match(line)
+        assert printed, line
+        lines[printed.group(1)] = line  # keyed as aide prints it
         return ruleset.should_descend(path)
 
     visit(b"/", "d")
@@ -286,7 +289,11 @@ def check_generated_tree(root: Path, config: Path, extra: Iterable[tuple[bytes, 
     theirs = aide_dry_init(config, prefix)
     ours = our_dry_init(cfg.ruleset, os.fsencode(root))
     assert_same_decisions(ours, theirs)
-    kinds = Counter(_PATH.match(line).group(2).decode() for line in theirs.values())  # type: ignore[union-attr]
+    kinds: Counter[str] = Counter()
+    for line in theirs.values():
+        m = _PATH.match(line)
+        assert m, line
+        kinds[m.group(2).decode()] += 1
     kinds["pruned"] = len(spec) + 1 - len(theirs)  # the root is not in the spec
     return kinds
 

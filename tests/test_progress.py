@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from conftest import AIDEPY
 
 from aidepy.entry import Entry
 from aidepy.progress import StatusLine, status_text
-from tests.conftest import AIDEPY
 
 ERASE = "\r\x1b[K"
 

@@ -17,16 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from aidepy import config, db
-from aidepy.db import write_database
-from aidepy.entry import Entry
-from aidepy.errors import VaultError
-from aidepy.jobs.console import Console, Declined
-from aidepy.keys import PassphraseError, generate_keypair
-from aidepy.promote import Promoted, Promotion
-from aidepy.vault import Vault
-from tests.conftest import (
+from conftest import (
     ACCEPT,
     NOBODY,
     REMOVE,
@@ -37,6 +28,15 @@ from tests.conftest import (
     require_tool,
     requires_root,
 )
+
+from aidepy import config, db
+from aidepy.db import write_database
+from aidepy.entry import Entry
+from aidepy.errors import VaultError
+from aidepy.jobs.console import Console, Declined
+from aidepy.keys import PassphraseError, generate_keypair
+from aidepy.promote import Promoted, Promotion
+from aidepy.vault import Vault
 
 
 def tree_entries(tree: Path) -> Callable[[], Iterator[Entry]]:
@@ -49,10 +49,10 @@ def tree_entries(tree: Path) -> Callable[[], Iterator[Entry]]:
     return entries
 
 
-def promote(site: VaultSite, answers: str, admin: Admin, **kw: object) -> Promoted:
+def promote(site: VaultSite, answers: str, admin: Admin, *, assume_yes: bool = False) -> Promoted:
     console = Console(io.StringIO(answers), admin)
-    return Promotion(config.load(site.config_path), console, poll=0.05, patience=60,  # type: ignore[arg-type]
-                     entries=tree_entries(site.tree), **kw).run()
+    return Promotion(config.load(site.config_path), console, assume_yes=assume_yes, poll=0.05, patience=60,
+                     entries=tree_entries(site.tree)).run()
 
 
 def flips(site: VaultSite) -> Admin:
@@ -203,7 +203,12 @@ def test_promote_notices_the_medium_taken_out_and_put_back(tmp_path: Path, vault
         subprocess.run(["blockdev", "--setrw", reattached[0]], check=True)
 
     helper = threading.Thread(target=put_back)
-    admin = (Admin().on(REMOVE, lambda: (take_out(), helper.start()))
+
+    def remove() -> None:
+        take_out()
+        helper.start()
+
+    admin = (Admin().on(REMOVE, remove)
              .on("the medium is gone", gone.set)
              .on(RESTORE, lambda: subprocess.run(["blockdev", "--setro", reattached[0]], check=True)))
     try:

@@ -12,10 +12,10 @@ import subprocess
 
 import pexpect
 import pytest
+from conftest import ACCEPT, AIDEPY, PASSPHRASE, REMOVE, RESTORE, VaultSite, to_writable
 
 from aidepy import keys
 from aidepy.vault import format_vault
-from tests.conftest import ACCEPT, AIDEPY, PASSPHRASE, REMOVE, RESTORE, VaultSite, to_writable
 
 
 def spawn(site: VaultSite, *args: str, rows: int = 200, pager: str | None = "cat") -> pexpect.spawn:
@@ -41,7 +41,7 @@ def promote_at_console(site: VaultSite) -> str:
     child.expect(RESTORE)
     site.loop.set_read_only(True)
     child.expect("Promoted: ")
-    rest = child.read()
+    rest: str = child.read()
     child.close()
     assert child.exitstatus == 0, rest
     return rest

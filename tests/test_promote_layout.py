@@ -7,10 +7,10 @@ from __future__ import annotations
 import stat
 
 import pytest
+from conftest import REMOVE, VaultSite, promote_in_process, requires_root, rewrite_vault, vault_filler
 
 from aidepy.atomic import VaultFullError
 from aidepy.promote import Layout
-from tests.conftest import REMOVE, VaultSite, promote_in_process, requires_root, rewrite_vault, vault_filler
 
 pytestmark = requires_root
 

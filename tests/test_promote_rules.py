@@ -9,15 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from aidepy import config
-from aidepy.config import parse_text
-from aidepy.errors import UsageError
-from aidepy.jobs.console import Console, Declined
-from aidepy.jobs.rules_review import no_longer_selected
-from aidepy.promote import Promotion
-from aidepy.scan import scan
-from tests.conftest import (
+from conftest import (
     REMOVE,
     RESTORE,
     Admin,
@@ -27,6 +19,14 @@ from tests.conftest import (
     promote_in_process,
     requires_root,
 )
+
+from aidepy import config
+from aidepy.config import parse_text
+from aidepy.errors import UsageError
+from aidepy.jobs.console import Console, Declined
+from aidepy.jobs.rules_review import no_longer_selected
+from aidepy.promote import Promotion
+from aidepy.scan import scan
 
 pytestmark = requires_root
 

@@ -15,19 +15,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, aidepy, backdate
 
 from aidepy import config
 from aidepy.daily import NEW_DATABASE
 from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
-from tests.conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, backdate
 
 HOST = socket.gethostname()
-
-
-def aidepy(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*AIDEPY, *args], capture_output=True, text=True,
-                          timeout=120, **kw)  # type: ignore[call-overload]
 
 
 def promote_tree(site: VaultSite) -> None:

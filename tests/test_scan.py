@@ -27,7 +27,7 @@ from aidepy.config import parse_text
 from aidepy.entry import Entry, sort_key
 from aidepy.forkpool import WorkerError
 from aidepy.pcre import Regex
-from aidepy.scan import ScanWarning, scan
+from aidepy.scan import ScanWarning, Selection, scan
 from aidepy.selection import Rule, RuleSet
 
 ALL = "p+i+n+u+g+s+b+m+c+a+l+acl+xattrs+selinux+e2fsattrs+caps+ftype+sha256+md5"
@@ -50,16 +50,20 @@ def rules(text: str) -> RuleSet:
 
 
 def run(root: Path, text: str = f"/ {ALL}\n", *, workers: int | None = 2,
-        limit: Regex | None = None, ruleset: object = None
+        limit: Regex | None = None, ruleset: Selection | None = None
         ) -> tuple[dict[bytes, Entry], list[ScanWarning]]:
     """Scan `root` (as the root prefix): entries by path, and the warnings."""
     warnings: list[ScanWarning] = []
     rs = ruleset if ruleset is not None else rules(text)
-    entries = list(scan(rs, root_prefix=bytes(root), limit=limit, workers=workers,  # type: ignore[arg-type]
+    entries = list(scan(rs, root_prefix=bytes(root), limit=limit, workers=workers,
                         on_warning=warnings.append))
     found = {e.path: e for e in entries}
     assert len(found) == len(entries), "a path was yielded twice"
     return found, warnings
+
+
+def no_warning(warning: ScanWarning) -> None:
+    pytest.fail(f"unexpected warning: {warning}")
 
 
 def messages(warnings: list[ScanWarning], path: bytes) -> str:
@@ -439,7 +443,7 @@ def test_a_large_directory_is_decided_a_slice_at_a_time(tmp_path: Path,
     rs = Recording(rules(f"/ {ALL}\n"))
     paths = []
     decided_ahead = 0
-    for entry in scan(rs, root_prefix=bytes(tmp_path), workers=1, on_warning=pytest.fail):
+    for entry in scan(rs, root_prefix=bytes(tmp_path), workers=1, on_warning=no_warning):
         paths.append(entry.path)
         decided = sum(1 for p in rs.asked if p.startswith(b"/big/"))
         decided_ahead = max(decided_ahead, decided - (len(paths) - 2))  # entries past / and /big
@@ -452,7 +456,7 @@ def test_a_scan_ended_in_a_sliced_directory_leaves_it_closed(tmp_path: Path,
     # one process: the caller itself holds the directory open between slices
     big_directory(tmp_path, monkeypatch, 200, 10, 2)
     before = sorted(os.listdir("/proc/self/fd"))
-    entries = scan(rules(f"/ {ALL}\n"), root_prefix=bytes(tmp_path), workers=1, on_warning=pytest.fail)
+    entries = scan(rules(f"/ {ALL}\n"), root_prefix=bytes(tmp_path), workers=1, on_warning=no_warning)
     assert [next(entries).path for _ in range(50)][-1] == b"/big/f047"
     assert len(os.listdir("/proc/self/fd")) > len(before)  # /big, between two slices
     entries.close()  # the consumer stops early

@@ -50,8 +50,9 @@ def test_dollar_anchors_the_end_and_also_matches_before_a_final_newline() -> Non
 
 def test_first_rule_in_config_order_wins_inside_a_node() -> None:
     rs = rules("/etc/ p", "/etc/passwd$ sha256")  # both hang on /etc
-    assert rs.match(b"/etc/passwd", "f") == rs.rules[0]
-    assert rs.match(b"/etc/passwd", "f").attrs == attrset("p")  # type: ignore[union-attr]
+    matched = rs.match(b"/etc/passwd", "f")
+    assert matched == rs.rules[0]
+    assert matched is not None and matched.attrs == attrset("p")
 
 
 def test_deepest_node_wins_over_an_earlier_rule_on_a_shallower_node() -> None:

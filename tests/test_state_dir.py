@@ -13,10 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from aidepy.errors import ExitCode
-from aidepy.promote import ANCHORED_DATABASE
-from tests.conftest import (
+from conftest import (
     NOBODY,
     VaultSite,
     aidepy,
@@ -26,6 +23,9 @@ from tests.conftest import (
     requires_root,
     sent_mail,
 )
+
+from aidepy.errors import ExitCode
+from aidepy.promote import ANCHORED_DATABASE
 
 pytestmark = requires_root
 
@@ -52,6 +52,7 @@ def plant(directory: Path, how: str, name: str, target: Path | None = None) -> N
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         if how == "link":
+            assert target is not None, "a link needs a target"
             as_nobody(lambda: os.symlink(target, name, dir_fd=dfd))
         else:
             as_nobody(lambda: os.mkfifo(name, dir_fd=dfd))

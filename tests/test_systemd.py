@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import LoopDevice, RootMailbox, require_tool
+from conftest import LoopDevice, RootMailbox, require_tool
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 UNITS = ("aidepy-report.service", "aidepy-alarm.service", "aidepy-report.timer", "var-lib-aidepy-vault.mount")

@@ -12,16 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from aidepy import config, keys
-from aidepy.db import write_database
-from aidepy.errors import AidepyError
-from aidepy.jobs.console import Console, Declined
-from aidepy.promote import Promotion
-from aidepy.rollback import LEGACY_RECORD, RECORD, parse_record
-from aidepy.scan import scan
-from aidepy.vault import Vault, format_vault
-from tests.conftest import (
+from conftest import (
     LoopDevice,
     VaultSite,
     aidepy,
@@ -31,6 +22,15 @@ from tests.conftest import (
     requires_root,
     sent_mail,
 )
+
+from aidepy import config, keys
+from aidepy.db import write_database
+from aidepy.errors import AidepyError
+from aidepy.jobs.console import Console, Declined
+from aidepy.promote import Promotion
+from aidepy.rollback import LEGACY_RECORD, RECORD, parse_record
+from aidepy.scan import scan
+from aidepy.vault import Vault, format_vault
 
 HOST = socket.gethostname()
 
@@ -210,9 +210,9 @@ def test_update_refuses_a_rolled_back_baseline_and_writes_nothing(tmp_path: Path
 @requires_root
 def test_the_daily_report_and_check_record_the_generation_they_verified(promoted: VaultSite) -> None:
     site = promoted
-    for run in (lambda: daily_report(site), lambda: check(site)):
+    for run in (daily_report, check):
         (site.state_dir / RECORD).unlink()
-        result = run()
+        result = run(site)
         assert result.returncode == 0, result.stdout + result.stderr
         [generation] = parse_record((site.state_dir / RECORD).read_text()).values()
         assert generation == 1

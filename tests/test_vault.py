@@ -28,9 +28,11 @@ from aidepy.errors import DatabaseWriteError, VaultError, VerificationError
 from aidepy.keys import fingerprint, generate_keypair, load_private_key
 from aidepy.vault import Vault, VaultSettings, format_vault
 
+KeyPair = tuple[Ed25519PrivateKey, Path]  # a signing key and its public key file
+
 
 @pytest.fixture
-def keypair(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
+def keypair(tmp_path: Path) -> KeyPair:
     """A signing key without passphrase and its public key file."""
     generate_keypair(tmp_path / "signing.key", None)
     return load_private_key(tmp_path / "signing.key", None), tmp_path / "signing.key.pub"
@@ -40,7 +42,7 @@ FIBMAP = 1  # ioctl: the file system block that holds a block of a file
 
 @pytest.fixture
 def vault(
-    loop_device: LoopDevice, keypair: tuple[Ed25519PrivateKey, Path], tmp_path: Path,
+    loop_device: LoopDevice, keypair: KeyPair, tmp_path: Path,
 ) -> Iterator[Vault]:
     """A freshly formatted vault on a loop device, not mounted."""
     format_vault(loop_device.device, label=unique_label(), public_key=keypair[1], warn=_no_warning)
@@ -75,14 +77,14 @@ def device_digest(loop: LoopDevice) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def test_formatted_vault_is_writable_then_shows_the_signed_baseline(vault: Vault, keypair) -> None:
+def test_formatted_vault_is_writable_then_shows_the_signed_baseline(vault: Vault, keypair: KeyPair) -> None:
     key, _ = keypair
     status = vault.status()
     assert status.is_vault and status.fstype == "ext2"
     assert not status.write_protected and status.mounted is None
     assert status.key_fingerprint == fingerprint(key.public_key())
     assert status.database.layout == "none"
-    assert 1_600_000 < status.free_bytes <= 1722 * 1024  # type: ignore[operator]
+    assert status.free_bytes is not None and 1_600_000 < status.free_bytes <= 1722 * 1024
     with vault.mounted(rw=True):
         chunks = database(key, generation=1)
         written = vault.write_database(chunks)
@@ -95,7 +97,7 @@ def test_formatted_vault_is_writable_then_shows_the_signed_baseline(vault: Vault
 
 
 def test_write_protected_vault_refuses_rw_mount_and_writes_and_nothing_changes(
-    vault: Vault, keypair, loop_device: LoopDevice,
+    vault: Vault, keypair: KeyPair, loop_device: LoopDevice,
 ) -> None:
     key, _ = keypair
     with vault.mounted(rw=True):
@@ -125,7 +127,8 @@ def test_mount_falling_back_to_read_only_counts_as_write_protection(
         vault.mount(rw=True)
 
 
-def test_setrw_makes_the_vault_writable_again(vault: Vault, keypair, loop_device: LoopDevice) -> None:
+def test_setrw_makes_the_vault_writable_again(
+        vault: Vault, keypair: KeyPair, loop_device: LoopDevice) -> None:
     key, _ = keypair
     loop_device.set_read_only(True)
     assert vault.is_write_protected()
@@ -136,7 +139,8 @@ def test_setrw_makes_the_vault_writable_again(vault: Vault, keypair, loop_device
     assert vault.status().database.generation == 2
 
 
-def test_database_too_large_is_refused_with_missing_bytes_and_old_intact(vault: Vault, keypair) -> None:
+def test_database_too_large_is_refused_with_missing_bytes_and_old_intact(
+        vault: Vault, keypair: KeyPair) -> None:
     key, _ = keypair
     with vault.mounted(rw=True) as root:
         old = vault.write_database(database(key, generation=1))
@@ -153,7 +157,7 @@ def test_database_too_large_is_refused_with_missing_bytes_and_old_intact(vault: 
     assert vault.status().database.generation == 1
 
 
-def test_anchored_layout_pins_the_disk_copy(vault: Vault, keypair, tmp_path: Path) -> None:
+def test_anchored_layout_pins_the_disk_copy(vault: Vault, keypair: KeyPair, tmp_path: Path) -> None:
     key, _ = keypair
     disk = vault.settings.state_dir / "aidepy.db"
     with vault.mounted(rw=True):
@@ -203,7 +207,7 @@ def test_a_medium_that_reads_back_other_bytes_than_were_written_is_caught(
         assert (root / "note").read_bytes() != data  # what the medium now holds: not what was written
 
 
-def test_anchor_needs_the_vaults_own_key(vault: Vault, keypair, tmp_path: Path) -> None:
+def test_anchor_needs_the_vaults_own_key(vault: Vault, keypair: KeyPair, tmp_path: Path) -> None:
     other = Ed25519PrivateKey.generate()
     disk = vault.settings.state_dir / "aidepy.db"
     info = write_database(disk, entries(5), host="t", rules_digest=bytes(32), generation=1, signing_key=other)
@@ -258,7 +262,7 @@ print("done", flush=True)
     ("streaming", 1), ("before-fsync", 1), ("before-rename", 1), ("after-rename", 2),
 ])
 def test_writer_killed_mid_write_leaves_a_database_that_verifies(
-    vault: Vault, keypair, tmp_path: Path, point: str, generation: int,
+    vault: Vault, keypair: KeyPair, tmp_path: Path, point: str, generation: int,
 ) -> None:
     key, _ = keypair
     with vault.mounted(rw=True) as root:
@@ -268,7 +272,8 @@ def test_writer_killed_mid_write_leaves_a_database_that_verifies(
              str(tmp_path / "signing.key"), point],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        reached = writer.stdout.readline().strip()  # type: ignore[union-attr]
+        assert writer.stdout is not None
+        reached = writer.stdout.readline().strip()
         writer.send_signal(signal.SIGKILL)
         _, err = writer.communicate()
         assert reached == point, err
@@ -281,13 +286,13 @@ def test_writer_killed_mid_write_leaves_a_database_that_verifies(
     assert vault.status().database.generation == 3
 
 
-def test_format_refuses_a_mounted_device(vault: Vault, keypair, loop_device: LoopDevice) -> None:
+def test_format_refuses_a_mounted_device(vault: Vault, keypair: KeyPair, loop_device: LoopDevice) -> None:
     vault.mount()
     with pytest.raises(VaultError, match="is mounted at"):
         format_vault(loop_device.device, label="AIDEPY", public_key=keypair[1])
 
 
-def test_format_refuses_a_foreign_filesystem_unless_forced(loop_device: LoopDevice, keypair) -> None:
+def test_format_refuses_a_foreign_filesystem_unless_forced(loop_device: LoopDevice, keypair: KeyPair) -> None:
     subprocess.run([require_tool("mke2fs"), "-q", "-L", "HOME", loop_device.device], check=True)
     with pytest.raises(VaultError, match="ext2 filesystem labelled 'HOME' that is not an aidepy vault"):
         format_vault(loop_device.device, label="AIDEPY", public_key=keypair[1])
@@ -302,7 +307,7 @@ def test_format_refuses_a_foreign_filesystem_unless_forced(loop_device: LoopDevi
 
 
 def test_fdformat_on_a_usb_drive_runs_ufiformat_or_names_its_package(
-    loop_device: LoopDevice, keypair,
+    loop_device: LoopDevice, keypair: KeyPair,
 ) -> None:
     # A loop device is a disk like a USB floppy drive: --fdformat picks ufiformat, which refuses it.
     expected = (rf"^ufiformat {loop_device.device}: {loop_device.device}: device is not usb fdd$"
@@ -344,7 +349,7 @@ def test_vault_is_found_by_label_and_uuid(vault: Vault, loop_device: LoopDevice,
         _ = Vault(VaultSettings(f"LABEL={unique_label()}")).medium
 
 
-def test_an_image_file_vault_is_attached_read_only_and_detached(keypair, tmp_path: Path) -> None:
+def test_an_image_file_vault_is_attached_read_only_and_detached(keypair: KeyPair, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("loop devices need root (runs as root in CI)")
     image = tmp_path / "vault.img"
@@ -360,7 +365,8 @@ def test_an_image_file_vault_is_attached_read_only_and_detached(keypair, tmp_pat
         assert not vault.is_write_protected()  # the image is writable: only attached read-only
         with vault.mounted(rw=True):
             vault.write_database(database(keypair[0], generation=1))
-        assert vault.current_mount() is not None and vault.current_mount().read_only  # type: ignore[union-attr]
+        mount = vault.current_mount()
+        assert mount is not None and mount.read_only
         vault.umount()
         assert vault.device() is None
         image.chmod(0o444)  # the image's write-protect tab
@@ -390,7 +396,7 @@ def test_a_failed_test_write_counts_as_write_protection(tmp_path: Path) -> None:
         subprocess.run([require_tool("umount"), str(where)], check=True)
 
 
-def test_a_directory_vault_warns_every_time(keypair, tmp_path: Path) -> None:
+def test_a_directory_vault_warns_every_time(keypair: KeyPair, tmp_path: Path) -> None:
     warnings: list[str] = []
     format_vault(str(tmp_path), label="TRIAL", public_key=keypair[1], warn=warnings.append)
     vault = Vault(VaultSettings(str(tmp_path)), warn=warnings.append)
@@ -436,7 +442,7 @@ def test_rules_are_copied_with_their_includes(vault: Vault, tmp_path: Path) -> N
 
 
 def test_install_skips_the_program_when_it_does_not_fit_beside_the_next_baseline(
-    vault: Vault, keypair,
+    vault: Vault, keypair: KeyPair,
 ) -> None:
     from aidepy.runtime import check_manifest, install
 
@@ -510,7 +516,7 @@ def test_a_failure_inside_mounted_is_not_hidden_by_a_busy_umount(vault: Vault) -
 
 
 def test_format_creates_the_missing_floppy_node_then_reports_the_absent_drive(
-    keypair, tmp_path: Path,
+    keypair: KeyPair, tmp_path: Path,
 ) -> None:
     node = Path("/dev/fd0u1722")
     if os.geteuid() != 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def test_a_file_that_fails_verification_never_replaces_the_old_one(tmp_path: Pat
 def test_a_failing_producer_leaves_the_old_file(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"old")
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield b"partial"
         raise RuntimeError("scan failed")
 

@@ -21,12 +21,12 @@ from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import pytest
+from conftest import RootMailbox, VaultSite
+from test_report_command import promote_tree
 
 import aidepy
 from aidepy import bootstrap
 from aidepy.runtime import dist_files, program_distributions
-from tests.conftest import RootMailbox, VaultSite
-from tests.test_report_command import promote_tree
 
 HOST = socket.gethostname()
 # A trojan in the host's aidepy: compare the baseline with itself, so no change is ever reported.
@@ -214,7 +214,9 @@ def test_a_planted_pyc_is_never_run_and_a_changed_source_is_refused(
 
     def run_module(loader: SourceFileLoader) -> object:
         namespace: dict[str, object] = {}
-        exec(loader.get_code("greeting"), namespace)
+        code = loader.get_code("greeting")
+        assert code is not None
+        exec(code, namespace)
         return namespace["WHO"]
 
     assert run_module(SourceFileLoader("greeting", str(source))) == "plant!"  # Python's own loader

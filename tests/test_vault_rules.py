@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import AIDEPY, RESTORE, Admin, VaultSite, requires_root
 
 from aidepy import config
 from aidepy.config import copy_path
@@ -19,7 +20,6 @@ from aidepy.errors import ConfigError, VaultError
 from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
 from aidepy.vault import Vault, VaultSettings
-from tests.conftest import AIDEPY, RESTORE, Admin, VaultSite, requires_root
 
 ORIGINAL = "/nonexistent/aidepy-rules"  # the original paths need not exist: only their copies are read
 
