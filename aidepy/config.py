@@ -26,7 +26,6 @@ from pathlib import Path
 from aidepy import config_options as opt
 from aidepy.attributes import BY_NAME, DEFAULT_GROUPS, HASHES, SUPPORTED_HASHES, AttrSet, format_attrs
 from aidepy.config_model import Config, ReportTarget, report_scope
-from aidepy.config_regex import regex_error
 from aidepy.config_syntax import (
     AttrExpr,
     Condition,
@@ -45,7 +44,7 @@ from aidepy.config_syntax import (
     parse,
 )
 from aidepy.errors import AidepyError, ConfigError
-from aidepy.pcre import Match, Regex, RegexError
+from aidepy.pcre import Match, Regex, RegexError, regex_error
 from aidepy.selection import Rule, node_path
 
 __all__ = ["Config", "ConfigReadError", "copy_path", "load", "parse_text"]

@@ -58,7 +58,6 @@ __all__ = [
     "DatabaseInfo",
     "Header",
     "UnsupportedFormatError",
-    "encode_database",
     "open_database",
     "write_and_reopen",
     "write_database",
@@ -140,20 +139,6 @@ def _chunks(
     d = digest.digest()
     signature = bytes(64) if signing_key is None else signing_key.sign(SIGNATURE_CONTEXT + d)
     yield signer + d + signature
-
-
-def encode_database(
-    entries: Iterable[Entry], *, host: str, rules_digest: bytes, generation: int,
-    signing_key: Ed25519PrivateKey | None, created: int | None = None,
-) -> Iterator[bytes]:
-    """The database file as byte chunks, for callers that write it themselves (the vault).
-
-    `entries` must be in canonical order (`sort_key`); ValueError otherwise. `created`
-    defaults to now (unix seconds).
-    """
-    _, chunks = _encode(entries, host=host, rules_digest=rules_digest, generation=generation,
-                        signing_key=signing_key, created=created)
-    yield from chunks
 
 
 def write_database(

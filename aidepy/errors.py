@@ -1,7 +1,8 @@
 """Failures an admin can act on, each with the exit code the CLI returns for it.
 
 Exit codes follow AIDE: bits 1/2/4 report added/removed/changed entries; 14-19 are AIDE's
-error codes. Codes 20 and up are aidepy's own and documented in the README.
+error codes (16, AIDE's unimplemented function, has no use here). Codes 20 and up are
+aidepy's own and documented in the README.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ class ExitCode(IntEnum):
     CHANGED = 4
     WRITE_ERROR = 14
     INVALID_ARGUMENT = 15
-    UNIMPLEMENTED = 16
     INVALID_CONFIG = 17
     IO_ERROR = 18
     VERSION_MISMATCH = 19

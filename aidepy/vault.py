@@ -103,7 +103,7 @@ class Vault:
 
         vault = Vault.open(config)
         with vault.mounted(rw=True):
-            vault.write_database(encode_database(entries, ...))
+            vault.write_database(read_chunks(signed_database_path))
     """
 
     def __init__(self, settings: VaultSettings, *, warn: Warn = warn_stderr) -> None:

@@ -586,8 +586,10 @@ def test_times_are_recorded_to_the_second_as_aide_records_them(tmp_path: Path) -
     assert run(tmp_path, "/ m\n")[0][b"/f"].values["m"] == -2 * 10**9
 
 
-def test_database_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
-    from aidepy.db import encode_database
+def test_database_bytes_do_not_depend_on_the_number_of_workers(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from aidepy.db import write_database
+    out = tmp_path_factory.mktemp("databases")  # outside the scanned tree
     for i in range(400):
         d = tmp_path / f"d{i % 7}"
         d.mkdir(exist_ok=True)
@@ -600,8 +602,9 @@ def test_database_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -
     for workers in (1, 3, 8):
         entries = scan(rules(f"/ {ALL}+sha512+xxh128\n"), root_prefix=bytes(tmp_path), workers=workers,
                        on_warning=lambda w: None)
-        images.add(b"".join(encode_database(entries, host="h", rules_digest=bytes(32), generation=1,
-                                            signing_key=None, created=1_800_000_000)))
+        write_database(out / f"{workers}.db", entries, host="h", rules_digest=bytes(32), generation=1,
+                       signing_key=None, created=1_800_000_000)
+        images.add((out / f"{workers}.db").read_bytes())
     assert len(images) == 1
 
 

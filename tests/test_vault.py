@@ -11,6 +11,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -22,11 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aidepy import medium
 from aidepy.atomic import VaultFullError
-from aidepy.db import encode_database, open_database, write_database
+from aidepy.db import open_database, write_database
 from aidepy.entry import Entry
 from aidepy.errors import DatabaseWriteError, VaultError, VerificationError
 from aidepy.keys import fingerprint, generate_keypair, load_private_key
-from aidepy.vault import Vault, VaultSettings, format_vault
+from aidepy.vault import Vault, VaultSettings, format_vault, read_chunks
 
 KeyPair = tuple[Ed25519PrivateKey, Path]  # a signing key and its public key file
 
@@ -68,8 +69,12 @@ def entries(n: int, generation: int = 0) -> list[Entry]:
 
 
 def database(key: Ed25519PrivateKey, generation: int, n: int = 50) -> list[bytes]:
-    return list(encode_database(entries(n), host="test", rules_digest=bytes(32), generation=generation,
-                                signing_key=key))
+    """A signed database of `n` entries in chunks, written to disk and read back as promote does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "aidepy.db"
+        write_database(path, entries(n), host="test", rules_digest=bytes(32), generation=generation,
+                       signing_key=key)
+        return list(read_chunks(path))
 
 
 def device_digest(loop: LoopDevice) -> str:
@@ -218,7 +223,7 @@ def test_anchor_needs_the_vaults_own_key(vault: Vault, keypair: KeyPair, tmp_pat
 KILLED_WRITER = r"""
 import os, sys, time
 from pathlib import Path
-from aidepy.db import encode_database
+from aidepy.db import write_database
 from aidepy.entry import Entry
 from aidepy.keys import load_private_key
 from aidepy.vault import Vault, VaultSettings
@@ -242,16 +247,17 @@ def replace(src, dst):
     real_replace(src, dst)
     pause("after-rename")
 
-os.fsync, os.replace = fsync, replace
 key = load_private_key(Path(keyfile), None)
 entries = [Entry(b"/g%06d" % i, "f", frozenset({"sha512"}), {"sha512": os.urandom(64)}) for i in range(15000)]
+signed = Path(keyfile).with_name("next.db")
+write_database(signed, entries, host="t", rules_digest=bytes(32), generation=2, signing_key=key)
+os.fsync, os.replace = fsync, replace  # from here on, the vault's write
 
 def chunks():
-    for i, chunk in enumerate(encode_database(entries, host="t", rules_digest=bytes(32), generation=2,
-                                              signing_key=key)):
-        yield chunk
-        if i == 0:
-            pause("streaming")
+    with open(signed, "rb") as f:
+        yield f.read(4096)
+        pause("streaming")
+        yield f.read()
 
 Vault(VaultSettings(device, Path(mountpoint))).write_database(chunks())
 print("done", flush=True)
