@@ -123,12 +123,16 @@ class Dpkg:
 
     def previous_versions(self, since: float) -> dict[str, tuple[str, str]]:
         """Package -> (version, architecture) dpkg's log says was installed before the first
-        upgrade or removal at or after `since` (seconds since the epoch)."""
+        upgrade or removal at or after `since` (seconds since the epoch); for a package with none
+        since then, the version before its last one. (A baseline promoted after an upgrade may
+        keep the old record of a removed path; the judgement still requires that version's
+        `.deb` to ship exactly what was recorded.)"""
         try:
             lines = (self.root / LOG).read_text(errors="replace").splitlines()
         except OSError:
             return {}
         before: dict[str, tuple[str, str]] = {}
+        last: dict[str, tuple[str, str]] = {}
         for line in lines:
             parts = line.split()
             if len(parts) != 6 or parts[2] not in ("upgrade", "remove", "purge", "install"):
@@ -138,9 +142,11 @@ class Dpkg:
             except ValueError:
                 continue
             name, _, arch = parts[3].partition(":")
-            if when >= since and parts[4] != "<none>":
-                before.setdefault(name, (parts[4], arch))
-        return before
+            if parts[4] != "<none>":
+                last[name] = (parts[4], arch)
+                if when >= since:
+                    before.setdefault(name, (parts[4], arch))
+        return {**last, **before}
 
     def ids(self, table: str) -> dict[str, int]:
         """User (`passwd`) or group (`group`) names -> ids, as the host's files under `root` say."""
