@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aidepy import keys, pending, runtime
+from aidepy import keys, pending, runtime, state
 from aidepy.compare import ChangeKind
 from aidepy.config import Config
 from aidepy.config_options import LOCATION_OPTIONS
@@ -37,11 +37,9 @@ from aidepy.explain.keyring import keyring_changes
 from aidepy.jobs.baseline import Scan, compare_scan, explanations, open_trusted, report_options, rules_notice
 from aidepy.medium import HARDWARE, MediumKind
 from aidepy.notify import Verdict
-from aidepy.promote import PROMOTE_WORK
 from aidepy.report import Mode, Report, explanation_counts, render_text
 from aidepy.vault import Vault
 
-NEW_DATABASE = "aidepy.db.new"
 _ALERT_LINE = re.compile(r"ALERT ([A-Z][A-Z' -]*[A-Z]): ")
 
 
@@ -119,7 +117,7 @@ def leftovers(vault: Vault, state_dir: Path) -> list[str]:
     notes += [f"Note: {p.name} on the vault was left by an interrupted write (the next promote removes it)."
               for p in sorted(vault.root.glob(".*.tmp"))]
     notes += [f"Note: {p} was left by an interrupted promote (the next promote removes it)."
-              for p in sorted(state_dir.glob(f"{PROMOTE_WORK}*"))]
+              for p in sorted(state_dir.glob(f"{state.PROMOTE_WORK}*"))]
     return notes
 
 
@@ -154,7 +152,7 @@ def vault_rules(live: Config, before: Sequence[str] = (), after: Sequence[str] =
 def remove_stale(state_dir: Path) -> list[str]:
     """Remove temp files an interrupted run left in the state directory; notes on what was found."""
     notes = []
-    for stale in sorted(state_dir.glob(f".{NEW_DATABASE}.*.tmp")):
+    for stale in sorted(state_dir.glob(f".{state.NEW_DATABASE}.*.tmp")):
         try:
             stale.unlink()
             notes.append(f"Note: removed {stale.name}, left in {state_dir} by an interrupted run.")
@@ -182,7 +180,7 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
             notices += leftovers(vault, state_dir)
             notices += rules_notice(baseline, config)
             notices += remove_stale(state_dir)
-            new_path = state_dir / NEW_DATABASE
+            new_path = state_dir / state.NEW_DATABASE
             found = compare_scan(baseline, config, scan, options, out=new_path,
                                  generation=baseline.generation)
             explained = explanations(config, baseline, found.changes)
@@ -196,7 +194,7 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
     try:
         pending.remember(state_dir, listed)
     except OSError as exc:  # a full state_dir: every change then shows as new tomorrow, none is lost
-        notices.append(f"WARNING: {state_dir / pending.SEEN} could not be written ({exc.strerror}): "
+        notices.append(f"WARNING: {state_dir / state.REPORT_SEEN} could not be written ({exc.strerror}): "
                        "tomorrow's report marks every change as new.")
     report = Report(Mode.CHECK, found.changes, found.summary, start, time.time(), options,
                     [baseline.summary()], new_database=str(new_path), root_prefix=config.root_prefix,

@@ -20,8 +20,6 @@ from pathlib import Path
 from aidepy import state
 from aidepy.errors import BusyError, StateIOError
 
-LOCK_NAME = "aidepy.lock"
-
 
 def _holder(fd: int) -> str:
     """The pid recorded by the run that holds the lock, or '?' if it wrote none yet."""
@@ -42,10 +40,10 @@ def run_lock(
     If another run holds it, retry every `poll` seconds for up to `wait` seconds (telling
     `on_wait` once, with a message naming the holder), then raise `BusyError`.
     """
-    path = Path(state_dir) / LOCK_NAME
+    path = Path(state_dir) / state.LOCK
     try:
         with state.directory(state_dir, create=True) as dir_fd:
-            fd = state.open_file(dir_fd, LOCK_NAME, os.O_RDWR | os.O_CREAT, where=state_dir)
+            fd = state.open_file(dir_fd, state.LOCK, os.O_RDWR | os.O_CREAT, where=state_dir)
     except OSError as exc:
         raise StateIOError(f"cannot take the lock {path}: {exc.strerror or exc}") from None
     try:

@@ -18,8 +18,6 @@ from aidepy.atomic import replace_text
 from aidepy.compare import Change
 from aidepy.errors import UnsafeLayoutError
 
-SEEN = "report.seen"
-
 
 def fingerprint(change: Change) -> str:
     """A change's identity across reports: its path, kind and the values recorded now."""
@@ -32,7 +30,7 @@ def fingerprint(change: Change) -> str:
 def previous(state_dir: Path) -> set[str]:
     """The fingerprints the previous report listed (none when there is no readable record)."""
     try:  # not through a link, never blocking on a FIFO (`aidepy.state`)
-        return set(state.read_bytes(state_dir / SEEN).decode("ascii").split())
+        return set(state.read_bytes(state_dir / state.REPORT_SEEN).decode("ascii").split())
     except (OSError, UnsafeLayoutError, UnicodeDecodeError):
         return set()
 
@@ -45,4 +43,4 @@ def new_changes(changes: Iterable[Change], seen: set[str]) -> frozenset[bytes]:
 def remember(state_dir: Path, changes: Iterable[Change]) -> None:
     """Keep this report's changes for the next one to compare with (a fresh temp file renamed
     over the old one, as `aidepy.state` replaces state files). Raises OSError."""
-    replace_text(state_dir / SEEN, "".join(f"{fingerprint(c)}\n" for c in changes))
+    replace_text(state_dir / state.REPORT_SEEN, "".join(f"{fingerprint(c)}\n" for c in changes))

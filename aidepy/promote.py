@@ -46,12 +46,6 @@ if TYPE_CHECKING:
 
     from aidepy.config import Config
 
-ANCHORED_DATABASE = "aidepy.{generation}.db"
-"""Name of the signed baseline under `state_dir` when it is too large for the vault (anchored):
-one file per generation, so the copy the vault's current anchor pins is never overwritten
-before the new anchor is in place."""
-PROMOTE_WORK = "promote-"
-"""Prefix of promote's work directory under `state_dir` (a killed promote leaves it behind)."""
 PASSPHRASE_TRIES = 3
 
 
@@ -175,13 +169,13 @@ class Promotion:
     def run(self) -> Promoted:
         """Every step in order; an interrupt says which baseline the vault holds, then propagates."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        for stale in sorted(self.state_dir.glob(f"{PROMOTE_WORK}*")):
+        for stale in sorted(self.state_dir.glob(f"{state.PROMOTE_WORK}*")):
             self.console.say(f"Removing {stale}, left by an interrupted promote.")
             shutil.rmtree(stale, ignore_errors=True)
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._interrupt) if main else None
         try:
-            with state.private_workdir(self.state_dir, PROMOTE_WORK) as work:
+            with state.private_workdir(self.state_dir, state.PROMOTE_WORK) as work:
                 try:
                     return self._run(work)
                 except Declined:
@@ -194,7 +188,7 @@ class Promotion:
                 signal.signal(signal.SIGINT, previous)
 
     def _run(self, work: Path) -> Promoted:
-        candidate = work / "candidate.db"
+        candidate = work / state.PROMOTE_CANDIDATE
         summary, text = self._differences(candidate)
         self.console.show(text)
         if not self.assume_yes and not self.console.confirm(
@@ -203,7 +197,7 @@ class Promotion:
         confirm_rules(self._rules_review, self.console, assume_yes=self.assume_yes,
                       accept_rules=self.accept_rules)
         key = self._signing_key()
-        signed = work / "aidepy.db"
+        signed = work / state.PROMOTE_SIGNED
         with db.open_database(candidate, None) as fresh:
             info = db.write_database(signed, with_old_records(fresh.entries(), self._kept),
                                      host=fresh.header.host,
@@ -380,10 +374,10 @@ class Promotion:
                     self.console.say(f"{exc}: anchored after all: the signed baseline stays in "
                                      f"{self.state_dir}, with a signed anchor on the vault")
             if written is None:
-                written = self.state_dir / ANCHORED_DATABASE.format(generation=info.header.generation)
+                written = self.state_dir / state.ANCHORED_DATABASE.format(generation=info.header.generation)
                 os.replace(signed, written)
                 self.vault.write_anchor(written, info, key)
-            for old in self.state_dir.glob(ANCHORED_DATABASE.format(generation="*")):
+            for old in self.state_dir.glob(state.ANCHORED_DATABASE.format(generation="*")):
                 if old != written:  # pinned by no anchor any more
                     old.unlink()
             self.new_generation = info.header.generation

@@ -21,8 +21,6 @@ from aidepy import state
 from aidepy.atomic import replace_text
 from aidepy.errors import RollbackError, UnsafeLayoutError
 
-RECORD = "generations.seen"
-LEGACY_RECORD = "generation.seen"
 _NO_VAULT = "-"
 
 
@@ -71,7 +69,7 @@ class Record:
     @classmethod
     def read(cls, state_dir: Path) -> Record:
         record = cls(state_dir)
-        path = state_dir / RECORD
+        path = state_dir / state.ROLLBACK_RECORD
         try:
             record.seen = parse_record(state.read_bytes(path).decode(errors="replace"))
         except FileNotFoundError:
@@ -80,7 +78,7 @@ class Record:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             record.problem = f"the rollback record {path} cannot be used ({reason})"
         with suppress(OSError, ValueError, UnsafeLayoutError):
-            record.legacy = int(state.read_bytes(state_dir / LEGACY_RECORD).strip())
+            record.legacy = int(state.read_bytes(state_dir / state.LEGACY_ROLLBACK_RECORD).strip())
         return record
 
     def adopt_legacy(self, identity: Identity) -> None:
@@ -108,8 +106,8 @@ class Record:
             return
         self.seen[identity] = max(generation, self.newest(identity))
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        replace_text(self.state_dir / RECORD, encode_record(self.seen))
+        replace_text(self.state_dir / state.ROLLBACK_RECORD, encode_record(self.seen))
         self.problem = None
         if self.adopted:
-            (self.state_dir / LEGACY_RECORD).unlink(missing_ok=True)
+            (self.state_dir / state.LEGACY_ROLLBACK_RECORD).unlink(missing_ok=True)
             self.legacy, self.adopted = None, False

@@ -23,6 +23,30 @@ from pathlib import Path
 
 from aidepy.errors import UnsafeLayoutError
 
+# The names aidepy gives in state_dir, spelled here only (tests/test_names.py checks).
+LOCK = "aidepy.lock"
+"""The run lock (`aidepy.lock`): an `flock` held by the run that scans."""
+ROLLBACK_RECORD = "generations.seen"
+"""The rollback record: the newest verified generation of each baseline identity."""
+LEGACY_ROLLBACK_RECORD = "generation.seen"
+"""The rollback record of earlier versions: one generation, adopted once."""
+NEW_DATABASE = "aidepy.db.new"
+"""The daily run's scan, for reading only (promote scans afresh)."""
+REPORT_SEEN = "report.seen"
+"""The fingerprints of the previous daily report's changes (new or pending)."""
+FULL_REPORT = "last-report.txt"
+"""The last daily report, in full (the mail may be cut)."""
+ANCHORED_DATABASE = "aidepy.{generation}.db"
+"""The signed baseline when it is too large for the vault (anchored): one file per generation,
+so the copy the vault's current anchor pins is never overwritten before the new anchor is in
+place."""
+PROMOTE_WORK = "promote-"
+"""Prefix of promote's work directory (a killed promote leaves it behind)."""
+PROMOTE_CANDIDATE = "candidate.db"
+"""In promote's work directory: the fresh scan, unsigned."""
+PROMOTE_SIGNED = "aidepy.db"
+"""In promote's work directory: the scan signed, before it goes onto the vault."""
+
 FILE_MODE = 0o600
 """What aidepy writes under state_dir (and on the vault): readable by its owner only."""
 DIR_MODE = 0o700

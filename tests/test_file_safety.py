@@ -166,20 +166,22 @@ def test_temp_files_are_made_in_the_target_directory_not_in_tmp() -> None:
 
 
 def test_rollback_state_temp_file_does_not_follow_a_planted_symlink(tmp_path: Path) -> None:
-    from aidepy.rollback import RECORD, Identity, Record
+    from aidepy.rollback import Identity, Record
+    from aidepy.state import ROLLBACK_RECORD
 
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     state = tmp_path / "state"
     state.mkdir()
-    (state / f".{RECORD}.tmp").symlink_to(victim)
+    (state / f".{ROLLBACK_RECORD}.tmp").symlink_to(victim)
     with contextlib.suppress(OSError):  # refusing is fine too; overwriting the victim is not
         Record.read(state).record(Identity("SHA256:key"), 7)
     assert victim.read_text() == "precious\n"
 
 
 def test_saved_report_does_not_follow_a_symlink_planted_at_the_old_temp_name(tmp_path: Path) -> None:
-    from aidepy.cli.report import FULL_REPORT, save_report
+    from aidepy.cli.report import save_report
+    from aidepy.state import FULL_REPORT
 
     victim = tmp_path / "victim"
     victim.write_text("precious\n")

@@ -17,9 +17,9 @@ import pytest
 from conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, require_tool, requires_root
 
 from aidepy import config, db
-from aidepy.daily import NEW_DATABASE
 from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
+from aidepy.state import NEW_DATABASE
 
 pytestmark = requires_root
 

@@ -18,9 +18,9 @@ import pytest
 from conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, aidepy, backdate
 
 from aidepy import config
-from aidepy.daily import NEW_DATABASE
 from aidepy.jobs.console import Console
 from aidepy.promote import Promotion
+from aidepy.state import NEW_DATABASE
 
 HOST = socket.gethostname()
 

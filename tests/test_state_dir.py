@@ -25,7 +25,7 @@ from conftest import (
 )
 
 from aidepy.errors import ExitCode
-from aidepy.promote import ANCHORED_DATABASE
+from aidepy.state import ANCHORED_DATABASE
 
 pytestmark = requires_root
 

@@ -28,8 +28,9 @@ from aidepy.db import write_database
 from aidepy.errors import AidepyError
 from aidepy.jobs.console import Console, Declined
 from aidepy.promote import Promotion
-from aidepy.rollback import LEGACY_RECORD, RECORD, parse_record
+from aidepy.rollback import parse_record
 from aidepy.scan import scan
+from aidepy.state import LEGACY_ROLLBACK_RECORD, ROLLBACK_RECORD
 from aidepy.vault import Vault, format_vault
 
 HOST = socket.gethostname()
@@ -175,21 +176,21 @@ def test_two_unrelated_databases_share_a_state_directory_in_any_order(tmp_path: 
     for conf in (a, b, a, b):
         run = aidepy("check", "-c", str(conf))
         assert run.returncode == 0, run.stdout + run.stderr
-    recorded = parse_record((state / RECORD).read_text())
+    recorded = parse_record((state / ROLLBACK_RECORD).read_text())
     assert sorted(recorded.values()) == [1, 3]
 
 
 def test_an_unsigned_database_neither_reads_nor_writes_the_rollback_record(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    (state / RECORD).write_text("SHA256:whatever - 9\n")
+    (state / ROLLBACK_RECORD).write_text("SHA256:whatever - 9\n")
     (tmp_path / "empty").mkdir()
     conf = tmp_path / "u.conf"
     conf.write_text(f"database_in=file:{tmp_path}/u.db\nstate_dir={state}\n{tmp_path}/empty$ d p\n")
     signed_database(tmp_path / "u.db", None, 2, conf)
     run = aidepy("check", "-c", str(conf))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert (state / RECORD).read_text() == "SHA256:whatever - 9\n"
+    assert (state / ROLLBACK_RECORD).read_text() == "SHA256:whatever - 9\n"
 
 
 def test_update_refuses_a_rolled_back_baseline_and_writes_nothing(tmp_path: Path) -> None:
@@ -211,27 +212,27 @@ def test_update_refuses_a_rolled_back_baseline_and_writes_nothing(tmp_path: Path
 def test_the_daily_report_and_check_record_the_generation_they_verified(promoted: VaultSite) -> None:
     site = promoted
     for run in (daily_report, check):
-        (site.state_dir / RECORD).unlink()
+        (site.state_dir / ROLLBACK_RECORD).unlink()
         result = run(site)
         assert result.returncode == 0, result.stdout + result.stderr
-        [generation] = parse_record((site.state_dir / RECORD).read_text()).values()
+        [generation] = parse_record((site.state_dir / ROLLBACK_RECORD).read_text()).values()
         assert generation == 1
 
 
 @requires_root
 def test_an_earlier_single_number_record_keeps_protecting_the_vaults_baseline(promoted: VaultSite) -> None:
     site = promoted
-    (site.state_dir / RECORD).unlink()
-    (site.state_dir / LEGACY_RECORD).write_text("3\n")  # what an earlier aidepy kept
+    (site.state_dir / ROLLBACK_RECORD).unlink()
+    (site.state_dir / LEGACY_ROLLBACK_RECORD).write_text("3\n")  # what an earlier aidepy kept
     run = daily_report(site)
     assert run.returncode == 20
     assert "rollback: the baseline is generation 1, but this host has already verified generation 3" \
         in sent_mail(site).get_content()
-    (site.state_dir / LEGACY_RECORD).write_text("1\n")
+    (site.state_dir / LEGACY_ROLLBACK_RECORD).write_text("1\n")
     run = daily_report(site)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert not (site.state_dir / LEGACY_RECORD).exists()
-    [generation] = parse_record((site.state_dir / RECORD).read_text()).values()
+    assert not (site.state_dir / LEGACY_ROLLBACK_RECORD).exists()
+    [generation] = parse_record((site.state_dir / ROLLBACK_RECORD).read_text()).values()
     assert generation == 1
 
 
@@ -239,10 +240,10 @@ def test_an_earlier_single_number_record_keeps_protecting_the_vaults_baseline(pr
 def test_a_deleted_rollback_record_is_reported_in_the_next_mail(promoted: VaultSite) -> None:
     site = promoted
     assert promote_in_process(site)[0] == 2
-    (site.state_dir / RECORD).unlink()
+    (site.state_dir / ROLLBACK_RECORD).unlink()
     assert daily_report(site).returncode == 0
     assert "holds no generation of the baselines signed by" in sent_mail(site).get_content()
-    (site.state_dir / RECORD).write_text("garbage\n")
+    (site.state_dir / ROLLBACK_RECORD).write_text("garbage\n")
     assert daily_report(site).returncode == 0
     body = sent_mail(site).get_content()
     assert "WARNING: the rollback record" in body and "cannot be used (line 1 is malformed)" in body
@@ -308,7 +309,7 @@ def test_vault_reports_its_identity_for_the_rollback_record(promoted: VaultSite)
     vault = Vault.open(config.load(promoted.config_path))
     identity = vault.identity()
     assert identity and re.fullmatch(r"[0-9a-f-]{36}", identity)
-    [(recorded, _)] = parse_record((promoted.state_dir / RECORD).read_text()).items()
+    [(recorded, _)] = parse_record((promoted.state_dir / ROLLBACK_RECORD).read_text()).items()
     assert recorded.vault == identity
 
 
@@ -339,7 +340,7 @@ def test_an_anchored_copy_swapped_after_its_check_is_refused(anchored_site: Vaul
     older.write_bytes((site.state_dir / "aidepy.1.db").read_bytes())
     (site.tree / "file000").write_text("changed\n")
     assert promote_in_process(site)[0] == 2
-    (site.state_dir / RECORD).unlink()  # whoever owns state_dir can do this too
+    (site.state_dir / ROLLBACK_RECORD).unlink()  # whoever owns state_dir can do this too
     target = site.state_dir / "aidepy.2.db"
     run = subprocess.run([sys.executable, "-c", SWAP_ANCHORED, str(site.config_path), str(target),
                           str(older)], capture_output=True, text=True, timeout=120)

@@ -8,7 +8,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from aidepy import notify
+from aidepy import notify, state
 from aidepy.atomic import replace_text
 from aidepy.cli.options import add_config_arguments, load_config, status_line
 from aidepy.config import Config
@@ -20,7 +20,6 @@ from aidepy.lock import run_lock
 
 NAME = "report"
 HELP = "the daily job: check against the vault's baseline, mail the report to root, log to syslog"
-FULL_REPORT = "last-report.txt"
 DESCRIPTION = f"""\
 The job that cron or aidepy-report.timer runs every day. It takes a lock under state_dir so
 two runs never overlap (a second run waits up to --wait seconds, then gives up with exit code
@@ -50,7 +49,7 @@ DONE` (also BASELINE FAILED VERIFICATION, FOREIGN KEY, FOREIGN HOST, ANCHORED CO
 CHANGED, BASELINE NOT USABLE, CANNOT WRITE THE NEW DATABASE).
 Reports longer than report_mail_limit (default {DEFAULT_MAIL_LIMIT // 1024}K) are cut in the mail at a
 line, with a note saying how much was left out; the full report is always kept in
-state_dir/{FULL_REPORT}. A summary line
+state_dir/{state.FULL_REPORT}. A summary line
 goes to syslog (facility daemon). The report is also printed on stdout. Run by hand on a
 terminal, a status line on standard error shows how far the scan has got; cron never sees it.
 
@@ -106,7 +105,7 @@ def check(live: Config, args: argparse.Namespace) -> DailyReport:
 def deliver(live: Config, args: argparse.Namespace, daily: DailyReport, *, keep: bool = True) -> int:
     """Keep (if `keep`), mail, log and print `daily`; returns its exit code, also when the mail
     failed (then the report on stdout and the kept copy are all there is, and stderr says so)."""
-    full = Path(live.state_dir) / FULL_REPORT
+    full = Path(live.state_dir) / state.FULL_REPORT
     problem = save_report(full, daily.text) if keep else f"the report is not kept in {full} (no lock)"
     body = notify.cut_report(daily.text, live.report_mail_limit, full_report=None if problem else str(full))
     if problem:
