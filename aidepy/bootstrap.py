@@ -36,9 +36,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import CodeType, ModuleType
 
+# The vault's names, as `aidepy.vault_layout` spells them (this file runs before aidepy can be
+# imported; tests/test_names.py checks that they agree).
 MANIFEST = "RUNTIME"
-MAGIC = "aidepy-runtime 1"
 PROGRAM = "lib/aidepy.zip"
+MAGIC = "aidepy-runtime 1"
 REFUSED_EXIT = 20  # ExitCode.VERIFICATION_FAILED: aidepy.errors cannot be imported yet
 CHUNK = 1 << 20
 

@@ -32,21 +32,20 @@ from cryptography.exceptions import InvalidSignature
 import aidepy
 from aidepy import bootstrap
 from aidepy.atomic import space_needed
-from aidepy.bootstrap import MAGIC, MANIFEST, PROGRAM, Manifest, file_sha256
+from aidepy.bootstrap import MAGIC, Manifest, file_sha256
 from aidepy.errors import VaultError
 from aidepy.keys import raw_public
 from aidepy.notify import Verdict
+from aidepy.vault_layout import BOOTSTRAP, LAUNCHER, MANIFEST, PROGRAM, PROGRAM_DIRS
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
     from aidepy.vault import Vault
 
-LAUNCHER_NAME = "bin/aidepy"
 RUNTIME_ALARM = "RUNTIME CHANGED"
 ABSENT_ALARM = "THE VAULT'S AIDEPY DID NOT RUN"
-BOOTSTRAP_NAME = "lib/bootstrap.py"
-LAUNCHER = """#!/bin/sh
+LAUNCHER_SCRIPT = """#!/bin/sh
 # aidepy from the vault: isolated (-I), without site-packages or .pth files (-S), checked
 # against the signed manifest RUNTIME by lib/bootstrap.py before it runs.
 here=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -116,14 +115,14 @@ def notices(vault_root: Path, key: Ed25519PublicKey, alert: Callable[[str, str],
     found = problems(vault_root, key)
     if found is None:
         return [f"WARNING: runtime: this report comes from the host's aidepy, which the host can "
-                f"change; run {vault_root / LAUNCHER_NAME} ('aidepy vault install' puts it there)."]
+                f"change; run {vault_root / LAUNCHER} ('aidepy vault install' puts it there)."]
     return [alert(RUNTIME_ALARM, line) for line in found]
 
 
 def absent_alarm(host: str, mountpoint: Path) -> tuple[Verdict, str]:
     """(verdict, mail body) when the daily check could not run from the vault: sent by the
     host's copy of aidepy (`aidepy vault alarm`), which must do nothing else."""
-    program = mountpoint / LAUNCHER_NAME
+    program = mountpoint / LAUNCHER
     if not os.path.ismount(mountpoint):
         why = f"the vault is not mounted at {mountpoint} (medium missing or unreadable?)"
     elif not os.path.isfile(program):
@@ -284,11 +283,11 @@ def build(stage: Path, signing_key: Ed25519PrivateKey) -> dict[str, bytes]:
     files for the manifest, packages for the zip)."""
     python = interpreter()
     path, ext = stdlib_path(python), extensions()
-    files = {PROGRAM: program_zip(), BOOTSTRAP_NAME: Path(bootstrap.__file__).read_bytes(),
-             LAUNCHER_NAME: LAUNCHER.format(python=python, bootstrap=BOOTSTRAP_NAME).encode()}
+    files = {PROGRAM: program_zip(), BOOTSTRAP: Path(bootstrap.__file__).read_bytes(),
+             LAUNCHER: LAUNCHER_SCRIPT.format(python=python, bootstrap=BOOTSTRAP).encode()}
     head = manifest_head(python, path, ext)
-    (stage / "lib").mkdir()
-    for name in (PROGRAM, BOOTSTRAP_NAME):
+    (stage / PROGRAM).parent.mkdir()
+    for name in (PROGRAM, BOOTSTRAP):
         (stage / name).write_bytes(files[name])
     (stage / MANIFEST).write_text(head)
     probe = subprocess.run([python, "-I", "-S", "-B", "-c", PROBE, str(stage)],
@@ -302,7 +301,7 @@ def build(stage: Path, signing_key: Ed25519PrivateKey) -> dict[str, bytes]:
     files[PROGRAM] = program_zip(imported)
     listed = sorted({*stdlib_files(path), *ext.values(), *loaded})
     body = head + "".join(f"sha256 {file_sha256(p)} {p}\n" for p in listed)
-    body += "".join(f"sha256 {bootstrap.sha256(files[n])} {n}\n" for n in (PROGRAM, BOOTSTRAP_NAME))
+    body += "".join(f"sha256 {bootstrap.sha256(files[n])} {n}\n" for n in (PROGRAM, BOOTSTRAP))
     signature = base64.b64encode(signing_key.sign(body.encode())).decode()
     files[MANIFEST] = f"{body}ed25519 {signature}\n".encode()
     return files
@@ -330,14 +329,14 @@ def install(vault: Vault, signing_key: Ed25519PrivateKey) -> InstallReport:
                                     f"(keeping {reserve} for the next baseline); not installed")
     for name, data in files.items():
         if name != MANIFEST:
-            vault.write_file(name, [data], mode=0o755 if name == LAUNCHER_NAME else 0o644)
+            vault.write_file(name, [data], mode=0o755 if name == LAUNCHER else 0o644)
     vault.write_file(MANIFEST, [files[MANIFEST]],
                      verify=lambda p: verify_signature(Manifest(p.read_text(), str(root)), key))
     size = sum(len(data) for data in files.values())
     return InstallReport(True, f"aidepy {aidepy.__version__} installed ({size // 1024} KiB): "
-                               f"run {root / LAUNCHER_NAME}")
+                               f"run {root / LAUNCHER}")
 
 
 def _installed(root: Path) -> list[Path]:
-    found = [p for d in ("lib", "bin") for p in (root / d).rglob("*") if p.is_file()]
+    found = [p for d in PROGRAM_DIRS for p in (root / d).rglob("*") if p.is_file()]
     return found + ([root / MANIFEST] if (root / MANIFEST).is_file() else [])

@@ -7,6 +7,10 @@ Layout on the medium (ext2, label from `vault_label`):
     aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.anchor`)
     aidepy.conf     the rules the baseline was built with; its includes under `rules/` (+ SOURCES)
     bin/ lib/ RUNTIME   aidepy itself and the signed manifest of what it runs on (`aidepy.runtime`)
+    apt-keyrings/   the apt keyrings package explanations trust, with an index `SOURCES`
+
+Every name on the vault is spelled here only (tests/test_names.py checks); `aidepy.bootstrap`,
+which runs before any aidepy module can be imported, repeats two of them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,18 @@ ANCHOR = "aidepy.anchor"
 RULES = "aidepy.conf"
 RULES_DIR = "rules"
 RULES_INDEX = "rules/SOURCES"
+MANIFEST = "RUNTIME"
+"""The signed manifest of the vault's aidepy (what a start may load)."""
+PROGRAM = "lib/aidepy.zip"
+"""aidepy's sources and its dependencies' pure-Python sources."""
+BOOTSTRAP = "lib/bootstrap.py"
+"""`aidepy.bootstrap`: checks the manifest before the program runs."""
+LAUNCHER = "bin/aidepy"
+"""The vault's aidepy command."""
+PROGRAM_DIRS = ("bin", "lib")
+"""The directories of the vault's aidepy (LAUNCHER, PROGRAM, BOOTSTRAP)."""
+KEYRINGS_DIR = "apt-keyrings"
+KEYRINGS_INDEX = "apt-keyrings/SOURCES"
 MAX_LABEL = 16  # ext2 volume labels are 16 bytes
 
 

@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from aidepy.cli.options import DEFAULT_CONFIG
 from aidepy.errors import ExitCode, UsageError
 
 NAME = "demo"
@@ -30,6 +31,8 @@ vault. It needs root (mke2fs and mount on a loop device). Exit code: the daily r
 
 DEMO_DIR = "/var/lib/aidepy-demo"
 FLOPPY_BYTES = 1722 * 1024
+CONFIG = Path(DEFAULT_CONFIG).name
+"""The demo's config in DIR, named as on a real host."""
 
 RULES = """\
 # aidepy demo: a small rule set. Real servers start from rules/aidepy.conf.
@@ -64,12 +67,12 @@ def _step(argv: list[str]) -> int:
 def _prepare(work: Path, reset: bool) -> bool:
     """Write the rules, the sample tree and the image; True if a new vault must be made."""
     if reset and work.exists():
-        _step(["vault", "umount", "-c", str(work / "aidepy.conf")])
+        _step(["vault", "umount", "-c", str(work / CONFIG)])
         for name in ("signing.key", "signing.key.pub", "vault.img"):
             (work / name).unlink(missing_ok=True)
     (work / "state").mkdir(parents=True, exist_ok=True)
     (work / "vault").mkdir(exist_ok=True)
-    (work / "aidepy.conf").write_text(RULES.format(dir=work))
+    (work / CONFIG).write_text(RULES.format(dir=work))
     sample = work / "sample"
     sample.mkdir(exist_ok=True)
     (sample / "motd").write_text("Welcome to the demo host.\n")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise UsageError("the demo needs root: it formats and mounts an image file through a loop device")
     work: Path = args.dir.resolve()
-    conf = ["-c", str(work / "aidepy.conf")]
+    conf = ["-c", str(work / CONFIG)]
     new_vault = _prepare(work, args.reset)
     key = work / "signing.key"
     steps: list[list[str]] = []

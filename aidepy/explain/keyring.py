@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 from debian.deb822 import Deb822
 
 from aidepy.atomic import VaultFullError
+from aidepy.vault_layout import KEYRINGS_DIR, KEYRINGS_INDEX
 
 if TYPE_CHECKING:
     from aidepy.vault import Vault
 
-KEYRINGS_DIR = "apt-keyrings"
-KEYRINGS_INDEX = "apt-keyrings/SOURCES"
 _SIGNED_BY = re.compile(r"\[[^]]*\bsigned-by=([^]\s]+)")
 
 
