@@ -18,21 +18,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aidepy.errors import DatabaseWriteError, VaultError
+from aidepy.errors import DatabaseWriteError, VaultError, VaultFullError
 from aidepy.state import FILE_MODE
 
 READ_CHUNK = 1 << 20
-
-
-class VaultFullError(DatabaseWriteError):
-    """A file does not fit on the vault; the previous version is intact."""
-
-    def __init__(self, name: str, needed: int, free: int) -> None:
-        self.needed, self.free, self.missing = needed, free, needed - free
-        super().__init__(
-            f"{name} does not fit on the vault: it needs {needed} bytes, {free} are free, "
-            f"{self.missing} bytes missing; the previous {name} is intact"
-        )
 
 
 @dataclass(frozen=True)

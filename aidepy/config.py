@@ -43,11 +43,11 @@ from aidepy.config_syntax import (
     Var,
     parse,
 )
-from aidepy.errors import AidepyError, ConfigError
+from aidepy.errors import ConfigError, ConfigReadError
 from aidepy.pcre import Match, Regex, RegexError, regex_error
 from aidepy.selection import Rule, node_path
 
-__all__ = ["Config", "ConfigReadError", "copy_path", "load", "parse_text"]
+__all__ = ["Config", "copy_path", "load", "parse_text"]
 
 MAX_INCLUDE_DEPTH = 16
 MAX_MACRO_LENGTH = 1 << 20
@@ -55,10 +55,6 @@ MAX_MACRO_LENGTH = 1 << 20
 FILE_TYPES = frozenset("fdlcbps")  # AIDE on Linux: no Solaris doors (D) or event ports (P)
 UNSUPPORTED_HASHES: AttrSet = HASHES - SUPPORTED_HASHES
 _Fail = Callable[[str], ConfigError]
-
-
-class ConfigReadError(AidepyError):
-    """The main config file cannot be read (AIDE's I/O error, exit 18)."""
 
 
 def _text(raw: str) -> str:

@@ -45,19 +45,17 @@ from aidepy.dbformat import (
     TABLE,
     TAIL_SIZE,
     Header,
-    UnsupportedFormatError,
     decode_header,
     encode_header,
 )
 from aidepy.entry import Entry
-from aidepy.errors import DatabaseReadError, DatabaseWriteError, VerificationError
+from aidepy.errors import DatabaseReadError, DatabaseWriteError, UnsupportedFormatError, VerificationError
 from aidepy.keys import fingerprint, raw_public
 
 __all__ = [
     "Database",
     "DatabaseInfo",
     "Header",
-    "UnsupportedFormatError",
     "open_database",
     "write_and_reopen",
     "write_database",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aidepy.attributes import BY_NAME, CATALOGUE, AttrSet
-from aidepy.errors import ExitCode, VerificationError
+from aidepy.errors import UnsupportedFormatError, VerificationError
 
 MAGIC = b"\x89AIDEPY\n"
 FORMAT_VERSION = 1
@@ -22,12 +22,6 @@ SIGNATURE_CONTEXT = b"aidepy-database-v1\0"
 COMPRESSION_ZLIB = 1
 MAX_COUNT_BYTES = 10  # longest varint of a count or length
 MAX_BLOCK_BYTES = 64 << 20  # largest block frame, and largest decompressed column of a block
-
-
-class UnsupportedFormatError(VerificationError):
-    """A verified database this aidepy cannot read: newer format version or unknown attributes."""
-
-    exit_code = ExitCode.VERSION_MISMATCH
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@
 Exit codes follow AIDE: bits 1/2/4 report added/removed/changed entries; 14-19 are AIDE's
 error codes (16, AIDE's unimplemented function, has no use here). Codes 20 and up are
 aidepy's own and documented in the README.
+
+Every AidepyError is defined here (tests/test_names.py checks). Exceptions that never reach the
+admin stay with the module that raises and handles them: `pcre.RegexError` (made a ConfigError
+or UsageError), `explain.archive.ArchiveError` (a notice), `forkpool.WorkerError`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ class AidepyError(Exception):
     """The daily mail's subject words when this failure stopped the check."""
 
 
+class ConfigReadError(AidepyError):
+    """The main config file cannot be read (AIDE's I/O error, exit 18)."""
+
+
 class ConfigError(AidepyError):
     """A rules/config line that cannot be accepted; names the file and line like `aide`."""
 
@@ -62,6 +70,17 @@ class DatabaseWriteError(AidepyError):
     alarm = "CANNOT WRITE THE NEW DATABASE"
 
 
+class VaultFullError(DatabaseWriteError):
+    """A file does not fit on the vault; the previous version is intact."""
+
+    def __init__(self, name: str, needed: int, free: int) -> None:
+        self.needed, self.free, self.missing = needed, free, needed - free
+        super().__init__(
+            f"{name} does not fit on the vault: it needs {needed} bytes, {free} are free, "
+            f"{self.missing} bytes missing; the previous {name} is intact"
+        )
+
+
 class DatabaseReadError(AidepyError):
     """A database could not be read (missing, unreadable)."""
 
@@ -73,6 +92,12 @@ class VerificationError(AidepyError):
 
     exit_code = ExitCode.VERIFICATION_FAILED
     alarm = "BASELINE FAILED VERIFICATION"
+
+
+class UnsupportedFormatError(VerificationError):
+    """A verified database this aidepy cannot read: newer format version or unknown attributes."""
+
+    exit_code = ExitCode.VERSION_MISMATCH
 
 
 class RollbackError(VerificationError):
@@ -97,6 +122,18 @@ class AnchoredCopyError(VerificationError):
     """The disk copy a vault's anchor pins is missing or is not the one pinned."""
 
     alarm = "ANCHORED COPY MISSING OR CHANGED"
+
+
+class KeyFileError(AidepyError):
+    """A key file that is missing, unreadable, malformed, or too widely readable."""
+
+    exit_code = ExitCode.IO_ERROR
+
+
+class PassphraseError(KeyFileError):
+    """The passphrase is missing or does not decrypt the private key."""
+
+    exit_code = ExitCode.INVALID_ARGUMENT
 
 
 class VaultError(AidepyError):

@@ -18,19 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aidepy.errors import AidepyError, ExitCode
-
-
-class KeyFileError(AidepyError):
-    """A key file that is missing, unreadable, malformed, or too widely readable."""
-
-    exit_code = ExitCode.IO_ERROR
-
-
-class PassphraseError(KeyFileError):
-    """The passphrase is missing or does not decrypt the private key."""
-
-    exit_code = ExitCode.INVALID_ARGUMENT
+from aidepy.errors import KeyFileError, PassphraseError
 
 
 def public_key_path(private_path: Path) -> Path:

@@ -29,7 +29,7 @@ from aidepy import db, keys, report, state
 from aidepy.atomic import space_needed
 from aidepy.compare import Summary
 from aidepy.entry import Entry
-from aidepy.errors import AidepyError, VaultError, VerificationError
+from aidepy.errors import AidepyError, PassphraseError, VaultError, VaultFullError, VerificationError
 from aidepy.explain.keyring import keyring_changes, write_keyrings
 from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, explanations, open_trusted, report_options
 from aidepy.jobs.console import Console, Declined
@@ -38,7 +38,7 @@ from aidepy.jobs.selective import archive_explained, kept_records, with_old_reco
 from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
 from aidepy.rollback import Identity, Record
-from aidepy.vault import Vault, VaultFullError, read_chunks
+from aidepy.vault import Vault, read_chunks
 from aidepy.vault_layout import DATABASE
 
 if TYPE_CHECKING:
@@ -286,9 +286,9 @@ class Promotion:
         path = Path(self.config.signing_key)
         try:
             key = keys.load_private_key(path, None)
-        except keys.PassphraseError:
+        except PassphraseError:
             if self.assume_yes:
-                raise keys.PassphraseError(f"{path} is encrypted: --yes needs a signing key without "
+                raise PassphraseError(f"{path} is encrypted: --yes needs a signing key without "
                                            "a passphrase (or run promote at the console)") from None
             key = self._ask_passphrase(path)
         vault_key = keys.raw_public(self._vault_key) if self._vault_key is not None else b""
@@ -301,7 +301,7 @@ class Promotion:
             passphrase = self.console.secret(f"Passphrase for the signing key {path}: ")
             try:
                 return keys.load_private_key(path, passphrase.encode())
-            except keys.PassphraseError as exc:
+            except PassphraseError as exc:
                 if attempt == PASSPHRASE_TRIES:
                     raise
                 self.console.say(f"{exc}; try again")

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from aidepy import medium as md
 from aidepy.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
 from aidepy.atomic import READ_CHUNK, WrittenFile, atomic_write, free_bytes, fsync_dir
-from aidepy.atomic import VaultFullError as VaultFullError  # re-exported for promote
 from aidepy.config import copy_path, load
 from aidepy.db import open_database
 from aidepy.errors import AidepyError, DatabaseWriteError, VaultError, VerificationError

@@ -13,7 +13,7 @@ import pytest
 
 from aidepy import keys
 from aidepy.config import load
-from aidepy.errors import ConfigError, ExitCode
+from aidepy.errors import ConfigError, ExitCode, KeyFileError
 
 PACKAGE = Path(keys.__file__).parent
 
@@ -33,7 +33,7 @@ def test_signing_key_readable_or_writable_by_others_is_refused(tmp_path: Path, m
     key = tmp_path / "signing.key"
     keys.generate_keypair(key, None)
     key.chmod(mode)
-    with pytest.raises(keys.KeyFileError, match=f"mode {mode:04o}.*chmod 600") as info:
+    with pytest.raises(KeyFileError, match=f"mode {mode:04o}.*chmod 600") as info:
         keys.load_private_key(key, None)
     assert str(key) in str(info.value)
 
@@ -42,7 +42,7 @@ def test_key_generation_leaves_no_temp_file_and_never_replaces_a_key(tmp_path: P
     key = tmp_path / "signing.key"
     keys.generate_keypair(key, None)
     before = key.read_bytes()
-    with pytest.raises(keys.KeyFileError, match="refusing to overwrite"):
+    with pytest.raises(KeyFileError, match="refusing to overwrite"):
         keys.generate_keypair(key, None)
     assert key.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["signing.key", "signing.key.pub"]

@@ -13,10 +13,8 @@ from conftest import AIDEPY, NOBODY, requires_root
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aidepy.cli.keygen import ask_new_passphrase
-from aidepy.errors import ExitCode
+from aidepy.errors import ExitCode, KeyFileError, PassphraseError
 from aidepy.keys import (
-    KeyFileError,
-    PassphraseError,
     fingerprint,
     generate_keypair,
     load_private_key,

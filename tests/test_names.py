@@ -1,15 +1,20 @@
 """Every name has one home: the files in state_dir are spelled in `aidepy.state`, the files on
-the vault in `aidepy.vault_layout`; nothing else in the package spells them again."""
+the vault in `aidepy.vault_layout`; nothing else in the package spells them again. Every
+error an admin sees is defined in `aidepy.errors`, with its exit code."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from aidepy import bootstrap, state, vault_layout
+import aidepy
+from aidepy import bootstrap, errors, state, vault_layout
+from aidepy.errors import AidepyError, ExitCode
 
 PACKAGE = Path(state.__file__).parent
 HOMES = {Path(state.__file__), Path(vault_layout.__file__)}
@@ -47,3 +52,26 @@ def test_bootstrap_spells_the_vault_names_as_the_layout_does() -> None:
     assert (bootstrap.MANIFEST, bootstrap.PROGRAM) == (vault_layout.MANIFEST, vault_layout.PROGRAM)
     spelled = {v for v in vars(bootstrap).values() if isinstance(v, str)} & set(NAMES.values())
     assert spelled == {bootstrap.MANIFEST, bootstrap.PROGRAM}
+
+
+def aidepy_errors() -> list[type[AidepyError]]:
+    """Every AidepyError subclass in the package, each module imported (pkgutil's walk)."""
+    for info in pkgutil.walk_packages(aidepy.__path__, "aidepy."):
+        if info.name != "aidepy.__main__":
+            importlib.import_module(info.name)
+    found, todo = [], [AidepyError]
+    while todo:
+        todo += (children := todo.pop().__subclasses__())
+        found += children
+    return found
+
+
+def test_every_error_is_defined_in_errors_with_its_exit_code() -> None:
+    found = aidepy_errors()
+    # Declined is not an error but the admin's answer (exit 0); it is leaving AidepyError
+    strays = [f"{e.__module__}.{e.__qualname__}" for e in found
+              if e.__module__ != errors.__name__ and e.__qualname__ != "Declined"]
+    assert strays == [], "define these in aidepy/errors.py"
+    assert {"VaultFullError", "KeyFileError", "PassphraseError", "UnsupportedFormatError",
+            "ConfigReadError"} <= {e.__name__ for e in found}
+    assert all(isinstance(e.exit_code, ExitCode) and e.alarm.isupper() for e in found)

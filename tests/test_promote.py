@@ -32,9 +32,9 @@ from conftest import (
 from aidepy import config, db
 from aidepy.db import write_database
 from aidepy.entry import Entry
-from aidepy.errors import VaultError
+from aidepy.errors import PassphraseError, VaultError
 from aidepy.jobs.console import Console, Declined
-from aidepy.keys import PassphraseError, generate_keypair
+from aidepy.keys import generate_keypair
 from aidepy.promote import Promoted, Promotion
 from aidepy.vault import Vault
 

@@ -9,7 +9,7 @@ import stat
 import pytest
 from conftest import REMOVE, VaultSite, promote_in_process, requires_root, rewrite_vault, vault_filler
 
-from aidepy.atomic import VaultFullError
+from aidepy.errors import VaultFullError
 from aidepy.promote import Layout
 
 pytestmark = requires_root

@@ -22,10 +22,9 @@ from conftest import LoopDevice, require_tool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aidepy import medium
-from aidepy.atomic import VaultFullError
 from aidepy.db import open_database, write_database
 from aidepy.entry import Entry
-from aidepy.errors import DatabaseWriteError, VaultError, VerificationError
+from aidepy.errors import DatabaseWriteError, VaultError, VaultFullError, VerificationError
 from aidepy.keys import fingerprint, generate_keypair, load_private_key
 from aidepy.vault import Vault, VaultSettings, format_vault, read_chunks
 

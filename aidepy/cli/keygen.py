@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from aidepy.errors import UsageError
-from aidepy.keys import PassphraseError, fingerprint, generate_keypair, public_key_path
+from aidepy.errors import PassphraseError, UsageError
+from aidepy.keys import fingerprint, generate_keypair, public_key_path
 
 NAME = "keygen"
 HELP = "create the key pair that signs baselines"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from aidepy import keys, notify
 from aidepy.cli.options import add_config_arguments
 from aidepy.config import Config, load
-from aidepy.errors import ExitCode, UsageError
+from aidepy.errors import ExitCode, PassphraseError, UsageError
 from aidepy.jobs.baseline import Pin
 from aidepy.jobs.console import Console
 from aidepy.jobs.rules_review import confirm_rules, review_vault_rules
@@ -141,7 +141,7 @@ def _signing_key(path: Path) -> Ed25519PrivateKey:
     on the terminal when it has one."""
     try:
         return keys.load_private_key(path, None)
-    except keys.PassphraseError:
+    except PassphraseError:
         passphrase = Console.terminal(paged=False).secret(f"Passphrase for the signing key {path}: ")
         return keys.load_private_key(path, passphrase.encode())
 

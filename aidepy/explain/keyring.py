@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from debian.deb822 import Deb822
 
-from aidepy.atomic import VaultFullError
+from aidepy.errors import VaultFullError
 from aidepy.vault_layout import KEYRINGS_DIR, KEYRINGS_INDEX
 
 if TYPE_CHECKING:

@@ -36,11 +36,18 @@ from aidepy.config import Config
 from aidepy.config_model import ReportSettings
 from aidepy.db import Database, DatabaseInfo, open_database, write_and_reopen, write_database
 from aidepy.entry import Entry, sort_key
-from aidepy.errors import AidepyError, AnchoredCopyError, ForeignHostError, ForeignKeyError, UsageError
+from aidepy.errors import (
+    AidepyError,
+    AnchoredCopyError,
+    ForeignHostError,
+    ForeignKeyError,
+    PassphraseError,
+    UsageError,
+)
 from aidepy.explain.engine import Sources, explain
 from aidepy.explain.keyring import vault_keyrings
 from aidepy.explain.model import Explained
-from aidepy.keys import PassphraseError, fingerprint, load_private_key, load_public_key
+from aidepy.keys import fingerprint, load_private_key, load_public_key
 from aidepy.pcre import Match, Regex
 from aidepy.progress import StatusLine
 from aidepy.report import DatabaseSummary, Level, Mode, Report, ReportOptions, escape_path
