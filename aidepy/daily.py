@@ -36,7 +36,7 @@ from aidepy.errors import (
 from aidepy.explain.keyring import keyring_changes
 from aidepy.jobs.baseline import Scan, compare_scan, explanations, open_trusted, report_options, rules_notice
 from aidepy.medium import HARDWARE, MediumKind
-from aidepy.notify import Verdict
+from aidepy.notify import Outcome
 from aidepy.report import Mode, Report, explanation_counts, render_text
 from aidepy.vault import Vault
 
@@ -58,7 +58,7 @@ def alarms(lines: Iterable[str]) -> tuple[str, ...]:
 class DailyReport:
     """One daily run's outcome: what to mail and log, and the exit code."""
 
-    verdict: Verdict
+    outcome: Outcome
     text: str
     exit_code: int
 
@@ -70,8 +70,8 @@ def failed(host: str, failure: AidepyError | OSError) -> DailyReport:
         where = f"{failure.filename}: " if failure.filename else ""
         failure = StateIOError(f"{where}{failure.strerror or failure}")
     code = failure.exit_code if failure.exit_code != ExitCode.OK else ExitCode.VERIFICATION_FAILED
-    verdict = Verdict(host, failure=str(failure), alarms=(failure.alarm,))
-    return DailyReport(verdict, alarm_text(host, failure), int(code))
+    outcome = Outcome(host, failure=str(failure), alarms=(failure.alarm,))
+    return DailyReport(outcome, alarm_text(host, failure), int(code))
 
 
 def alarm_text(host: str, failure: AidepyError) -> str:
@@ -200,10 +200,10 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
                     [baseline.summary()], new_database=str(new_path), root_prefix=config.root_prefix,
                     notices=notices, warnings=scan.warnings, explained=explained, new=new)
     s = found.summary
-    verdict = Verdict(host, s.added, s.removed, s.changed, alarms=alarms(notices),
+    outcome = Outcome(host, s.added, s.removed, s.changed, alarms=alarms(notices),
                       explained=explanation_counts(report) if explained is not None else None,
                       new=len(new))
-    return DailyReport(verdict, render_text(report), s.exit_code)
+    return DailyReport(outcome, render_text(report), s.exit_code)
 
 
 def key_alarm(config: Config, found: str | None) -> list[str]:

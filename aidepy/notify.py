@@ -2,7 +2,7 @@
 
 The mail is built with `email.message.EmailMessage`, whose headers refuse line breaks; file
 names only ever go into the body, so no file name can add a header. The subject names the host
-and the verdict, and a baseline that fails verification gets a subject nobody can overlook.
+and the outcome, and a baseline that fails verification gets a subject nobody can overlook.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ FAILED = (VerificationError.alarm,)
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Outcome:
     """What the daily run found: counts of differences, the alarms raised, or why no check
     could be done."""
 
@@ -44,7 +44,7 @@ class Verdict:
         return self.failure is not None or bool(self.alarms)
 
 
-def subject(verdict: Verdict) -> str:
+def subject(outcome: Outcome) -> str:
     """`aidepy: HOST: 3 changed, 1 added`, `aidepy: HOST: 1 unexplained, 312 explained (7
     packages)`, either followed by `; 2 new, 313 pending` (the daily report), `aidepy: HOST: no
     changes`, or with alarms
@@ -52,29 +52,29 @@ def subject(verdict: Verdict) -> str:
     "no changes" beside an alarm."""
     # The host name is whatever root set with sethostname(2): escape it like a path, so a
     # line break in it can neither add a header nor stop the mail.
-    host = escape_path(verdict.host.encode("utf-8", "surrogateescape"))
-    if verdict.failure is not None:
-        return f"aidepy: {host}: ALERT: {', '.join(verdict.alarms or FAILED)}, NO CHECK DONE"
-    counts = [(verdict.changed, "changed"), (verdict.added, "added"), (verdict.removed, "removed")]
+    host = escape_path(outcome.host.encode("utf-8", "surrogateescape"))
+    if outcome.failure is not None:
+        return f"aidepy: {host}: ALERT: {', '.join(outcome.alarms or FAILED)}, NO CHECK DONE"
+    counts = [(outcome.changed, "changed"), (outcome.added, "added"), (outcome.removed, "removed")]
     parts = ", ".join(f"{n} {label}" for n, label in counts if n)
-    if parts and verdict.explained is not None:
-        unexplained, explained, packages = verdict.explained
+    if parts and outcome.explained is not None:
+        unexplained, explained, packages = outcome.explained
         parts = (f"{unexplained} unexplained, {explained} explained "
                  f"({packages} package{'' if packages == 1 else 's'})")
-    if parts and verdict.new is not None:
-        parts += f"; {verdict.new} new, {verdict.added + verdict.removed + verdict.changed} pending"
-    if verdict.alarms:
-        return f"aidepy: {host}: ALERT: {', '.join(verdict.alarms)}" + (f"; {parts}" if parts else "")
+    if parts and outcome.new is not None:
+        parts += f"; {outcome.new} new, {outcome.added + outcome.removed + outcome.changed} pending"
+    if outcome.alarms:
+        return f"aidepy: {host}: ALERT: {', '.join(outcome.alarms)}" + (f"; {parts}" if parts else "")
     return f"aidepy: {host}: {parts or 'no changes'}"
 
 
-def summary_line(verdict: Verdict) -> str:
+def summary_line(outcome: Outcome) -> str:
     """The one line that goes to syslog."""
-    if verdict.failure is not None:
-        return f"ALERT: {', '.join(verdict.alarms or FAILED).lower()}, no check done: {verdict.failure}"
-    counts = f"{verdict.added} added, {verdict.removed} removed, {verdict.changed} changed"
-    if verdict.alarms:
-        return f"ALERT: {', '.join(verdict.alarms).lower()}; check done: {counts}"
+    if outcome.failure is not None:
+        return f"ALERT: {', '.join(outcome.alarms or FAILED).lower()}, no check done: {outcome.failure}"
+    counts = f"{outcome.added} added, {outcome.removed} removed, {outcome.changed} changed"
+    if outcome.alarms:
+        return f"ALERT: {', '.join(outcome.alarms).lower()}; check done: {counts}"
     return f"check done: {counts}"
 
 
@@ -109,14 +109,14 @@ def cut_report(text: str, limit: int, full_report: str | None = None) -> str:
     return cut(low)
 
 
-def build_message(to: str, verdict: Verdict, body: str) -> EmailMessage:
-    """The report mail: headers from the verdict and address only, the report in the body."""
+def build_message(to: str, outcome: Outcome, body: str) -> EmailMessage:
+    """The report mail: headers from the outcome and address only, the report in the body."""
     message = EmailMessage()
     message["To"] = to
-    message["Subject"] = subject(verdict)
+    message["Subject"] = subject(outcome)
     message["Date"] = email.utils.formatdate(localtime=True)
     message["Auto-Submitted"] = "auto-generated"
-    if verdict.alarming:
+    if outcome.alarming:
         message["Importance"] = "high"
         message["X-Priority"] = "1"
     message.set_content(_mailable(body))
@@ -143,11 +143,11 @@ def send(message: EmailMessage, sendmail: str = "/usr/sbin/sendmail", timeout: f
         raise AidepyError(f"cannot mail the report: {sendmail} exited with {exc.exit_code}: {err}") from exc
 
 
-def log_summary(verdict: Verdict) -> None:
+def log_summary(outcome: Outcome) -> None:
     """Send the summary line to syslog (facility daemon; an alert when there is an alarm)."""
-    priority = syslog.LOG_ALERT if verdict.alarming else syslog.LOG_NOTICE
+    priority = syslog.LOG_ALERT if outcome.alarming else syslog.LOG_NOTICE
     syslog.openlog("aidepy", syslog.LOG_PID, syslog.LOG_DAEMON)
     try:
-        syslog.syslog(priority, summary_line(verdict))
+        syslog.syslog(priority, summary_line(outcome))
     finally:
         syslog.closelog()

@@ -35,7 +35,7 @@ from aidepy.atomic import space_needed
 from aidepy.bootstrap import MAGIC, Manifest, file_sha256
 from aidepy.errors import VaultError
 from aidepy.keys import raw_public
-from aidepy.notify import Verdict
+from aidepy.notify import Outcome
 from aidepy.vault_layout import BOOTSTRAP, LAUNCHER, MANIFEST, PROGRAM, PROGRAM_DIRS
 
 if TYPE_CHECKING:
@@ -119,8 +119,8 @@ def notices(vault_root: Path, key: Ed25519PublicKey, alert: Callable[[str, str],
     return [alert(RUNTIME_ALARM, line) for line in found]
 
 
-def absent_alarm(host: str, mountpoint: Path) -> tuple[Verdict, str]:
-    """(verdict, mail body) when the daily check could not run from the vault: sent by the
+def absent_alarm(host: str, mountpoint: Path) -> tuple[Outcome, str]:
+    """(outcome, mail body) when the daily check could not run from the vault: sent by the
     host's copy of aidepy (`aidepy vault alarm`), which must do nothing else."""
     program = mountpoint / LAUNCHER
     if not os.path.ismount(mountpoint):
@@ -134,7 +134,7 @@ def absent_alarm(host: str, mountpoint: Path) -> tuple[Verdict, str]:
             f"VAULT DID NOT RUN:\n    {why}\n\nThis alarm comes from the host's copy of aidepy, "
             "which checked nothing. At the console: insert and mount the vault, run "
             f"{program} report, and 'aidepy vault status'.\n")
-    return Verdict(host, failure=why, alarms=(ABSENT_ALARM,)), body
+    return Outcome(host, failure=why, alarms=(ABSENT_ALARM,)), body
 
 
 def verify_signature(manifest: Manifest, key: Ed25519PublicKey) -> None:

@@ -52,8 +52,8 @@ class Rule:
     prefix: str | None = None  # the rule prefix of the `@@include DIR REGEX PREFIX` it came from
 
 
-class Verdict(Enum):
-    """AIDE's match result for one path."""
+class MatchResult(Enum):
+    """AIDE's match result for one path: how a rule selects it, if one does."""
 
     SELECTIVE = "selective"  # selected by a regular rule
     EQUAL = "equal"  # selected by an equal rule
@@ -63,18 +63,18 @@ class Verdict(Enum):
 
 @dataclass(frozen=True)
 class Decision:
-    """What AIDE decides for a path: the verdict and the rule behind it.
+    """What AIDE decides for a path: the result and the rule behind it.
 
     `rule` is the selecting rule, or for an unselected path the negative rule that excluded it
     (None when no rule matched), as `aide -p` reports it.
     """
 
-    verdict: Verdict
+    result: MatchResult
     rule: Rule | None
 
     @property
     def selected(self) -> bool:
-        return self.verdict is Verdict.SELECTIVE or self.verdict is Verdict.EQUAL
+        return self.result is MatchResult.SELECTIVE or self.result is MatchResult.EQUAL
 
 
 # Characters that end the literal directory part of a regex in AIDE's tree (`.` `+` `{` `|` do not).
@@ -347,7 +347,7 @@ class RuleSet:
         self._index(self._root)
         self._chains: dict[bytes, tuple[_Node, ...]] = {}
         # the scanner asks match(d) then should_descend(d) for each directory: decide once
-        self._last: tuple[bytes, Decision] = (b"", Decision(Verdict.NONE, None))
+        self._last: tuple[bytes, Decision] = (b"", Decision(MatchResult.NONE, None))
 
     def _add(self, rule: Rule) -> None:
         raw = _encode(rule.regex)
@@ -423,22 +423,22 @@ class RuleSet:
         chain = self._chain(dirname)
         partial = False
         hit: _Compiled | None = None
-        verdict = Verdict.NONE
+        result = MatchResult.NONE
         equal = chain[0].equal if chain and chain[0].path == dirname else None
         if equal is not None:
             hit, partial = _first_match(equal.candidates(path), path, ftype)
             if hit is not None:
-                verdict = Verdict.EQUAL
+                result = MatchResult.EQUAL
         if hit is None:
             for node in chain:
                 if node.regular is not None:
                     hit, more = _first_match(node.regular.candidates(path), path, ftype)
                     partial = partial or more
                     if hit is not None:
-                        verdict = Verdict.SELECTIVE
+                        result = MatchResult.SELECTIVE
                         break
         if hit is None:
-            return Decision(Verdict.PARTIAL if partial else Verdict.NONE, None)
+            return Decision(MatchResult.PARTIAL if partial else MatchResult.NONE, None)
         for node in reversed(chain):
             negative = node.negative
             if negative is None:
@@ -450,12 +450,12 @@ class RuleSet:
                     for parent in _ancestors(path, node.path):
                         veto, _ = _first_match(rules, parent, "d")
                         if veto is not None:
-                            return Decision(Verdict.NONE, veto.rule)
+                            return Decision(MatchResult.NONE, veto.rule)
             veto, _ = _first_match(negative.candidates(path), path, ftype)
             if veto is not None:
                 # a restricted negative rule leaves a partial match: a directory is still entered
-                return Decision(Verdict.NONE if veto.types is None else Verdict.PARTIAL, veto.rule)
-        return Decision(verdict, hit.rule)
+                return Decision(MatchResult.NONE if veto.types is None else MatchResult.PARTIAL, veto.rule)
+        return Decision(result, hit.rule)
 
     def match(self, path: bytes, ftype: str) -> Rule | None:
         """The rule that selects `path`, or None when AIDE would not add it to the database."""
@@ -471,4 +471,4 @@ class RuleSet:
         last_path, decision = self._last
         if last_path != path:
             decision = self.decide(path, "d")
-        return decision.verdict is not Verdict.NONE
+        return decision.result is not MatchResult.NONE

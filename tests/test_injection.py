@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aidepy import notify
-from aidepy.notify import Verdict
+from aidepy.notify import Outcome
 from aidepy.report import escape_path
 
 EVIL = {
@@ -73,8 +73,8 @@ def report_with_evil_names(tmp_path: Path) -> str:
 def test_hostile_names_in_the_report_do_not_change_the_mail_headers(
     tmp_path: Path, report_with_evil_names: str,
 ) -> None:
-    verdict = Verdict("web1", added=len(EVIL))
-    mail = _mailed(tmp_path, notify.build_message("root", verdict, report_with_evil_names))
+    outcome = Outcome("web1", added=len(EVIL))
+    mail = _mailed(tmp_path, notify.build_message("root", outcome, report_with_evil_names))
     assert list(mail.keys()) == HEADERS
     assert mail["To"] == "root"
     assert mail["Subject"] == f"aidepy: web1: {len(EVIL)} added"
@@ -92,16 +92,16 @@ def test_hostile_names_in_the_report_do_not_change_the_mail_headers(
 
 def test_an_alarm_mail_keeps_its_headers_whatever_the_failure_text(tmp_path: Path) -> None:
     failure = "/var/lib/aidepy/vault/aidepy.db\nBcc: evil@example: digest mismatch"
-    verdict = Verdict("web1", failure=failure)
-    mail = _mailed(tmp_path, notify.build_message("root", verdict, f"ALERT\n{failure}\n"))
+    outcome = Outcome("web1", failure=failure)
+    mail = _mailed(tmp_path, notify.build_message("root", outcome, f"ALERT\n{failure}\n"))
     assert list(mail.keys()) == [*HEADERS[:4], "Importance", "X-Priority", *HEADERS[4:]]
     assert mail["Subject"] == "aidepy: web1: ALERT: BASELINE FAILED VERIFICATION, NO CHECK DONE"
     assert mail["Bcc"] is None
 
 
 def test_a_host_name_with_a_line_break_cannot_add_headers_or_stop_the_mail(tmp_path: Path) -> None:
-    verdict = Verdict("web1\nBcc: evil@example", changed=1)
-    mail = _mailed(tmp_path, notify.build_message("root", verdict, "report\n"))
+    outcome = Outcome("web1\nBcc: evil@example", changed=1)
+    mail = _mailed(tmp_path, notify.build_message("root", outcome, "report\n"))
     assert list(mail.keys()) == HEADERS
     assert mail["Bcc"] is None
 
@@ -112,5 +112,5 @@ def test_any_name_becomes_one_report_line_without_control_bytes(name: bytes) -> 
     shown = escape_path(b"/" + name)
     raw = shown.encode("utf-8", "surrogateescape")
     assert not any(b < 0x20 or b == 0x7F for b in raw), raw
-    body = notify.build_message("root", Verdict("h", added=1), f"f++++: {shown}\n").get_content()
+    body = notify.build_message("root", Outcome("h", added=1), f"f++++: {shown}\n").get_content()
     assert body.count("\n") == 1

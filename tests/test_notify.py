@@ -13,21 +13,21 @@ from conftest import RootMailbox, require_tool
 
 from aidepy import notify
 from aidepy.errors import AidepyError
-from aidepy.notify import Verdict
+from aidepy.notify import Outcome
 
 
 def test_subject_names_host_and_counts_changed_first() -> None:
-    verdict = Verdict("host.example", added=1, changed=3)
-    assert notify.subject(verdict) == "aidepy: host.example: 3 changed, 1 added"
-    assert notify.subject(Verdict("h", removed=2)) == "aidepy: h: 2 removed"
+    outcome = Outcome("host.example", added=1, changed=3)
+    assert notify.subject(outcome) == "aidepy: host.example: 3 changed, 1 added"
+    assert notify.subject(Outcome("h", removed=2)) == "aidepy: h: 2 removed"
 
 
 def test_subject_says_no_changes_when_clean() -> None:
-    assert notify.subject(Verdict("host.example")) == "aidepy: host.example: no changes"
+    assert notify.subject(Outcome("host.example")) == "aidepy: host.example: no changes"
 
 
 def test_subject_is_loud_when_baseline_fails_verification() -> None:
-    text = notify.subject(Verdict("h", failure="bad signature"))
+    text = notify.subject(Outcome("h", failure="bad signature"))
     assert text.startswith("aidepy: h: ALERT") and "FAILED VERIFICATION" in text
 
 
@@ -52,7 +52,7 @@ def test_the_limit_counts_the_bytes_of_the_mail_body_as_sent() -> None:
     characters, the mail would carry about 3.5K bytes."""
     text = "".join(f"changed: /srv/{'é' * 40}{i:04}\n" for i in range(300))
     cut = notify.cut_report(text, limit=2048, full_report="/x")
-    message = notify.build_message("root", Verdict("h", changed=300), cut)
+    message = notify.build_message("root", Outcome("h", changed=300), cut)
     sent = message.as_bytes().split(b"\n\n", 1)[1]
     assert message["Content-Transfer-Encoding"] == "base64"
     assert 1500 < len(sent) <= 2048
@@ -61,7 +61,7 @@ def test_the_limit_counts_the_bytes_of_the_mail_body_as_sent() -> None:
 
 def test_file_names_in_the_report_cannot_add_headers() -> None:
     body = "changed: /etc/evil\nBcc: attacker@example.org\n\nf = /tmp/\r\nSubject: forged\n"
-    message = notify.build_message("root", Verdict("h", changed=1), body)
+    message = notify.build_message("root", Outcome("h", changed=1), body)
     parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert parsed["Bcc"] is None
     assert parsed.get_all("Subject") == ["aidepy: h: 1 changed"]
@@ -70,12 +70,12 @@ def test_file_names_in_the_report_cannot_add_headers() -> None:
 
 def test_undecodable_file_names_are_escaped_not_fatal() -> None:
     body = b"changed: /etc/\xff\xfe\n".decode("utf-8", "surrogateescape")
-    message = notify.build_message("root", Verdict("h", changed=1), body)
+    message = notify.build_message("root", Outcome("h", changed=1), body)
     assert "/etc/\\udcff\\udcfe" in message.get_content()
 
 
 def test_missing_sendmail_is_a_clear_error(tmp_path: Path) -> None:
-    message = notify.build_message("root", Verdict("h"), "x\n")
+    message = notify.build_message("root", Outcome("h"), "x\n")
     with pytest.raises(AidepyError, match="not found"):
         notify.send(message, str(tmp_path / "no-sendmail"))
 
@@ -85,14 +85,14 @@ def test_failing_sendmail_reports_its_exit_code_and_stderr(tmp_path: Path) -> No
     fake.write_text("#!/bin/sh\necho 'queue full' >&2\nexit 75\n")
     fake.chmod(0o755)
     with pytest.raises(AidepyError, match="exited with 75: queue full"):
-        notify.send(notify.build_message("root", Verdict("h"), "x\n"), str(fake))
+        notify.send(notify.build_message("root", Outcome("h"), "x\n"), str(fake))
 
 
 def test_sendmail_gets_t_and_oi_and_the_whole_message(tmp_path: Path) -> None:
     fake = tmp_path / "sendmail"
     fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\ncat > {tmp_path}/mail\n')
     fake.chmod(0o755)
-    notify.send(notify.build_message("admin@example.org", Verdict("h"), "line\n.\nafter dot\n"), str(fake))
+    notify.send(notify.build_message("admin@example.org", Outcome("h"), "line\n.\nafter dot\n"), str(fake))
     assert (tmp_path / "args").read_text().split() == ["-t", "-oi"]
     sent = email.message_from_bytes((tmp_path / "mail").read_bytes(), policy=email.policy.default)
     assert sent["To"] == "admin@example.org"
@@ -100,9 +100,9 @@ def test_sendmail_gets_t_and_oi_and_the_whole_message(tmp_path: Path) -> None:
 
 
 def test_report_reaches_roots_mailbox_through_exim(root_mailbox: RootMailbox) -> None:
-    verdict = Verdict(socket.gethostname(), added=1, changed=3)
+    outcome = Outcome(socket.gethostname(), added=1, changed=3)
     body = "changed: /etc/passwd\nBcc: attacker@example.org\n"
-    notify.send(notify.build_message("root", verdict, body), require_tool("sendmail"))
+    notify.send(notify.build_message("root", outcome, body), require_tool("sendmail"))
     [mail] = root_mailbox.wait_for(1)
     assert mail["Subject"] == f"aidepy: {socket.gethostname()}: 3 changed, 1 added"
     assert mail["Bcc"] is None
@@ -117,7 +117,7 @@ def test_summary_line_goes_to_syslog() -> None:
     listener.bind("/dev/log")
     try:
         listener.settimeout(10)
-        notify.log_summary(Verdict("h", added=1, removed=2, changed=3))
+        notify.log_summary(Outcome("h", added=1, removed=2, changed=3))
         line = listener.recv(4096).decode()
     finally:
         listener.close()

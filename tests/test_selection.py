@@ -7,7 +7,7 @@ import pytest
 
 from aidepy.attributes import attrset
 from aidepy.pcre import Match, Regex
-from aidepy.selection import Literal, Rule, RuleKind, RuleSet, Verdict, literal, node_path
+from aidepy.selection import Literal, MatchResult, Rule, RuleKind, RuleSet, literal, node_path
 
 
 def rules(*specs: str) -> RuleSet:
@@ -98,13 +98,13 @@ def test_equal_rule_selects_only_paths_directly_inside_its_node() -> None:
 def test_equal_rule_beats_a_regular_rule_listed_before_it() -> None:
     rs = rules("/var/log/ p", "=/var/log/ u")
     decision = rs.decide(b"/var/log/syslog", "f")
-    assert decision.verdict is Verdict.EQUAL and decision.rule is rs.rules[1]
+    assert decision.result is MatchResult.EQUAL and decision.rule is rs.rules[1]
     assert rs.decide(b"/var/log/apt/x", "f").rule is rs.rules[0]  # too deep for the equal rule
 
 
 def test_equal_rule_beats_a_deeper_regular_rule() -> None:
     rs = rules("=/etc/ p", "/etc/ssh u")  # both hang on /etc
-    assert rs.decide(b"/etc/ssh", "d").verdict is Verdict.EQUAL
+    assert rs.decide(b"/etc/ssh", "d").result is MatchResult.EQUAL
 
 
 # --- negative rules ------------------------------------------------------------------------
@@ -148,14 +148,14 @@ def test_restricted_regular_rule_selects_only_its_file_types() -> None:
 def test_restricted_rule_of_the_wrong_type_is_a_partial_match_so_the_directory_is_entered() -> None:
     rs = rules("/srv/www f p")
     decision = rs.decide(b"/srv/www", "d")
-    assert decision.verdict is Verdict.PARTIAL and decision.rule is None
+    assert decision.result is MatchResult.PARTIAL and decision.rule is None
     assert rs.should_descend(b"/srv/www")
 
 
 def test_restricted_negative_rule_excludes_only_that_type_and_not_the_contents() -> None:
     rs = rules("!/tmp/x$ d", "/tmp p")
     assert not selected(rs, "/tmp/x", "d") and origin(rs, "/tmp/x", "d") == "t:1"
-    assert rs.decide(b"/tmp/x", "d").verdict is Verdict.PARTIAL  # still entered
+    assert rs.decide(b"/tmp/x", "d").result is MatchResult.PARTIAL  # still entered
     assert selected(rs, "/tmp/x", "f")
     assert selected(rs, "/tmp/x/y")  # parents are only tested against unrestricted negatives
 
@@ -206,14 +206,15 @@ def test_literal_part_of_a_regex(regex: bytes, expected: Literal) -> None:
 ])
 def test_shortcuts_decide_like_pcre(regex: str) -> None:
     rs = rules(f"{regex} p")
-    expect = {Match.FULL: Verdict.SELECTIVE, Match.PARTIAL: Verdict.PARTIAL, Match.NONE: Verdict.NONE}
+    expect = {Match.FULL: MatchResult.SELECTIVE, Match.PARTIAL: MatchResult.PARTIAL,
+              Match.NONE: MatchResult.NONE}
     compiled = Regex(regex.encode())
     for path in ("/", "/e", "/etc", "/etc/", "/etc/passwd", "/etc/passwd\n", "/etc/passwdx", "/etc/a",
                  "/a.b", "/aXb", "/etc/ss", "/etc/ssh", "/x", "/etc/b"):
         node = node_path(regex.encode()).decode().rstrip("/") + "/"
         if not path.startswith(node) or path == node:
             continue  # the rule is only tested on paths below the node it hangs on
-        assert rs.decide(path.encode(), "f").verdict is expect[compiled.match(path.encode())], path
+        assert rs.decide(path.encode(), "f").result is expect[compiled.match(path.encode())], path
 
 
 # --- directory pruning ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from aidepy import config
 from aidepy.attributes import format_attrs, ordered
 from aidepy.cli.options import add_config_arguments
 from aidepy.errors import UsageError
-from aidepy.selection import Decision, Rule, RuleKind, RuleSet, Verdict
+from aidepy.selection import Decision, MatchResult, Rule, RuleKind, RuleSet
 
 NAME = "path-check"
 HELP = "show which rule selects each TYPE:PATH (like aide -p, many paths per call)"
@@ -95,8 +95,8 @@ def text_line(ftype: str, path: bytes, decision: Decision) -> bytes:
     rule = decision.rule
     if rule is None:
         return head + b"no matching rule"
-    what = {Verdict.SELECTIVE: b"selective rule", Verdict.EQUAL: b"equal rule"}.get(
-        decision.verdict, b"negative rule")
+    what = {MatchResult.SELECTIVE: b"selective rule", MatchResult.EQUAL: b"equal rule"}.get(
+        decision.result, b"negative rule")
     return head + what + b": " + describe_rule(rule)
 
 

@@ -34,7 +34,7 @@ state_dir/aidepy.db.new (for reading only: promote never uses it); compares; and
 
 The report goes to report_email (default root; --mail overrides it) through
 `sendmail -t -oi` (setting `sendmail`, default /usr/sbin/sendmail), so whatever MTA is
-installed delivers it. The subject names the host and the verdict: `aidepy: HOST: 3 changed,
+installed delivers it. The subject names the host and the outcome: `aidepy: HOST: 3 changed,
 1 added`, or `aidepy: HOST: no changes`. A report is mailed every day, also when nothing
 changed: a missing report is itself an alarm. Every alarm comes first in the subject, and
 then it never says "no changes": `aidepy: HOST: ALERT: RUNTIME CHANGED; 1 changed`. The
@@ -111,9 +111,9 @@ def deliver(live: Config, args: argparse.Namespace, daily: DailyReport, *, keep:
     if problem:
         print(f"aidepy: {problem}", file=sys.stderr)
         body += f"\n[aidepy: {problem}]\n"
-    notify.log_summary(daily.verdict)
+    notify.log_summary(daily.outcome)
     try:
-        notify.send(notify.build_message(args.mail or live.report_email, daily.verdict, body),
+        notify.send(notify.build_message(args.mail or live.report_email, daily.outcome, body),
                     live.sendmail, timeout=live.sendmail_timeout)
     except AidepyError as exc:
         kept = "it is not kept either" if problem else f"it is kept in {full}"

@@ -148,9 +148,9 @@ def _signing_key(path: Path) -> Ed25519PrivateKey:
 
 def _alarm(args: argparse.Namespace) -> int:
     config = _config(args)
-    verdict, body = absent_alarm(socket.gethostname(), Path(config.vault_mountpoint))
-    notify.log_summary(verdict)
-    notify.send(notify.build_message(config.report_email, verdict, body), config.sendmail,
+    outcome, body = absent_alarm(socket.gethostname(), Path(config.vault_mountpoint))
+    notify.log_summary(outcome)
+    notify.send(notify.build_message(config.report_email, outcome, body), config.sendmail,
                 timeout=config.sendmail_timeout)
     print(body, end="")
     return ExitCode.OK
