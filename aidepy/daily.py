@@ -212,7 +212,7 @@ def key_alarm(config: Config, found: str | None) -> list[str]:
     half of `signing_key` to compare it with, or one that differs (a swapped medium)."""
     if config.public_key:
         return []
-    ours = keys.public_key_path(Path(config.signing_key))
+    ours = keys.public_key_beside(Path(config.signing_key))
     try:
         expected = keys.fingerprint(keys.load_public_key(ours))
     except AidepyError:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from aidepy.errors import KeyFileError, PassphraseError
 
 
-def public_key_path(private_path: Path) -> Path:
+def public_key_beside(private_path: Path) -> Path:
     """Where the public key of `private_path` lives: `<private_path>.pub`."""
     return private_path.with_name(private_path.name + ".pub")
 
@@ -64,7 +64,7 @@ def generate_keypair(
     refused (KeyFileError) unless `overwrite`.
     """
     private_path = Path(private_path)
-    pub_path = public_key_path(private_path)
+    pub_path = public_key_beside(private_path)
     if passphrase is not None and not passphrase:
         raise PassphraseError("empty passphrase; use no passphrase explicitly instead")
     if not overwrite:

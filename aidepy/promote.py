@@ -278,7 +278,7 @@ class Promotion:
         key = self.vault.public_key()
         pin = Pin.from_config(self.config)
         if pin is not None:
-            pin.check(keys.fingerprint(key), f"the vault's key {self.vault.public_key_path} is "
+            pin.check(keys.fingerprint(key), f"the vault's key {self.vault.key_path} is "
                                              f"{keys.fingerprint(key)}")
         return key
 

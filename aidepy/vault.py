@@ -163,13 +163,13 @@ class Vault:
         return self.root / ANCHOR
 
     @property
-    def public_key_path(self) -> Path:
+    def key_path(self) -> Path:
         """`aidepy.pub` on the mounted vault."""
         return self.root / PUBLIC_KEY
 
     def public_key(self) -> Ed25519PublicKey:
         """The vault's public key."""
-        path = self.public_key_path
+        path = self.key_path
         if not path.is_file():
             raise VaultError(f"the vault has no public key ({path}); format it with 'aidepy vault format'")
         return load_public_key(path)

@@ -366,7 +366,7 @@ def vault_site(loop_device: LoopDevice, tmp_path: Path) -> VaultSite:
     (site.tree / "motd").write_text("welcome\n")
     keys.generate_keypair(site.key, site.passphrase.encode() if site.passphrase else None)
     loop_device.set_read_only(False)  # the kernel keeps a --setro across detach and attach
-    format_vault(loop_device.device, label=site.label, public_key=keys.public_key_path(site.key),
+    format_vault(loop_device.device, label=site.label, public_key=keys.public_key_beside(site.key),
                  warn=lambda m: None)
     site.write_config()
     return site

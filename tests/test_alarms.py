@@ -53,19 +53,19 @@ def test_a_vault_whose_protection_is_off_is_an_alarm(promoted: VaultSite) -> Non
 def test_a_vault_key_that_is_not_the_hosts_signing_key_is_an_alarm(promoted: VaultSite) -> None:
     other = promoted.root / "other.key"
     keys.generate_keypair(other, None)
-    keys.public_key_path(promoted.key).write_bytes(keys.public_key_path(other).read_bytes())
+    keys.public_key_beside(promoted.key).write_bytes(keys.public_key_beside(other).read_bytes())
     assert subject_after_report(promoted, 0) == f"aidepy: {HOST}: ALERT: FOREIGN KEY"
     assert "was the medium swapped?" in sent_mail(promoted).get_content()
 
 
 def test_a_key_nothing_on_the_host_pins_is_an_alarm(promoted: VaultSite) -> None:
-    keys.public_key_path(promoted.key).unlink()
+    keys.public_key_beside(promoted.key).unlink()
     assert subject_after_report(promoted, 0) == f"aidepy: {HOST}: ALERT: KEY NOT PINNED"
     assert "set public_key=SHA256:" in sent_mail(promoted).get_content()
 
 
 def test_a_pinned_key_settles_it(promoted: VaultSite) -> None:
-    keys.public_key_path(promoted.key).rename(promoted.root / "pinned.pub")
+    keys.public_key_beside(promoted.key).rename(promoted.root / "pinned.pub")
     assert daily_report(promoted, "-A", f"public_key={promoted.root}/pinned.pub").returncode == 0
     assert sent_mail(promoted)["Subject"] == f"aidepy: {HOST}: no changes"
 
@@ -93,5 +93,5 @@ def test_a_missing_anchored_copy_is_an_alarm(anchored_site: VaultSite) -> None:
 def test_a_baseline_signed_with_another_key_than_the_pinned_one_is_an_alarm(promoted: VaultSite) -> None:
     other = promoted.root / "other.key"
     keys.generate_keypair(other, None)
-    promoted.write_config(extra=f"public_key={keys.public_key_path(other)}\n")
+    promoted.write_config(extra=f"public_key={keys.public_key_beside(other)}\n")
     assert subject_after_report(promoted, 20) == f"aidepy: {HOST}: ALERT: FOREIGN KEY, NO CHECK DONE"

@@ -19,7 +19,7 @@ from aidepy.keys import (
     generate_keypair,
     load_private_key,
     load_public_key,
-    public_key_path,
+    public_key_beside,
 )
 
 
@@ -32,7 +32,7 @@ def test_generated_pair_loads_and_matches(tmp_path: Path) -> None:
     assert mode(tmp_path / "signing.key") == 0o600
     assert (tmp_path / "signing.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     private = load_private_key(tmp_path / "signing.key", b"correct horse")
-    loaded = load_public_key(public_key_path(tmp_path / "signing.key"))
+    loaded = load_public_key(public_key_beside(tmp_path / "signing.key"))
     assert fingerprint(private.public_key()) == fingerprint(public) == fingerprint(loaded)
     loaded.verify(private.sign(b"m"), b"m")
 

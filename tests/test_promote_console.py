@@ -54,7 +54,7 @@ def test_admin_promotes_at_the_console(vault_site: VaultSite) -> None:
     fingerprint = re.search(r"signed by\s+(SHA256:\S+)", summary)
     assert digest and fingerprint
     assert vault_site.baseline() == (1, digest[1])
-    public = keys.load_public_key(keys.public_key_path(vault_site.key))
+    public = keys.load_public_key(keys.public_key_beside(vault_site.key))
     assert fingerprint[1] == keys.fingerprint(public)
     # The vault: write-protected, mounted read-only, the rules beside the baseline.
     assert vault_site.write_protected()
@@ -127,7 +127,7 @@ def unattended(vault_site: VaultSite) -> VaultSite:
     """The site with a signing key without passphrase (for --yes), the vault formatted for it."""
     keys.generate_keypair(vault_site.key, None, overwrite=True)
     format_vault(vault_site.loop.device, label=vault_site.label, force=True,
-                 public_key=keys.public_key_path(vault_site.key), warn=lambda m: None)
+                 public_key=keys.public_key_beside(vault_site.key), warn=lambda m: None)
     return vault_site
 
 

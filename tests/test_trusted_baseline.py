@@ -99,7 +99,7 @@ def forged_vault(site: VaultSite, loop: LoopDevice) -> Path:
     site's tree as it is now; returns the config that points at it (with the site's pin)."""
     other = site.root / "attacker.key"
     keys.generate_keypair(other, None)
-    format_vault(loop.device, label="FORGED", public_key=keys.public_key_path(other), warn=lambda m: None)
+    format_vault(loop.device, label="FORGED", public_key=keys.public_key_beside(other), warn=lambda m: None)
     forged = site.root / "forged.conf"
     forged.write_text(site.config_path.read_text().replace(str(site.loop.device), loop.device)
                       .replace(f"signing_key={site.key}", f"signing_key={other}"))
@@ -107,7 +107,7 @@ def forged_vault(site: VaultSite, loop: LoopDevice) -> Path:
     loop.set_read_only(True)
     pinned = site.root / "pinned.conf"
     pinned.write_text(forged.read_text().replace(f"signing_key={other}", f"signing_key={site.key}")
-                      + f"public_key={keys.public_key_path(site.key)}\n")
+                      + f"public_key={keys.public_key_beside(site.key)}\n")
     return pinned
 
 
@@ -118,7 +118,7 @@ def test_a_swapped_medium_with_its_own_key_is_refused_by_report_check_and_promot
     (site.tree / "motd").write_text("trojaned\n")  # the forged baseline hides this
     pinned = forged_vault(site, make_loop_device())  # type: ignore[operator]
     site.config_path.write_text(pinned.read_text())
-    pinned_fp = keys.fingerprint(keys.load_public_key(keys.public_key_path(site.key)))
+    pinned_fp = keys.fingerprint(keys.load_public_key(keys.public_key_beside(site.key)))
     run = daily_report(site)
     assert run.returncode == 20, run.stdout + run.stderr
     mail = sent_mail(site)
@@ -136,7 +136,7 @@ def test_a_swapped_medium_with_its_own_key_is_refused_by_report_check_and_promot
 @requires_root
 def test_a_pinned_fingerprint_accepts_the_right_vault_and_names_the_key_it_found(promoted: VaultSite) -> None:
     site = promoted
-    right = keys.fingerprint(keys.load_public_key(keys.public_key_path(site.key)))
+    right = keys.fingerprint(keys.load_public_key(keys.public_key_beside(site.key)))
     run = check(site, "-A", f"public_key={right}")
     assert run.returncode == 0, run.stderr
     assert "signature verified with the pinned key" in run.stdout

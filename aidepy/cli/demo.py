@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aidepy.cli.options import DEFAULT_CONFIG
 from aidepy.errors import ExitCode, UsageError
+from aidepy.keys import public_key_beside
 
 NAME = "demo"
 HELP = "run the main job on a built-in default: image-file vault, new key, small rule set"
@@ -33,6 +34,7 @@ DEMO_DIR = "/var/lib/aidepy-demo"
 FLOPPY_BYTES = 1722 * 1024
 CONFIG = Path(DEFAULT_CONFIG).name
 """The demo's config in DIR, named as on a real host."""
+SIGNING_KEY = "signing.key"
 
 RULES = """\
 # aidepy demo: a small rule set. Real servers start from rules/aidepy.conf.
@@ -68,8 +70,8 @@ def _prepare(work: Path, reset: bool) -> bool:
     """Write the rules, the sample tree and the image; True if a new vault must be made."""
     if reset and work.exists():
         _step(["vault", "umount", "-c", str(work / CONFIG)])
-        for name in ("signing.key", "signing.key.pub", "vault.img"):
-            (work / name).unlink(missing_ok=True)
+        for path in (work / SIGNING_KEY, public_key_beside(work / SIGNING_KEY), work / "vault.img"):
+            path.unlink(missing_ok=True)
     (work / "state").mkdir(parents=True, exist_ok=True)
     (work / "vault").mkdir(exist_ok=True)
     (work / CONFIG).write_text(RULES.format(dir=work))
@@ -91,12 +93,13 @@ def run(args: argparse.Namespace) -> int:
     work: Path = args.dir.resolve()
     conf = ["-c", str(work / CONFIG)]
     new_vault = _prepare(work, args.reset)
-    key = work / "signing.key"
+    key = work / SIGNING_KEY
     steps: list[list[str]] = []
     if not key.exists():
         steps.append(["keygen", "--out", str(key), "--no-passphrase"])
     if new_vault:
-        steps.append(["vault", "format", str(work / "vault.img"), "--public-key", f"{key}.pub", *conf])
+        steps.append(["vault", "format", str(work / "vault.img"), "--public-key", str(public_key_beside(key)),
+                      *conf])
         steps.append(["promote", "--yes", *conf])
     for argv in steps:
         code = _step(argv)

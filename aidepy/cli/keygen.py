@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aidepy.errors import PassphraseError, UsageError
-from aidepy.keys import fingerprint, generate_keypair, public_key_path
+from aidepy.keys import fingerprint, generate_keypair, public_key_beside
 
 NAME = "keygen"
 HELP = "create the key pair that signs baselines"
@@ -86,6 +86,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{out.parent}: no such directory")
     public = generate_keypair(out, _passphrase(args), overwrite=args.force)
     print(f"private key: {out}")
-    print(f"public key:  {public_key_path(out)}")
+    print(f"public key:  {public_key_beside(out)}")
     print(f"fingerprint: {fingerprint(public)}")
     return 0

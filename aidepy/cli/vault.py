@@ -16,7 +16,7 @@ from aidepy.errors import ExitCode, PassphraseError, UsageError
 from aidepy.jobs.baseline import Pin
 from aidepy.jobs.console import Console
 from aidepy.jobs.rules_review import confirm_rules, review_vault_rules
-from aidepy.keys import public_key_path
+from aidepy.keys import public_key_beside
 from aidepy.lock import run_lock
 from aidepy.medium import warn_stderr
 from aidepy.runtime import absent_alarm, install
@@ -161,7 +161,7 @@ def _format(args: argparse.Namespace) -> int:
     if label is None or public_key is None:
         config = _config(args)
         label = label or config.vault_label
-        public_key = public_key or Path(config.public_key or public_key_path(Path(config.signing_key)))
+        public_key = public_key or Path(config.public_key or public_key_beside(Path(config.signing_key)))
     medium = format_vault(args.device, label=label, public_key=public_key, force=args.force,
                           fdformat=args.fdformat, warn=warn_stderr)
     print(f"{medium.spec}: formatted as aidepy vault {label!r}")

@@ -222,7 +222,7 @@ def open_trusted(config: Config, path: Path | None = None, *, from_vault: bool =
             stack.enter_context(vault.mounted())
             vault_key = vault.public_key()
             if pin is not None:  # a medium carrying another key is not the admin's vault
-                pin.check(fingerprint(vault_key), f"the vault's key {vault.public_key_path} is "
+                pin.check(fingerprint(vault_key), f"the vault's key {vault.key_path} is "
                                                   f"{fingerprint(vault_key)}")
             key: Ed25519PublicKey | None = vault_key
             db_path, pinned_digest = vault.baseline(key)
