@@ -47,11 +47,6 @@ from typing import NamedTuple, cast
 from aidepy.attributes import BY_NAME, E2FS_FLAGS, SECOND, TIMES, AttrSet, Hasher, Kind
 from aidepy.entry import Value
 
-FTYPE_BY_FMT: dict[int, str] = {
-    stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c",
-    stat.S_IFBLK: "b", stat.S_IFIFO: "p", stat.S_IFSOCK: "s",
-}
-
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 NOATIME = getattr(os, "O_NOATIME", 0)
 BUFFER_SIZE = 64 * 1024

@@ -43,6 +43,7 @@ from aidepy.config_syntax import (
     Var,
     parse,
 )
+from aidepy.entry import LINUX_TYPE_LETTERS
 from aidepy.errors import ConfigError, ConfigReadError
 from aidepy.pcre import Match, Regex, RegexError, regex_error
 from aidepy.selection import Rule, node_path
@@ -52,7 +53,6 @@ __all__ = ["Config", "copy_path", "load", "parse_text"]
 MAX_INCLUDE_DEPTH = 16
 MAX_MACRO_LENGTH = 1 << 20
 """Longest @@define value (aidepy's limit; AIDE has none): bounds every expansion."""
-FILE_TYPES = frozenset("fdlcbps")  # AIDE on Linux: no Solaris doors (D) or event ports (P)
 UNSUPPORTED_HASHES: AttrSet = HASHES - SUPPORTED_HASHES
 _Fail = Callable[[str], ConfigError]
 
@@ -178,7 +178,7 @@ class _Evaluator:
         for letter in stmt.restriction or ():
             if letter.startswith("0"):
                 continue
-            if len(letter) != 1 or letter not in FILE_TYPES:
+            if len(letter) != 1 or letter not in LINUX_TYPE_LETTERS:
                 raise ConfigError(name, stmt.line, f"invalid restriction '{_text(letter)}'")
             types.add(letter)
         attrs = self.attrs(stmt.attrs, name, stmt) if stmt.attrs else frozenset()

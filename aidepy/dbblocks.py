@@ -21,7 +21,7 @@ from aidepy.dbformat import (
     read_varint,
     varint,
 )
-from aidepy.entry import FILE_TYPES, Entry, Value, sort_key
+from aidepy.entry import TYPE_LETTERS, Entry, Value, sort_key
 from aidepy.errors import VerificationError
 
 ZLIB_LEVEL = 6  # see "Measurements behind the choices" in docs/database-format.md
@@ -125,7 +125,7 @@ class BlockEncoder:
         if b"\0" in path:
             raise ValueError(f"{path!r}: a path cannot hold a NUL byte")
         ftype = entry.ftype
-        if len(ftype) != 1 or ftype not in FILE_TYPES:
+        if len(ftype) != 1 or ftype not in TYPE_LETTERS:
             raise ValueError(f"{path!r}: unknown file type {ftype!r}")
         attr_bits = self._attr_bitmap(entry.attrs)
         values = entry.values
@@ -410,7 +410,7 @@ class BlockDecoder:
                 if b"\0" in suffixes[k]:
                     raise VerificationError(f"structure: entry {number} ({path!r}) holds a NUL byte")
                 ftype = ftypes[k]
-                if ftype not in FILE_TYPES:
+                if ftype not in TYPE_LETTERS:
                     raise VerificationError(f"structure: entry {number} has file type {ftype!r}")
                 bits = present_bits[k]
                 layout = layouts.get(bits)

@@ -7,6 +7,7 @@ stream (scan, database, compare) uses that order, so two streams merge without s
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,8 +16,37 @@ from aidepy.attributes import AttrSet
 Value = int | bytes | None
 """An attribute value: int for stat fields, bytes for everything else, None if not collected."""
 
-FILE_TYPES = "fdlcbpsD"
-"""AIDE's file type letters: regular, directory, symlink, char dev, block dev, fifo, socket, door."""
+
+
+@dataclass(frozen=True)
+class FileType:
+    """One of AIDE's file types: its letter (rules, databases, `path-check`), its name in the
+    report, and the `S_IFMT` bits a scan sees (None: Linux has no such file)."""
+
+    letter: str
+    name: str
+    fmt: int | None
+
+
+FILE_TYPES: tuple[FileType, ...] = (
+    FileType("f", "File", stat.S_IFREG),
+    FileType("d", "Directory", stat.S_IFDIR),
+    FileType("l", "Link", stat.S_IFLNK),
+    FileType("c", "Character device", stat.S_IFCHR),
+    FileType("b", "Block device", stat.S_IFBLK),
+    FileType("p", "FIFO", stat.S_IFIFO),
+    FileType("s", "Socket", stat.S_IFSOCK),
+    FileType("D", "Door", None),  # Solaris; AIDE's event ports (P) have no letter in databases
+)
+"""The catalogue of file types: every list of types derives from it."""
+TYPE_LETTERS = "".join(t.letter for t in FILE_TYPES)
+"""The letters a database may record (`fdlcbpsD`)."""
+LINUX_TYPE_LETTERS = "".join(t.letter for t in FILE_TYPES if t.fmt is not None)
+"""The letters of the files Linux has (`fdlcbps`): what a rule may restrict to and path-check takes."""
+TYPE_BY_FMT: dict[int, str] = {t.fmt: t.letter for t in FILE_TYPES if t.fmt is not None}
+"""A scanned file's letter by `stat.S_IFMT(st_mode)`."""
+TYPE_NAMES: dict[str, str] = {t.letter: t.name for t in FILE_TYPES}
+"""The report's name of each letter (`File`, `Directory`, ...)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from aidepy.attributes import (
     format_attrs,
 )
 from aidepy.compare import Change, ChangeKind, Summary
-from aidepy.entry import Entry
+from aidepy.entry import TYPE_NAMES, Entry
 from aidepy.explain.model import Explained
 from aidepy.explain.model import Kind as ExplanationKind
 
@@ -121,11 +121,6 @@ class Report:
     explained: Explained | None = None  # why each change happened (None: not asked, or no dpkg)
     new: frozenset[bytes] | None = None  # daily report: paths not in the previous report as they are
 
-
-FILE_TYPE_NAMES = {
-    "f": "File", "d": "Directory", "l": "Link", "c": "Character device", "b": "Block device",
-    "p": "FIFO", "s": "Socket", "D": "Door",
-}
 
 # The column of the per-entry summary string each attribute group occupies, and its letter.
 SUMMARY_COLUMNS: tuple[tuple[str, AttrSet], ...] = (
@@ -230,7 +225,7 @@ def value_lines(name: str, entry: Entry | None, base16: bool = False,
         return []
     assert entry is not None
     if name == "ftype":
-        return [FILE_TYPE_NAMES.get(entry.ftype, "Unknown file type")]
+        return [TYPE_NAMES.get(entry.ftype, "Unknown file type")]
     value = entry.values.get("s" if name == "S" else name)
     if value is None:
         return ["(not collected)"]
@@ -380,7 +375,7 @@ def _details_block(change: Change, options: ReportOptions) -> str:
     names = report_attributes(change, options)
     if not names:
         return ""
-    lines = [f"\n{FILE_TYPE_NAMES.get(change.ftype, 'Unknown file type')}: {escape_path(change.path)}"]
+    lines = [f"\n{TYPE_NAMES.get(change.ftype, 'Unknown file type')}: {escape_path(change.path)}"]
     for name in names:
         label = "Size (>)" if name == "S" else BY_NAME[name].label
         ignore = options.ignore_e2fsattrs

@@ -40,8 +40,8 @@ from operator import attrgetter
 from typing import Protocol, TypeVar, cast
 
 from aidepy.attributes import AttrSet
-from aidepy.collect import BUFFER_SIZE, FTYPE_BY_FMT, Job, Plan, collect, make_plan, open_quietly
-from aidepy.entry import Entry, Value, sort_key
+from aidepy.collect import BUFFER_SIZE, Job, Plan, collect, make_plan, open_quietly
+from aidepy.entry import TYPE_BY_FMT, Entry, Value, sort_key
 from aidepy.forkpool import ForkPool
 from aidepy.pcre import Match, Regex
 from aidepy.selection import Rule
@@ -246,7 +246,7 @@ class _Walker:
             st = os.lstat(root_fs)
         except OSError as e:
             return [ScanWarning(b"/", f"cannot lstat {root_fs!r}: {e.strerror or e}")], []
-        ftype = FTYPE_BY_FMT.get(stat.S_IFMT(st.st_mode), "f")
+        ftype = TYPE_BY_FMT.get(stat.S_IFMT(st.st_mode), "f")
         in_limit = self._limit is None or self._limit.match(b"/") is Match.FULL
         rule = self._ruleset.match(b"/", ftype) if in_limit else None
         answer: _Answer = ([], [])
@@ -335,7 +335,7 @@ class _Walker:
                 continue
             if _ODD_OR_NOT_ASCII.search(name):
                 items.extend(_name_warnings(child, name))
-            ftype = FTYPE_BY_FMT.get(stat.S_IFMT(result.st_mode), "f")
+            ftype = TYPE_BY_FMT.get(stat.S_IFMT(result.st_mode), "f")
             # AIDE's limit: a full match is in it, a partial one (a directory on the way) is entered
             near = Match.FULL if limit is None else limit.match(child)
             rule = match(child, ftype) if near is Match.FULL else None

@@ -5,8 +5,11 @@ error an admin sees is defined in `aidepy.errors`, with its exit code."""
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import re
+import socket
+import stat
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +17,7 @@ import pytest
 
 import aidepy
 from aidepy import bootstrap, errors, state, vault_layout
+from aidepy.entry import LINUX_TYPE_LETTERS, TYPE_BY_FMT, TYPE_LETTERS, TYPE_NAMES
 from aidepy.errors import AidepyError, ExitCode
 
 PACKAGE = Path(state.__file__).parent
@@ -75,3 +79,19 @@ def test_every_error_is_defined_in_errors_with_its_exit_code() -> None:
     assert {"VaultFullError", "KeyFileError", "PassphraseError", "UnsupportedFormatError",
             "ConfigReadError"} <= {e.__name__ for e in found}
     assert all(isinstance(e.exit_code, ExitCode) and e.alarm.isupper() for e in found)
+
+
+def test_the_file_type_catalogue_names_every_file_linux_has(tmp_path: Path) -> None:
+    """One catalogue of file types: a scan's letter, a rule's restriction and the report's name."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to("nowhere")
+    (tmp_path / "file").write_bytes(b"")
+    block = next((p for p in sorted(Path("/dev").iterdir()) if p.is_block_device()), None)
+    if block is None:
+        pytest.skip("no block device under /dev")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "socket"))
+        files = [*tmp_path.iterdir(), tmp_path, Path("/dev/null"), block]
+        kinds = [stat.S_IFMT(os.lstat(p).st_mode) for p in files]
+    assert sorted(TYPE_BY_FMT[k] for k in kinds) == sorted(LINUX_TYPE_LETTERS)
+    assert set(TYPE_NAMES) == set(TYPE_LETTERS) > set(LINUX_TYPE_LETTERS)

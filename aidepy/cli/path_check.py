@@ -12,6 +12,7 @@ from typing import Any
 from aidepy import config
 from aidepy.attributes import format_attrs, ordered
 from aidepy.cli.options import add_config_arguments
+from aidepy.entry import LINUX_TYPE_LETTERS
 from aidepy.errors import UsageError
 from aidepy.selection import Decision, MatchResult, Rule, RuleKind, RuleSet
 
@@ -38,7 +39,6 @@ order)}. Hash algorithms aidepy cannot compute are not listed (config-check warn
 Exit status: 0 when every path is selected, 1 when at least one is not, 15 for a malformed
 TYPE:PATH, 17 for an invalid config line, 18 when the config file cannot be read."""
 
-FILE_TYPES = "fdlcbps"
 # AIDE's order of file types in a restriction string (`f,d,p,l,b,c,s`).
 _RESTRICTION_ORDER = "fdplbcsDP"
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
@@ -54,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_path_argument(argument: str) -> tuple[str, bytes]:
     """`f:/etc/passwd` -> ("f", b"/etc/passwd"); UsageError names what is wrong, like aide."""
     ftype, sep, path = argument.partition(":")
-    if not sep or len(ftype) != 1 or ftype not in FILE_TYPES:
+    if not sep or len(ftype) != 1 or ftype not in LINUX_TYPE_LETTERS:
         raise UsageError(f"(--path-check): invalid file type '{ftype}' in '{argument}' "
-                         f"(one of {' '.join(FILE_TYPES)} before ':')")
+                         f"(one of {' '.join(LINUX_TYPE_LETTERS)} before ':')")
     if not path.startswith("/"):
         raise UsageError(f"(--path-check): '{path}' needs to be an absolute path")
     return ftype, os.fsencode(path)
