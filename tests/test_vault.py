@@ -449,7 +449,8 @@ def test_rules_are_copied_with_their_includes(vault: Vault, tmp_path: Path) -> N
 def test_install_skips_the_program_when_it_does_not_fit_beside_the_next_baseline(
     vault: Vault, keypair: KeyPair,
 ) -> None:
-    from aidepy.runtime import check_manifest, install
+    from aidepy.program import install
+    from aidepy.runtime import check_manifest
 
     with vault.mounted(rw=True) as root:
         assert install(vault, keypair[0]).program_installed  # an empty vault has room
@@ -467,7 +468,7 @@ def test_install_skips_the_program_when_it_does_not_fit_beside_the_next_baseline
 
 
 def test_install_refuses_a_signing_key_that_is_not_the_vaults(vault: Vault, tmp_path: Path) -> None:
-    from aidepy.runtime import install
+    from aidepy.program import install
 
     generate_keypair(tmp_path / "other.key", None)
     with vault.mounted(rw=True) as root:

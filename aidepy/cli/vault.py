@@ -19,7 +19,8 @@ from aidepy.jobs.rules_review import confirm_rules, review_vault_rules
 from aidepy.keys import public_key_beside
 from aidepy.lock import run_lock
 from aidepy.medium import warn_stderr
-from aidepy.runtime import absent_alarm, install
+from aidepy.program import install
+from aidepy.runtime import absent_alarm
 from aidepy.vault import Vault, VaultStatus
 from aidepy.vault_layout import format_vault
 
