@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import pyudev
 
-from aidepy import db, keys, report, state
+from aidepy import db, keys, state
 from aidepy.atomic import space_needed
 from aidepy.compare import Summary
 from aidepy.entry import Entry
@@ -37,6 +37,9 @@ from aidepy.jobs.rules_review import RulesReview, confirm_rules, review_rules
 from aidepy.jobs.selective import archive_explained, kept_records, with_old_records
 from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
+from aidepy.report import render
+from aidepy.report.escape import escape_path
+from aidepy.report.model import Mode, Report
 from aidepy.rollback import Identity, Record
 from aidepy.vault import Vault, read_chunks
 from aidepy.vault_layout import DATABASE
@@ -223,7 +226,7 @@ class Promotion:
 
         def say(warning: ScanWarning) -> None:
             self._status.clear()
-            self.console.say(f"warning: {report.escape_path(warning.path)}: {warning.message}")
+            self.console.say(f"warning: {escape_path(warning.path)}: {warning.message}")
 
         yield from scan(self.config.ruleset, root_prefix=self.config.root_prefix,
                         workers=self.config.num_workers, on_warning=say)
@@ -265,11 +268,11 @@ class Promotion:
             notices.append(f"--explained-only: accepting the {sum(accepted.values())} changes explained "
                            f"with evidence archive; keeping the old records of the other {len(self._kept)} "
                            "(they stay in the daily report).")
-        text = report.render_text(report.Report(
-            mode=report.Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
+        text = render(Report(
+            mode=Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
             end_time=time.time(), options=options, explained=explained,
             notices=[*notices, *(explained.notices if explained else ())],
-        ))
+        ), self.config.reports[0].report_format)
         return found.summary, text
 
     def _checked_vault_key(self) -> Ed25519PublicKey:

@@ -16,7 +16,7 @@ from aidepy.entry import Entry
 from aidepy.errors import AidepyError, UsageError
 from aidepy.jobs.baseline import open_trusted
 from aidepy.jobs.console import Console, Declined
-from aidepy.report import escape_path
+from aidepy.report.escape import escape_path
 from aidepy.selection import RuleSet
 from aidepy.vault import Vault
 
