@@ -11,11 +11,13 @@ from collections.abc import Callable
 
 from aidepy.report.json_report import render_json
 from aidepy.report.model import Report
+from aidepy.report.ndjson import render_ndjson
 from aidepy.report.plain import render_text
 
 FORMATS: dict[str, Callable[[Report], str]] = {
     "plain": render_text,  # AIDE 0.18's text layout (the default)
     "json": render_json,  # one JSON document
+    "ndjson": render_ndjson,  # one JSON object per change, then a summary line (log pipelines)
 }
 
 
