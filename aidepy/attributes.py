@@ -32,6 +32,7 @@ class Kind(Enum):
     FTYPE = "ftype"  # the file type letter
     HASH = "hash"  # a digest of the file's content (bytes)
     META = "meta"  # extended metadata collected by the scanner (acl, xattrs, caps, ...)
+    CONTENT = "content"  # a small file's compressed content (`aidepy.content`)
     FLAG = "flag"  # changes how others are compared (S, I, ANF, ARF, growing); never stored
 
 
@@ -46,6 +47,7 @@ class Attribute:
     new_hash: Callable[[], Hasher] | None = None  # None for a hash aidepy cannot compute
     adversarial: bool = True  # False for fast non-cryptographic hashes (xxhash, crc)
     optional: bool = False  # a file may have none: recorded as b"", left out of reports (as AIDE)
+    own: bool = False  # aidepy's own: AIDE does not know it (config-check says so)
 
 
 class _Crc32b:
@@ -90,8 +92,9 @@ def _stat(name: str, label: str, field: str) -> Attribute:
     return Attribute(name, label, Kind.STAT, stat_field=field)
 
 
-def _hash(name: str, label: str, new: Callable[[], Hasher] | None, adversarial: bool = True) -> Attribute:
-    return Attribute(name, label, Kind.HASH, new_hash=new, adversarial=adversarial)
+def _hash(name: str, label: str, new: Callable[[], Hasher] | None, adversarial: bool = True,
+          own: bool = False) -> Attribute:
+    return Attribute(name, label, Kind.HASH, new_hash=new, adversarial=adversarial, own=own)
 
 
 # AIDE's order first (it fixes how `aide -p` and reports list attributes), aidepy's own after.
@@ -134,10 +137,12 @@ CATALOGUE: tuple[Attribute, ...] = (
     Attribute("compressed", "compressed", Kind.FLAG),  # AIDE 0.18: gzip-rotated logs
     # aidepy's own hashes. xxhash is fast but NOT collision resistant: use it only where an
     # adversary cannot choose file contents (caches, large media), never for system binaries.
-    _hash("sha3_256", "SHA3-256", _openssl("sha3_256")),
-    _hash("blake2b", "BLAKE2b", lambda: hashlib.blake2b()),
-    _hash("xxh64", "XXH64", xxhash.xxh64, adversarial=False),
-    _hash("xxh128", "XXH128", xxhash.xxh128, adversarial=False),
+    _hash("sha3_256", "SHA3-256", _openssl("sha3_256"), own=True),
+    _hash("blake2b", "BLAKE2b", lambda: hashlib.blake2b(), own=True),
+    _hash("xxh64", "XXH64", xxhash.xxh64, adversarial=False, own=True),
+    _hash("xxh128", "XXH128", xxhash.xxh128, adversarial=False, own=True),
+    # The content of chosen small, world-readable files, for diffs (aidepy.content).
+    Attribute("content", "Content", Kind.CONTENT, own=True),
 )
 
 BY_NAME: dict[str, Attribute] = {a.name: a for a in CATALOGUE}
@@ -155,6 +160,8 @@ HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.kind is Kind.HASH)
 OPTIONAL: AttrSet = frozenset(a.name for a in CATALOGUE if a.optional)
 """Attributes a file may lack (no capabilities, no SELinux label): AIDE leaves them out of that
 file's entry; aidepy records `b""` and leaves them out of what reports show (`report.shown`)."""
+OWN: AttrSet = frozenset(a.name for a in CATALOGUE if a.own)
+"""aidepy's own attributes: `aide` refuses a rule that names one."""
 SUPPORTED_HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.new_hash is not None)
 AIDE_HASHES: AttrSet = frozenset(
     {"md5", "sha1", "rmd160", "tiger", "crc32", "haval", "gost", "crc32b", "sha256", "sha512",

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from aidepy import content
 from aidepy.attributes import BY_NAME, SECOND, TIMES, AttrSet, Kind, ordered
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import ExitCode
@@ -112,7 +113,7 @@ def changed_attributes(old: Entry, new: Entry, rehash: Rehash | None = None) -> 
         if growing and name in GROWING_FIELDS and isinstance(a, int) and isinstance(b, int):
             if a > b:
                 changed.add(name)
-        elif a != b:
+        elif a != b and not (kind is Kind.CONTENT and content.same(a, b)):
             (hashes if kind is Kind.HASH else changed).add(name)
     if hashes and growing and not _grown_prefix_differs(old, new, frozenset(hashes), rehash):
         hashes.clear()

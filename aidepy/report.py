@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
-from aidepy import __version__
+from aidepy import __version__, content
 from aidepy.attributes import (
     BY_NAME,
     E2FS_FLAGS,
@@ -127,7 +127,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, AttrSet], ...] = (
     ("l", frozenset({"l"})), (">", frozenset({"s", "S"})), ("b", frozenset({"b"})),
     ("p", frozenset({"p"})), ("u", frozenset({"u"})), ("g", frozenset({"g"})),
     ("a", frozenset({"a"})), ("m", frozenset({"m"})), ("c", frozenset({"c"})),
-    ("i", frozenset({"i"})), ("n", frozenset({"n"})), ("H", HASHES),
+    ("i", frozenset({"i"})), ("n", frozenset({"n"})), ("H", HASHES | {"content"}),
     ("A", frozenset({"acl"})), ("X", frozenset({"xattrs"})), ("S", frozenset({"selinux"})),
     ("E", frozenset({"e2fsattrs"})), ("C", frozenset({"caps"})),
 )
@@ -140,7 +140,7 @@ _HASH_ORDER = (
 DETAIL_ORDER: tuple[str, ...] = (
     "ftype", "l", "s", "S", "b", "p", "u", "g", "a", "m", "c", "i", "n",
     *_HASH_ORDER, *sorted(HASHES - set(_HASH_ORDER), key=ORDER.__getitem__),
-    "acl", "xattrs", "selinux", "e2fsattrs", "caps",
+    "acl", "xattrs", "selinux", "e2fsattrs", "caps", "content",
 )
 
 _RULE = "---------------------------------------------------"
@@ -240,6 +240,8 @@ def value_lines(name: str, entry: Entry | None, base16: bool = False,
         return [value.hex() if base16 else base64.b64encode(value).decode("ascii")]
     if kind is Kind.LINKNAME:
         return [escape_path(value)]
+    if kind is Kind.CONTENT:
+        return [content.describe(value)]
     if name == "e2fsattrs" and ignore_e2fsattrs and len(value) == len(E2FS_FLAGS):
         return ["".join(":" if letter in ignore_e2fsattrs else chr(c)
                         for c, (_, letter) in zip(value, E2FS_FLAGS, strict=True))]
@@ -384,7 +386,14 @@ def _details_block(change: Change, options: ReportOptions) -> str:
         if name in change.changed:  # a capability added or removed: old | new all the same
             old, new = old or [""], new or [""]
         lines.extend(detail_lines(label, old, new))
+        if name == "content":  # the diff under its old | new line
+            lines.extend(f"   {escape_path(line.encode())}" for line in content.diff(change.old, change.new))
     return "\n".join(lines) + "\n"
+
+
+def change_detail(change: Change, options: ReportOptions) -> str:
+    """The detail block of one change (promote shows it on request)."""
+    return _details_block(change, options)
 
 
 def _database_block(db: DatabaseSummary) -> str:

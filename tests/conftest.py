@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -425,6 +426,18 @@ def as_nobody(work: Callable[[], _T], seconds: int = 60) -> _T:
     if isinstance(got, AssertionError):
         raise got
     return got  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A directory every user may search (mode 0755, under /var/tmp): the `content` attribute
+    records only files anybody can read, and pytest's own temporary directories are private."""
+    path = Path(tempfile.mkdtemp(prefix="aidepy-test-", dir="/var/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def to_writable(child: pexpect.spawn, site: VaultSite) -> None:
