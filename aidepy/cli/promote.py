@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from aidepy import config
 from aidepy.cli.options import add_config_arguments
-from aidepy.jobs.console import Console
+from aidepy.jobs.console import Console, Declined
 from aidepy.lock import run_lock
 from aidepy.promote import Layout, Promotion
 
@@ -66,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config, args.before, args.after)
     with run_lock(settings.state_dir):
-        Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes,
-                  layout=Layout(args.layout) if args.layout else None, accept_rules=args.accept_rules,
-                  explained_only=args.explained_only).run()
+        result = Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes,
+                           layout=Layout(args.layout) if args.layout else None,
+                           accept_rules=args.accept_rules, explained_only=args.explained_only).run()
+    if isinstance(result, Declined):
+        print(f"aidepy: {result.reason}", file=sys.stderr)
     return 0
