@@ -18,7 +18,11 @@ Build a new baseline and put it on the vault, the way the admin does it at the c
 reviewing a report:
 
   1. scan the file system afresh (aidepy.db.new from the daily job is never used);
-  2. show the differences against the vault's baseline (paged when long) and ask to accept them;
+  2. show the differences against the vault's baseline (paged when long) and ask: y accepts
+     every change, n writes nothing, r reviews them: the changes explained by package updates
+     with evidence archive in one answer, then each other change with a=accept, k=keep the old
+     record (it stays in the daily report), d=detail (with the diff of recorded content),
+     A/K=accept/keep every change left in its directory, and a last confirmation;
      then, when the live rules differ from the vault's copy of the rules (which the daily
      report checks with), show a unified diff and how many paths of the baseline the new rules
      no longer select (the first ten named), and ask again (--yes refuses unless --accept-rules).
