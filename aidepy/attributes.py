@@ -34,6 +34,7 @@ class Kind(Enum):
     HASH = "hash"  # a digest of the file's content (bytes)
     META = "meta"  # extended metadata collected by the scanner (acl, xattrs, caps, ...)
     FLAG = "flag"  # changes how others are compared (S, I, ANF, ARF, growing); never stored
+    CONTENT = "content"  # a small file's compressed content (`aidepy.content`)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Attribute:
     optional: bool = False  # a file may have none: recorded as b"", left out of reports (as AIDE)
     letter: str = ""  # its column in the report's summary string (`>` for s and S, `H` for hashes)
     detail: int | None = None  # its place in the report's details, lowest first (None: not shown)
+    own: bool = False  # aidepy's own: AIDE does not know it (config-check says so)
 
 
 class _Crc32b:
@@ -94,9 +96,9 @@ def _stat(name: str, label: str, field: str, letter: str, detail: int) -> Attrib
 
 
 def _hash(name: str, label: str, new: Callable[[], Hasher] | None, detail: int,
-          adversarial: bool = True) -> Attribute:
+          adversarial: bool = True, own: bool = False) -> Attribute:
     return Attribute(name, label, Kind.HASH, new_hash=new, adversarial=adversarial, letter="H",
-                     detail=detail)
+                     detail=detail, own=own)
 
 
 # AIDE's order first (it fixes how `aide -p` lists attributes), aidepy's own after. `detail`
@@ -141,10 +143,13 @@ CATALOGUE: tuple[Attribute, ...] = (
     Attribute("compressed", "compressed", Kind.FLAG),  # AIDE 0.18: gzip-rotated logs
     # aidepy's own hashes. xxhash is fast but NOT collision resistant: use it only where an
     # adversary cannot choose file contents (caches, large media), never for system binaries.
-    _hash("sha3_256", "SHA3-256", _openssl("sha3_256"), 150),
-    _hash("blake2b", "BLAKE2b", lambda: hashlib.blake2b(), 151),
-    _hash("xxh64", "XXH64", xxhash.xxh64, 152, adversarial=False),
-    _hash("xxh128", "XXH128", xxhash.xxh128, 153, adversarial=False),
+    _hash("sha3_256", "SHA3-256", _openssl("sha3_256"), 150, own=True),
+    _hash("blake2b", "BLAKE2b", lambda: hashlib.blake2b(), 151, own=True),
+    _hash("xxh64", "XXH64", xxhash.xxh64, 152, adversarial=False, own=True),
+    _hash("xxh128", "XXH128", xxhash.xxh128, 153, adversarial=False, own=True),
+    # The content of chosen small, world-readable files, for diffs (aidepy.content): counted in
+    # the summary's hash column, shown after the extended metadata.
+    Attribute("content", "Content", Kind.CONTENT, own=True, letter="H", detail=205),
 )
 
 BY_NAME: dict[str, Attribute] = {a.name: a for a in CATALOGUE}
@@ -163,6 +168,8 @@ does (a change below the second is not one; `SECOND` ns)."""
 SECOND = 1_000_000_000
 
 HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.kind is Kind.HASH)
+OWN: AttrSet = frozenset(a.name for a in CATALOGUE if a.own)
+"""aidepy's own attributes: `aide` refuses a rule that names one."""
 SUMMARY_COLUMNS: tuple[tuple[str, AttrSet], ...] = tuple(
     (letter, frozenset(a.name for a in CATALOGUE if a.letter == letter))
     for letter in dict.fromkeys(BY_NAME[name].letter for name in DETAIL_ORDER if BY_NAME[name].letter)

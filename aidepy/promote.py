@@ -27,19 +27,22 @@ import pyudev
 
 from aidepy import db, keys, state
 from aidepy.atomic import space_needed
-from aidepy.compare import Summary
+from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, PassphraseError, VaultError, VaultFullError, VerificationError
 from aidepy.explain.keyring import keyring_changes, write_keyrings
+from aidepy.explain.model import Explained
 from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, explanations, open_trusted, report_options
 from aidepy.jobs.console import Console, Declined
+from aidepy.jobs.review import review
 from aidepy.jobs.rules_review import RulesReview, confirm_rules, review_rules
-from aidepy.jobs.selective import archive_explained, kept_records, with_old_records
+from aidepy.jobs.selective import explained_only, kept_records, with_old_records
 from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
 from aidepy.report import render
 from aidepy.report.escape import escape_path
 from aidepy.report.model import Mode, Report
+from aidepy.report.plain import change_detail
 from aidepy.rollback import Identity, Record
 from aidepy.vault import Vault, read_chunks
 from aidepy.vault_layout import DATABASE
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from aidepy.config import Config
 
 PASSPHRASE_TRIES = 3
+NOT_ACCEPTED = "not accepted: nothing was written; the vault keeps its baseline"
 
 
 
@@ -65,6 +69,8 @@ class Promoted:
     entries: int
     key_fingerprint: str
     summary: Summary
+    kept: int = 0
+    """Changes whose old records the new baseline keeps (they stay in the daily report)."""
 
 
 class Layout(Enum):
@@ -143,6 +149,10 @@ class Promotion:
         self.config = config
         self.explained_only = explained_only
         """Accept only the changes explained with evidence `archive`; keep the old records of the rest."""
+        self._changes: list[Change] = []
+        self._explained: Explained | None = None
+        self._accepted: dict[bytes, bool] = {}
+        """The selection (path -> accepted): every change, or --explained-only's, or the admin's answers."""
         self._kept: dict[bytes, Entry | None] = {}
         self.console = console
         self.assume_yes = assume_yes
@@ -169,8 +179,9 @@ class Promotion:
 
     # -- the steps --------------------------------------------------------------------------------
 
-    def run(self) -> Promoted:
-        """Every step in order; an interrupt says which baseline the vault holds, then propagates."""
+    def run(self) -> Promoted | Declined:
+        """Every step in order (Declined: the admin said no, nothing was written); an interrupt
+        says which baseline the vault holds, then propagates."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for stale in sorted(self.state_dir.glob(f"{state.PROMOTE_WORK}*")):
             self.console.say(f"Removing {stale}, left by an interrupted promote.")
@@ -181,8 +192,6 @@ class Promotion:
             with state.private_workdir(self.state_dir, state.PROMOTE_WORK) as work:
                 try:
                     return self._run(work)
-                except Declined:
-                    raise
                 except (KeyboardInterrupt, AidepyError) as exc:
                     self._stopped(exc)
                     raise
@@ -190,15 +199,14 @@ class Promotion:
             if main:
                 signal.signal(signal.SIGINT, previous)
 
-    def _run(self, work: Path) -> Promoted:
+    def _run(self, work: Path) -> Promoted | Declined:
         candidate = work / state.PROMOTE_CANDIDATE
         summary, text = self._differences(candidate)
         self.console.show(text)
-        if not self.assume_yes and not self.console.confirm(
-                "Accept these differences: make this scan the vault's new baseline?"):
-            raise Declined("not accepted: nothing was written; the vault keeps its baseline")
-        confirm_rules(self._rules_review, self.console, assume_yes=self.assume_yes,
-                      accept_rules=self.accept_rules)
+        declined = self._select() or confirm_rules(self._rules_review, self.console,
+                                                   assume_yes=self.assume_yes, accept_rules=self.accept_rules)
+        if declined is not None:
+            return declined
         key = self._signing_key()
         signed = work / state.PROMOTE_SIGNED
         with db.open_database(candidate, None) as fresh:
@@ -211,7 +219,7 @@ class Promotion:
         path = self._install(signed, info, key, layout)
         self._await_protected()
         self.vault.mount(rw=False)
-        promoted = self._verified(path, summary)
+        promoted = self._verified(path, summary, len(self._kept))
         with suppress(OSError):  # the baseline is on the vault; the record only guards against rollback
             self._record.record(self._identity, promoted.generation)
         return promoted
@@ -262,11 +270,13 @@ class Promotion:
             self._rules_review = review_rules(self.vault, self.config,
                                               baseline.db.entries() if baseline is not None else None)
             explained = explanations(self.config, baseline, found.changes) if baseline is not None else None
+        self._changes, self._explained = found.changes, explained
+        self._accepted = dict.fromkeys((c.path for c in found.changes), True)
         if self.explained_only:
-            accepted = {c.path: archive_explained(c, explained) for c in found.changes}
-            self._kept = kept_records(found.changes, accepted)
-            notices.append(f"--explained-only: accepting the {sum(accepted.values())} changes explained "
-                           f"with evidence archive; keeping the old records of the other {len(self._kept)} "
+            self._accepted = explained_only(found.changes, explained)
+            kept = len(kept_records(found.changes, self._accepted))
+            notices.append(f"--explained-only: accepting the {sum(self._accepted.values())} changes "
+                           f"explained with evidence archive; keeping the old records of the other {kept} "
                            "(they stay in the daily report).")
         text = render(Report(
             mode=Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
@@ -274,6 +284,41 @@ class Promotion:
             notices=[*notices, *(explained.notices if explained else ())],
         ), self.config.reports[0].report_format)
         return found.summary, text
+
+    # -- which changes the new baseline takes ------------------------------------------------------
+
+    def _select(self) -> Declined | None:
+        """Settle the selection: as it stands with --yes; else as the admin answers: accept it
+        (y), review the changes one by one (r, offered without --explained-only), or no (n)."""
+        if not self.assume_yes:
+            review_offered = not self.explained_only and any(
+                c.kind is not ChangeKind.ATTRIBUTES for c in self._changes)
+            answer = self.console.choice(
+                "Accept these differences: make this scan the vault's new baseline? "
+                + ("[y/N/r] (r: review them one by one)" if review_offered else "[y/N]"),
+                "ynrYNR" if review_offered else "ynYN", default="n")
+            if answer is None or answer.lower() == "n":
+                return Declined(NOT_ACCEPTED)
+            if answer.lower() == "r":
+                reviewed = self._reviewed()
+                if reviewed is None:
+                    return Declined(NOT_ACCEPTED)
+                self._accepted = reviewed
+        self._kept = kept_records(self._changes, self._accepted)
+        return None
+
+    def _reviewed(self) -> dict[bytes, bool] | None:
+        """The admin's answers change by change, confirmed once more; None when declined."""
+        options = report_options(self.config)
+        answers = review(self._changes, self._explained, self.console,
+                         lambda change: change_detail(change, options))
+        if answers is None:
+            return None
+        kept = len(kept_records(self._changes, answers))
+        if not self.console.confirm(f"Make this the vault's new baseline: {sum(answers.values())} changes "
+                                    f"accepted, {kept} kept as before (they stay in the daily report)?"):
+            return None
+        return answers
 
     def _checked_vault_key(self) -> Ed25519PublicKey:
         """The vault's public key; with public_key set it must be the pinned key, or no check
@@ -401,17 +446,17 @@ class Promotion:
                    "Waiting until the medium really is read-only...")
         self.console.say("The vault is write-protected again.")
 
-    def _verified(self, path: str, summary: Summary) -> Promoted:
+    def _verified(self, path: str, summary: Summary, kept: int) -> Promoted:
         """Read the new baseline back from the read-only vault and print the summary."""
         with db.open_database(self.vault.baseline_path(), self.vault.public_key()) as new:
             promoted = Promoted(path, new.sha256.hex(), Path(new.path).stat().st_size,
                                 new.header.generation, new.header.entry_count, new.key_fingerprint or "",
-                                summary)
+                                summary, kept)
         self.console.say(
             f"Promoted: {promoted.path}\n"
             f"  generation   {promoted.generation} (was {self.old_generation})\n"
             f"  entries      {promoted.entries} ({summary.added} added, {summary.removed} removed, "
-            f"{summary.changed} changed)\n"
+            f"{summary.changed} changed{f'; {kept} kept as before' if kept else ''})\n"
             f"  sha256       {promoted.sha256}\n"
             f"  size         {promoted.size} bytes\n"
             f"  signed by    {promoted.key_fingerprint}"

@@ -3,7 +3,8 @@
     {"summary": {"total", "added", "removed", "changed", "exit_code"},
      "added": [{"path", "type"}], "removed": [...],
      (with explanations: every entry's "explanation", and summary "explained", "unexplained")
-     "changed": [{"path", "type", "summary", "attributes": {name: {"old", "new"}}}],
+     "changed": [{"path", "type", "summary", "attributes": {name: {"old", "new"}},
+                  "diff": [unified diff lines, when the content attribute changed]}],
      "database": {"path", "sha256", "signature", "key_fingerprint", "created", "generation"}, ...}
 
 Attribute names are config names (`p`, `m`, `sha256`); integers stay integers (times in
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aidepy import content
 from aidepy.attributes import BY_NAME, Kind
 from aidepy.compare import Change, ChangeKind
 from aidepy.entry import Entry, Value
@@ -39,6 +41,8 @@ def json_value(name: str, entry: Entry) -> Value | str:
         return value
     if BY_NAME[name].kind is Kind.HASH:
         return value.hex()
+    if BY_NAME[name].kind is Kind.CONTENT:
+        return content.describe(value)
     return json_path(value)
 
 
@@ -59,6 +63,8 @@ def change_item(report: Report, change: Change, *, with_attributes: bool) -> dic
         item["explanation"] = report.explained.of(change.path).as_json()
     if change.kind is ChangeKind.CHANGED:
         item["summary"] = model.summary_string(change, report.options)
+    if "content" in change.changed and (lines := content.diff(change.old, change.new)):
+        item["diff"] = lines
     if with_attributes:
         item["attributes"] = attribute_values(change, report)
     return item

@@ -17,6 +17,7 @@ import pwd
 import stat
 from collections.abc import Iterable, Iterator
 
+from aidepy import content
 from aidepy.attributes import BY_NAME, E2FS_FLAGS, SECOND, TIMES, Kind, format_attrs
 from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import TYPE_NAMES, Entry
@@ -66,6 +67,8 @@ def value_lines(name: str, entry: Entry | None, base16: bool = False,
         return [value.hex() if base16 else base64.b64encode(value).decode("ascii")]
     if kind is Kind.LINKNAME:
         return [escape_path(value)]
+    if kind is Kind.CONTENT:
+        return [content.describe(value)]
     if name == "e2fsattrs" and ignore_e2fsattrs and len(value) == len(E2FS_FLAGS):
         return ["".join(":" if letter in ignore_e2fsattrs else chr(c)
                         for c, (_, letter) in zip(value, E2FS_FLAGS, strict=True))]
@@ -161,7 +164,14 @@ def _details_block(change: Change, options: ReportOptions) -> str:
         if name in change.changed:  # a capability added or removed: old | new all the same
             old, new = old or [""], new or [""]
         lines.extend(detail_lines(label, old, new))
+        if name == "content":  # the diff under its old | new line
+            lines.extend(f"   {escape_path(line.encode())}" for line in content.diff(change.old, change.new))
     return "\n".join(lines) + "\n"
+
+
+def change_detail(change: Change, options: ReportOptions) -> str:
+    """The detail block of one change (promote shows it on request)."""
+    return _details_block(change, options)
 
 
 def _database_block(db: DatabaseSummary) -> str:
