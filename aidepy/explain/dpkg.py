@@ -56,6 +56,7 @@ class Dpkg:
         self.admindir = self.root / ADMINDIR
         self.info = self.admindir / "info"
         self._installed: dict[str, Installed] | None = None
+        self._listed: dict[str, list[bytes]] | None = None
         self._owned: set[bytes] | None = None
         self._merged: bool | None = None
 
@@ -68,17 +69,22 @@ class Dpkg:
             self._installed = {p.key: p for p in _installed(self.admindir / "status", self.info)}
         return self._installed
 
+    def _lists(self) -> dict[str, list[bytes]]:
+        """Each installed package's file list (every list read once, then kept)."""
+        if self._listed is None:
+            self._listed = {}
+            for key in self.installed:
+                with suppress(OSError):
+                    self._listed[key] = (self.info / f"{key}.list").read_bytes().splitlines()
+        return self._listed
+
     def owners(self, paths: Iterable[bytes]) -> dict[bytes, list[Installed]]:
-        """The installed packages whose file lists name each of `paths` (every list is read once)."""
+        """The installed packages whose file lists name each of `paths`."""
         wanted = set(paths)
         found: dict[bytes, list[Installed]] = {}
-        for key, package in self.installed.items():
-            try:
-                listed = (self.info / f"{key}.list").read_bytes().splitlines()
-            except OSError:
-                continue
+        for key, listed in self._lists().items():
             for path in wanted.intersection(listed):
-                found.setdefault(path, []).append(package)
+                found.setdefault(path, []).append(self.installed[key])
         return found
 
     def names(self, path: bytes) -> list[bytes]:
@@ -92,12 +98,9 @@ class Dpkg:
         return [path]
 
     def owned(self, path: bytes) -> bool:
-        """Whether any installed package lists `path` (all lists read once, then kept)."""
+        """Whether any installed package lists `path`."""
         if self._owned is None:
-            self._owned = set()
-            for key in self.installed:
-                with suppress(OSError):
-                    self._owned.update((self.info / f"{key}.list").read_bytes().splitlines())
+            self._owned = {name for listed in self._lists().values() for name in listed}
         return any(name in self._owned for name in self.names(path))
 
     def md5sums(self, package: Installed) -> dict[bytes, str]:
