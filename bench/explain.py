@@ -149,7 +149,7 @@ def main() -> None:
             with cProfile.Profile() as profile:
                 explain(changes_of(baseline, config), sources)
             pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
-        host_keyrings = [Path(k).read_bytes() for k in trusted_keyrings()]
+        host_keyrings = list(trusted_keyrings().values())
         parts = ("reference", "check", "explain", "host index")
         cpu: dict[str, list[float]] = {k: [] for k in parts}
         wall: dict[str, list[float]] = {k: [] for k in parts}
@@ -176,7 +176,7 @@ def main() -> None:
         print(f"the host's apt indexes ({HOST_LISTS}): {len(index.sha256)} package versions of these "
               f"names verified; problems: {index.problems or 'none'}")
         for figures, unit in ((cpu, "CPU s"), (wall, "wall s")):
-            check, extra, usr, host = (statistics.median(figures[k]) for k in parts[1:] + parts[:1])
+            usr, check, extra, host = (statistics.median(figures[k]) for k in parts)
             print(f"{unit}: check of the upgraded packages' files {check:.2f}, explanations {extra:.2f} "
                   f"({(check + extra) / check:.2f}x that check); the host's indexes verified {host:.2f}; "
                   f"check of {args.reference} {usr:.2f}, with these explanations "

@@ -1,7 +1,8 @@
 """dpkg's database, read as an index: which installed package version lists a path, its
-md5sums and conffiles, the versions its log says were installed before, and the user and group
-names of the host. Root can rewrite all of it, so nothing here is evidence on its own: it only
-says which `.deb` to look at (`aidepy.explain.archive`) and what dpkg believes (evidence `dpkg`).
+md5sums and conffiles, the versions its log says were installed before, the user and group
+names of the host, dpkg-divert's diversions and dpkg-statoverride's overrides. Root can rewrite
+all of it, so nothing here is evidence on its own: it only says which `.deb` to look at
+(`aidepy.explain.archive`) and what dpkg believes (evidence `dpkg`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,28 @@ class Installed:
     architecture: str
     conffiles: Mapping[bytes, str] = field(default_factory=dict)
     """Conffile path -> the md5 dpkg recorded when it installed it."""
+
+
+@dataclass(frozen=True)
+class Diversion:
+    """A `dpkg-divert` diversion: packages shipping `original` have it installed at `to` instead,
+    except the diverting package `by` (None for a local diversion: what is at `original` then is
+    the admin's)."""
+
+    original: bytes
+    to: bytes
+    by: str | None
+
+
+@dataclass(frozen=True)
+class Override:
+    """A `dpkg-statoverride` entry: the owner, group (names, or `#id`) and permission bits dpkg
+    gives a path instead of what the package ships. The file is root's to rewrite on the host, so
+    an override never makes evidence stronger than the content's."""
+
+    user: str
+    group: str
+    mode: int
 
 
 def _installed(status: Path, info: Path) -> Iterator[Installed]:
@@ -116,13 +139,33 @@ class Dpkg:
                 sums[b"/" + name.lstrip(b"/")] = digest.decode("ascii", "replace")
         return sums
 
-    def diverted(self) -> set[bytes]:
-        """Paths dpkg-divert moved aside or took over (both names): left unexplained for now."""
+    def diversions(self) -> dict[bytes, Diversion]:
+        """dpkg-divert's diversions, under both names (the diverted path and where the diverted
+        package's file lives instead)."""
         try:
             lines = (self.admindir / "diversions").read_bytes().splitlines()
         except OSError:
-            return set()
-        return {line for i, line in enumerate(lines) if i % 3 != 2}
+            return {}
+        found = {}
+        for i in range(0, len(lines) - 2, 3):
+            by = lines[i + 2].decode(errors="replace")
+            diversion = Diversion(lines[i], lines[i + 1], None if by == ":" else by)
+            found[diversion.original] = found[diversion.to] = diversion
+        return found
+
+    def statoverrides(self) -> dict[bytes, Override]:
+        """dpkg-statoverride's overrides: path -> the owner, group and mode dpkg gives it."""
+        try:
+            lines = (self.admindir / "statoverride").read_bytes().splitlines()
+        except OSError:
+            return {}
+        found = {}
+        for line in lines:
+            fields = line.split(maxsplit=3)
+            with suppress(ValueError):
+                if len(fields) == 4:
+                    found[fields[3]] = Override(fields[0].decode(), fields[1].decode(), int(fields[2], 8))
+        return found
 
     def previous_versions(self, since: float) -> dict[str, tuple[str, str]]:
         """Package -> (version, architecture) dpkg's log says was installed before the first
