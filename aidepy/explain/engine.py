@@ -1,9 +1,10 @@
 """Explain a report's changes: the I/O around the pure core (`aidepy.explain.judge`).
 
-For every added, removed or changed path: the owning packages from dpkg's database (an index),
-what their `.deb` ships when a verified one is at hand (`aidepy.explain.archive`, with the
-keyrings from the vault), dpkg's md5sums otherwise; then the judgement, and a second pass for
-package-owned directories and links whose only changes a package transaction implies.
+For every added, removed or changed path: the owning packages from dpkg's database (an index;
+a file dpkg-divert moved is looked up by the name its package ships), what their `.deb` ships
+when a verified one is at hand (`aidepy.explain.archive`, with the keyrings from the vault),
+dpkg's md5sums otherwise; then the judgement, and a second pass for package-owned directories
+and links whose only changes a package transaction implies.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def explain(changes: Iterable[Change], sources: Sources) -> Explained | None:
             md5 = md5sums[p.key].get(path)
         prior = previous.get(p.package)
         verified, ok = members.get(pkg, ({}, False))
-        override = next((overrides[n] for n in (scanned, *dpkg.names(scanned)) if n in overrides), None)
+        override = next((overrides[n] for n in dpkg.names(scanned) if n in overrides), None)
         return Shipped(p.package, p.version, verified.get(path) if ok else None, md5, conffile,
                        prior[0] if prior else None, override=override)
 
@@ -151,8 +152,8 @@ Routed = tuple[Diversion, bool]
 def _diversions(dpkg: Dpkg, changes: Iterable[Change]) -> dict[bytes, Routed]:
     """The diversion each of `changes`' paths takes part in (under any name dpkg knows it by)."""
     diversions = dpkg.diversions()
-    found = {}
-    for change in changes:
+    found: dict[bytes, Routed] = {}
+    for change in changes if diversions else ():
         names = dpkg.names(change.path)
         d = next((diversions[n] for n in names if n in diversions), None)
         if d is not None:
