@@ -4,16 +4,22 @@ Real Debian packages (from apt's cache, else `apt-get download`) are repacked tw
 bumped version (`+bench1`, `+bench2`; maintainer scripts and dependencies dropped, so they
 install into a tree), published in a local repository signed with a test key, installed into
 a tree by apt-get (`AptTree` of tests/conftest.py), recorded, then upgraded: every file is replaced,
-as in a real upgrade. Then, alternating, the check (scan and compare with the baseline) and
-the explanations of its changes (dpkg index, gpgv, the `.deb` files read and hashed), and
-the medians:
+as in a real upgrade. Then, alternating, the check of a real tree (`--reference`, default
+/usr, read only, as a server's daily check covers it), the check of the upgraded tree (scan
+and compare with the baseline), the explanations of its changes (dpkg index, gpgv, the `.deb`
+files read and hashed), and the verification of the host's own apt indexes (its `InRelease`
+files and `Packages` indexes, with the keyrings apt trusts, for the same package names: what
+a real host adds to the tree's one small source), and the medians:
 
     .venv/bin/python bench/explain.py                 # 50 packages, 3 rounds, /usr as reference
     .venv/bin/python bench/explain.py --packages 80 --rounds 5 --reference /usr/lib
+    .venv/bin/python bench/explain.py --rounds 1 --profile 40
 
-Two ratios: to the check of the upgraded packages' files alone (the worst case: nothing else
-is checked), and to the check of a real tree (`--reference`, default /usr, read only) as a
-daily check of a server would cover it.
+Each part is measured in CPU time (user and system time of this process and of the children
+it waited for: the scan's workers, the explanations' worker processes, gpgv, apt-helper), which
+other work on a shared machine disturbs far less than wall time (also printed). Ratios: to the
+check of the upgraded packages' files alone (the worst case: nothing else is checked), and to
+the check of the real tree, without and with the host's indexes.
 """
 
 from __future__ import annotations

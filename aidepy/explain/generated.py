@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -182,7 +183,7 @@ def _bundled(root: Path) -> list[bytes]:
     prefix = os.fsencode(root).rstrip(b"/")
     found = [p for p in selected if os.path.isfile(prefix + p)]
     local = []
-    for directory, _, files in os.walk(prefix + CA_LOCAL, followlinks=True):
+    for directory, _, files in os.walk(prefix + CA_LOCAL):  # a linked directory's are missed: unexplained
         local += [os.path.join(directory, f)[len(prefix):] for f in files if f.endswith(b".crt")]
     return found + sorted(local)
 
@@ -198,14 +199,23 @@ def _ca_bundle(entry: Entry, root: Path, trusted: Trusted) -> str | None:
                "ships unchanged"
     parts = []
     for cert in certs:
-        try:
-            data = Path(os.fsdecode(os.fsencode(root) + cert)).read_bytes()
-        except OSError as exc:
-            return f"{os.fsdecode(cert)}: {exc.strerror}"
+        data = _regular_file(os.fsencode(root) + cert)
+        if data is None:
+            return f"{os.fsdecode(cert)} is not a readable regular file"
         parts.append(data + b"\n" if data and not data.endswith(b"\n") else data)
     if not _same_content(entry, b"".join(parts)):
         return "not the concatenation of the certificates /etc/ca-certificates.conf selects"
     return None
+
+
+def _regular_file(path: bytes) -> bytes | None:
+    """The content of the regular file at `path` (a fifo or device is never read: it could block)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return None
+    with open(fd, "rb") as f:
+        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 def _same_content(entry: Entry, data: bytes) -> bool:
