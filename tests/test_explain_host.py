@@ -50,23 +50,31 @@ def archive(package: str, version: str, previous: str, reason: str = "") -> Expl
 # --- dpkg-statoverride ---------------------------------------------------------------------------
 
 
-@requires_root
-def test_a_mode_and_group_from_dpkg_statoverride_are_explained_with_that_reason(apt_tree: AptTree) -> None:
-    tree = apt_tree
+TOOL = "/usr/bin/aidepy-test-s"
+
+
+def install_tool(tree: AptTree) -> Path:
+    """Version 1.0 of a package shipping TOOL (root:root 0755) installed; a group `staff`."""
     with open(tree.root / "etc/group", "a") as group:
         group.write("staff:x:50:\n")
-    tool = "/usr/bin/aidepy-test-s"
-    tree.publish(tree.build("aidepy-test-s", "1.0", {tool: ("#!/bin/sh\necho 1\n", 0o755)}))
+    tree.publish(tree.build("aidepy-test-s", "1.0", {TOOL: ("#!/bin/sh\necho 1\n", 0o755)}))
     tree.install("aidepy-test-s")
-    binary = tree.root / tool.lstrip("/")
+    return tree.root / TOOL.lstrip("/")
 
-    def upgrade_with_override() -> None:
-        subprocess.run(["dpkg-statoverride", "--root", str(tree.root), "--update", "--add", "root", "staff",
-                        "4750", tool], check=True, capture_output=True)
-        tree.publish(tree.build("aidepy-test-s", "2.0", {tool: ("#!/bin/sh\necho 2\n", 0o755)}))
-        tree.upgrade()
 
-    found = explained_by(tree, upgrade_with_override)
+def upgrade_with_override(tree: AptTree, mode: str) -> None:
+    """dpkg-statoverride gives TOOL group staff and `mode`; then version 2.0 is installed."""
+    subprocess.run(["dpkg-statoverride", "--root", str(tree.root), "--update", "--add", "root", "staff", mode,
+                    TOOL], check=True, capture_output=True)
+    tree.publish(tree.build("aidepy-test-s", "2.0", {TOOL: ("#!/bin/sh\necho 2\n", 0o755)}))
+    tree.upgrade()
+
+
+@requires_root
+def test_a_mode_and_group_from_dpkg_statoverride_are_explained_with_that_reason(apt_tree: AptTree) -> None:
+    tree, tool = apt_tree, TOOL
+    binary = install_tool(tree)
+    found = explained_by(tree, lambda: upgrade_with_override(tree, "4750"))
     assert stat.S_IMODE(binary.stat().st_mode) == 0o4750 and binary.stat().st_gid == 50  # dpkg applied it
     assert found[tool] == archive("aidepy-test-s", "2.0", "1.0", STATOVERRIDE)
     assert "dpkg-statoverride" in STATOVERRIDE and "no evidence of its own" in STATOVERRIDE
@@ -277,3 +285,21 @@ def test_dpkg_evidence_explains_an_owner_change_only_as_dpkg_statoverride_gives_
     for other in (None, Override("root", "#50", 0o4755)):  # none, or one that gives another mode
         owner = Shipped("pkg", "1", None, md5, override=other)
         assert judge(change, [owner], ids, md5).kind is Kind.UNEXPLAINED
+
+
+@requires_root
+def test_the_report_names_dpkg_statoverride_beside_the_evidence(apt_tree: AptTree, tmp_path: Path) -> None:
+    tree = apt_tree
+    install_tool(tree)
+    config = tmp_path / "aidepy.conf"  # no vault: evidence dpkg at most
+    config.write_text(f"database_in=file:{tmp_path}/aidepy.db\ndatabase_out=file:{tmp_path}/aidepy.db\n"
+                      f"state_dir={tmp_path}/state\nsigning_key={tmp_path}/none.key\nroot_prefix={tree.root}\n"
+                      f"/usr {RULE}\n")
+    assert aidepy("init", "-c", str(config)).returncode == 0
+    upgrade_with_override(tree, "0750")
+    check = aidepy("check", "-c", str(config))
+    assert f"aidepy-test-s 1.0 → 2.0: 1 entry (evidence dpkg; {STATOVERRIDE})\n" \
+        "  f = p.g mci.H     : /usr/bin/aidepy-test-s" in check.stdout, check.stdout
+    # the directory the package transaction changed is explained without the file's reason
+    assert "aidepy-test-s 1.0 → 2.0: 1 entry (evidence dpkg)\n  d = ... mc..      : /usr/bin" in check.stdout
+    assert "Explanations: 0 unexplained, 2 explained (1 package)" in check.stdout

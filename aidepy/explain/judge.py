@@ -220,5 +220,5 @@ def implied(change: Change, explained_below: Collection[Explanation], own: Seque
     if any(o.member is not None and agreement(change.new, o, ids)[0] for o in own):
         return None
     explained = [e for e in explained_below if e.explained]
-    return explained[0] if explained else None
+    return replace(explained[0], reason="") if explained else None  # the entry's reason is its own
 
