@@ -4,42 +4,72 @@ Real Debian packages (from apt's cache, else `apt-get download`) are repacked tw
 bumped version (`+bench1`, `+bench2`; maintainer scripts and dependencies dropped, so they
 install into a tree), published in a local repository signed with a test key, installed into
 a tree by apt-get (`AptTree` of tests/conftest.py), recorded, then upgraded: every file is replaced,
-as in a real upgrade. Then, alternating, the check (scan and compare with the baseline) and
-the explanations of its changes (dpkg index, gpgv, the `.deb` files read and hashed), and
-the medians:
+as in a real upgrade. Then, alternating, the check of a real tree (`--reference`, default
+/usr, read only, as a server's daily check covers it), the check of the upgraded tree (scan
+and compare with the baseline), the explanations of its changes (dpkg index, gpgv, the `.deb`
+files read and hashed), and the verification of the host's own apt indexes (its `InRelease`
+files and `Packages` indexes, with the keyrings apt trusts, for the same package names: what
+a real host adds to the tree's one small source), and the medians:
 
     .venv/bin/python bench/explain.py                 # 50 packages, 3 rounds, /usr as reference
     .venv/bin/python bench/explain.py --packages 80 --rounds 5 --reference /usr/lib
+    .venv/bin/python bench/explain.py --rounds 1 --profile 40
 
-Two ratios: to the check of the upgraded packages' files alone (the worst case: nothing else
-is checked), and to the check of a real tree (`--reference`, default /usr, read only) as a
-daily check of a server would cover it.
+Each part is measured in CPU time (user and system time of this process and of the children
+it waited for: the scan's workers, the explanations' worker processes, gpgv, apt-helper), which
+other work on a shared machine disturbs far less than wall time (also printed). Ratios: to the
+check of the upgraded packages' files alone (the worst case: nothing else is checked), and to
+the check of the real tree, without and with the host's indexes.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import os
+import pstats
+import resource
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # conftest
 
 from conftest import AptTree
 
-from aidepy.compare import compare
-from aidepy.config import parse_text
+from aidepy.compare import Change, compare
+from aidepy.config import Config, parse_text
 from aidepy.db import open_database, write_database
+from aidepy.explain.archive import ArchiveIndex
 from aidepy.explain.engine import Sources, explain
+from aidepy.explain.keyring import trusted_keyrings
 from aidepy.scan import scan
 
 CACHE = Path("/var/cache/apt/archives")
+HOST_LISTS = Path("/var/lib/apt/lists")
+T = TypeVar("T")
 DROP = ("Depends", "Pre-Depends", "Recommends", "Suggests", "Breaks", "Conflicts", "Replaces",
         "Essential", "Protected", "Enhances")
+
+
+def cpu_seconds() -> float:
+    """User and system time of this process and of the children it waited for (scan workers,
+    the explanations' worker processes, gpgv, ldconfig)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measured(run: Callable[[], T]) -> tuple[T, float, float]:
+    """What `run` returns, with the CPU seconds (see cpu_seconds) and wall seconds it took."""
+    cpu, wall = cpu_seconds(), time.perf_counter()
+    result = run()
+    return result, cpu_seconds() - cpu, time.perf_counter() - wall
 
 
 def real_debs(count: int) -> list[Path]:
@@ -83,6 +113,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packages", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="first profile one explanation run (cProfile, this process only) and "
+                             "print its N most expensive calls")
     parser.add_argument("--reference", default="/usr",
                         help="a real tree whose check the explanations are also compared with (read only)")
     args = parser.parse_args()
@@ -117,32 +150,51 @@ def main() -> None:
                        host=socket.gethostname(), rules_digest=reference.digest, generation=1,
                        signing_key=None)
         keyring = (tree.root / "etc/apt/trusted.gpg.d/test-archive.gpg").read_bytes()
-        checks, explains, references = [], [], []
+        sources = Sources(config.root_prefix, [keyring], since)
+        if args.profile:
+            with cProfile.Profile() as profile:
+                explain(changes_of(baseline, config), sources)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+        host_keyrings = list(trusted_keyrings().values())
+        parts = ("reference", "check", "explain", "host index")
+        cpu: dict[str, list[float]] = {k: [] for k in parts}
+        wall: dict[str, list[float]] = {k: [] for k in parts}
         for _ in range(args.rounds):
-            start = time.perf_counter()
-            with open_database(reference_db, None) as db:
-                list(compare(db.entries(), scan(reference.ruleset, on_warning=lambda w: None)))
-            references.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            with open_database(baseline, None) as db:
-                fresh = scan(config.ruleset, root_prefix=config.root_prefix, on_warning=print)
-                changes = list(compare(db.entries(), fresh))
-            checks.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            explained = explain(changes, Sources(config.root_prefix, [keyring], since))
-            explains.append(time.perf_counter() - start)
+            _, c, w = measured(lambda: changes_of(reference_db, reference))
+            cpu["reference"].append(c)
+            wall["reference"].append(w)
+            changes, c, w = measured(lambda: changes_of(baseline, config))
+            cpu["check"].append(c)
+            wall["check"].append(w)
+            explained, c, w = measured(lambda: explain(changes, sources))  # noqa: B023 (called at once)
+            cpu["explain"].append(c)
+            wall["explain"].append(w)
+            index, c, w = measured(lambda: ArchiveIndex.load(HOST_LISTS, host_keyrings, names))
+            cpu["host index"].append(c)
+            wall["host index"].append(w)
         assert explained is not None
-        found = [explained.of(c.path) for c in changes]
         by_evidence: dict[str, int] = {}
-        for e in found:
+        for e in (explained.of(c.path) for c in changes):
             key = e.kind.value + (f"/{e.evidence.value}" if e.evidence else "")
             by_evidence[key] = by_evidence.get(key, 0) + 1
-        check, extra = statistics.median(checks), statistics.median(explains)
-        usr = statistics.median(references)
-        print(f"{len(names)} packages, {len(changes)} changes: {by_evidence}")
-        print(f"check of the upgraded packages' files {check:.2f} s, explanations {extra:.2f} s: "
-              f"{(check + extra) / check:.2f}x that check")
-        print(f"check of {args.reference} {usr:.2f} s: with these explanations {(usr + extra) / usr:.2f}x")
+        print(f"{len(names)} packages, {len(changes)} changes: {by_evidence}; load average "
+              f"{os.getloadavg()[0]:.1f}; medians of {args.rounds} rounds")
+        print(f"the host's apt indexes ({HOST_LISTS}): {len(index.sha256)} package versions of these "
+              f"names verified; problems: {index.problems or 'none'}")
+        for figures, unit in ((cpu, "CPU s"), (wall, "wall s")):
+            usr, check, extra, host = (statistics.median(figures[k]) for k in parts)
+            print(f"{unit}: check of the upgraded packages' files {check:.2f}, explanations {extra:.2f} "
+                  f"({(check + extra) / check:.2f}x that check); the host's indexes verified {host:.2f}; "
+                  f"check of {args.reference} {usr:.2f}, with these explanations "
+                  f"{(usr + extra) / usr:.2f}x, with the host's indexes too "
+                  f"{(usr + extra + host) / usr:.2f}x")
+
+
+def changes_of(database: Path, config: Config) -> list[Change]:
+    """The check: the tree scanned and compared with `database`."""
+    with open_database(database, None) as db:
+        fresh = scan(config.ruleset, root_prefix=config.root_prefix, on_warning=lambda w: None)
+        return list(compare(db.entries(), fresh))
 
 
 if __name__ == "__main__":

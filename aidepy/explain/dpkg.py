@@ -1,7 +1,8 @@
 """dpkg's database, read as an index: which installed package version lists a path, its
-md5sums and conffiles, the versions its log says were installed before, and the user and group
-names of the host. Root can rewrite all of it, so nothing here is evidence on its own: it only
-says which `.deb` to look at (`aidepy.explain.archive`) and what dpkg believes (evidence `dpkg`).
+md5sums and conffiles, the versions its log says were installed before, the user and group
+names of the host, dpkg-divert's diversions and dpkg-statoverride's overrides. Root can rewrite
+all of it, so nothing here is evidence on its own: it only says which `.deb` to look at
+(`aidepy.explain.archive`) and what dpkg believes (evidence `dpkg`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,28 @@ class Installed:
     """Conffile path -> the md5 dpkg recorded when it installed it."""
 
 
+@dataclass(frozen=True)
+class Diversion:
+    """A `dpkg-divert` diversion: packages shipping `original` have it installed at `to` instead,
+    except the diverting package `by` (None for a local diversion: what is at `original` then is
+    the admin's)."""
+
+    original: bytes
+    to: bytes
+    by: str | None
+
+
+@dataclass(frozen=True)
+class Override:
+    """A `dpkg-statoverride` entry: the owner, group (names, or `#id`) and permission bits dpkg
+    gives a path instead of what the package ships. The file is root's to rewrite on the host, so
+    an override never makes evidence stronger than the content's."""
+
+    user: str
+    group: str
+    mode: int
+
+
 def _installed(status: Path, info: Path) -> Iterator[Installed]:
     with open(status, "rb") as f:
         for para in Deb822.iter_paragraphs(f, use_apt_pkg=False):
@@ -56,6 +79,7 @@ class Dpkg:
         self.admindir = self.root / ADMINDIR
         self.info = self.admindir / "info"
         self._installed: dict[str, Installed] | None = None
+        self._listed: dict[str, list[bytes]] | None = None
         self._owned: set[bytes] | None = None
         self._merged: bool | None = None
 
@@ -68,17 +92,22 @@ class Dpkg:
             self._installed = {p.key: p for p in _installed(self.admindir / "status", self.info)}
         return self._installed
 
+    def _lists(self) -> dict[str, list[bytes]]:
+        """Each installed package's file list (every list read once, then kept)."""
+        if self._listed is None:
+            self._listed = {}
+            for key in self.installed:
+                with suppress(OSError):
+                    self._listed[key] = (self.info / f"{key}.list").read_bytes().splitlines()
+        return self._listed
+
     def owners(self, paths: Iterable[bytes]) -> dict[bytes, list[Installed]]:
-        """The installed packages whose file lists name each of `paths` (every list is read once)."""
+        """The installed packages whose file lists name each of `paths`."""
         wanted = set(paths)
         found: dict[bytes, list[Installed]] = {}
-        for key, package in self.installed.items():
-            try:
-                listed = (self.info / f"{key}.list").read_bytes().splitlines()
-            except OSError:
-                continue
+        for key, listed in self._lists().items():
             for path in wanted.intersection(listed):
-                found.setdefault(path, []).append(package)
+                found.setdefault(path, []).append(self.installed[key])
         return found
 
     def names(self, path: bytes) -> list[bytes]:
@@ -92,12 +121,9 @@ class Dpkg:
         return [path]
 
     def owned(self, path: bytes) -> bool:
-        """Whether any installed package lists `path` (all lists read once, then kept)."""
+        """Whether any installed package lists `path`."""
         if self._owned is None:
-            self._owned = set()
-            for key in self.installed:
-                with suppress(OSError):
-                    self._owned.update((self.info / f"{key}.list").read_bytes().splitlines())
+            self._owned = {name for listed in self._lists().values() for name in listed}
         return any(name in self._owned for name in self.names(path))
 
     def md5sums(self, package: Installed) -> dict[bytes, str]:
@@ -113,13 +139,33 @@ class Dpkg:
                 sums[b"/" + name.lstrip(b"/")] = digest.decode("ascii", "replace")
         return sums
 
-    def diverted(self) -> set[bytes]:
-        """Paths dpkg-divert moved aside or took over (both names): left unexplained for now."""
+    def diversions(self) -> dict[bytes, Diversion]:
+        """dpkg-divert's diversions, under both names (the diverted path and where the diverted
+        package's file lives instead)."""
         try:
             lines = (self.admindir / "diversions").read_bytes().splitlines()
         except OSError:
-            return set()
-        return {line for i, line in enumerate(lines) if i % 3 != 2}
+            return {}
+        found = {}
+        for i in range(0, len(lines) - 2, 3):
+            by = lines[i + 2].decode(errors="replace")
+            diversion = Diversion(lines[i], lines[i + 1], None if by == ":" else by)
+            found[diversion.original] = found[diversion.to] = diversion
+        return found
+
+    def statoverrides(self) -> dict[bytes, Override]:
+        """dpkg-statoverride's overrides: path -> the owner, group and mode dpkg gives it."""
+        try:
+            lines = (self.admindir / "statoverride").read_bytes().splitlines()
+        except OSError:
+            return {}
+        found = {}
+        for line in lines:
+            fields = line.split(maxsplit=3)
+            with suppress(ValueError):
+                if len(fields) == 4:
+                    found[fields[3]] = Override(fields[0].decode(), fields[1].decode(), int(fields[2], 8))
+        return found
 
     def previous_versions(self, since: float) -> dict[str, tuple[str, str]]:
         """Package -> (version, architecture) dpkg's log says was installed before the first

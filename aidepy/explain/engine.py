@@ -1,9 +1,10 @@
 """Explain a report's changes: the I/O around the pure core (`aidepy.explain.judge`).
 
-For every added, removed or changed path: the owning packages from dpkg's database (an index),
-what their `.deb` ships when a verified one is at hand (`aidepy.explain.archive`, with the
-keyrings from the vault), dpkg's md5sums otherwise; then the judgement, and a second pass for
-package-owned directories and links whose only changes a package transaction implies.
+For every added, removed or changed path: the owning packages from dpkg's database (an index;
+a file dpkg-divert moved is looked up by the name its package ships), what their `.deb` ships
+when a verified one is at hand (`aidepy.explain.archive`, with the keyrings from the vault),
+dpkg's md5sums otherwise; then the judgement, and a second pass for package-owned directories
+and links whose only changes a package transaction implies.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aidepy.attributes import BY_NAME, HASHES
 from aidepy.compare import Change, ChangeKind, Rehash
 from aidepy.explain import archive
 from aidepy.explain.archive import ArchiveError, ArchiveIndex, Contents, PackageId
-from aidepy.explain.dpkg import Dpkg, Installed
+from aidepy.explain.dpkg import Diversion, Dpkg, Installed
 from aidepy.explain.generated import explain_generated
 from aidepy.explain.judge import CRYPTO_HASHES, Ids, Shipped, implied, judge
 from aidepy.explain.model import Evidence, Explained, Explanation, Kind
@@ -54,11 +55,16 @@ def explain(changes: Iterable[Change], sources: Sources) -> Explained | None:
         return None
     listed = [c for c in changes if c.kind in LISTED]
     removed = [c for c in listed if c.kind is ChangeKind.REMOVED]
-    # the name dpkg knows each path by (merged /usr: /usr/bin/ls is dpkg's /bin/ls)
-    candidates = {c.path: dpkg.names(c.path) for c in listed}
+    # the name dpkg knows each path by (merged /usr: /usr/bin/ls is dpkg's /bin/ls; a diverted
+    # package's file, at the path dpkg-divert sends it to, by the path the package ships)
+    diversions = _diversions(dpkg, listed)
+    candidates = {c.path: dpkg.names(r[0].original if (r := diversions.get(c.path)) and r[1] else c.path)
+                  for c in listed}
     known = dpkg.owners(n for names in candidates.values() for n in names)
     name = {path: next((n for n in names if n in known), path) for path, names in candidates.items()}
-    owners = {path: known[n] for path, n in name.items() if n in known}
+    owners = {path: _diverted_owners(known[n], diversions.get(path))
+              for path, n in name.items() if n in known}
+    owners = {path: packages for path, packages in owners.items() if packages}
     previous = dpkg.previous_versions(sources.since)
     hashes = {h for c in listed for e in (c.new, c.old) if e is not None
               for h in e.attrs & HASHES if BY_NAME[h].new_hash is not None}
@@ -88,7 +94,7 @@ def explain(changes: Iterable[Change], sources: Sources) -> Explained | None:
                              olds, hashes, notices)
 
     ids = Ids(dpkg.ids("passwd"), dpkg.ids("group"))
-    diverted = dpkg.diverted()
+    overrides = dpkg.statoverrides()
     md5sums: dict[str, dict[bytes, str]] = {}
 
     def shipped(p: Installed, scanned: bytes) -> Shipped:
@@ -103,13 +109,15 @@ def explain(changes: Iterable[Change], sources: Sources) -> Explained | None:
             md5 = md5sums[p.key].get(path)
         prior = previous.get(p.package)
         verified, ok = members.get(pkg, ({}, False))
+        override = next((overrides[n] for n in dpkg.names(scanned) if n in overrides), None)
         return Shipped(p.package, p.version, verified.get(path) if ok else None, md5, conffile,
-                       prior[0] if prior else None)
+                       prior[0] if prior else None, override=override)
 
     found: dict[bytes, Explanation] = {}
     for change in listed:
-        if change.path in diverted:
-            found[change.path] = Explanation(Kind.UNEXPLAINED, reason="diverted (dpkg-divert)")
+        if (r := diversions.get(change.path)) is not None and r[0].by is None and not r[1]:
+            found[change.path] = Explanation(Kind.UNEXPLAINED, reason="dpkg-divert --local moved the "
+                                             "package's file aside: what is here is the admin's")
             continue
         if change.kind is ChangeKind.REMOVED:
             if change.path in owners:
@@ -135,6 +143,31 @@ def explain(changes: Iterable[Change], sources: Sources) -> Explained | None:
     if all(e.kind is Kind.UNEXPLAINED and e.package is None for e in found.values()):
         return None  # no package is involved: the report stays as it is without explanations
     return Explained(found, tuple(notices))
+
+
+Routed = tuple[Diversion, bool]
+"""A diversion a path takes part in, and whether the path is where it sends the diverted file."""
+
+
+def _diversions(dpkg: Dpkg, changes: Iterable[Change]) -> dict[bytes, Routed]:
+    """The diversion each of `changes`' paths takes part in (under any name dpkg knows it by)."""
+    diversions = dpkg.diversions()
+    found: dict[bytes, Routed] = {}
+    for change in changes if diversions else ():
+        names = dpkg.names(change.path)
+        d = next((diversions[n] for n in names if n in diversions), None)
+        if d is not None:
+            found[change.path] = (d, d.to in names)
+    return found
+
+
+def _diverted_owners(packages: list[Installed], routed: Routed | None) -> list[Installed]:
+    """Of the `packages` that ship a diverted path, those whose file is at the path: the
+    diverting package's at the original path, the others' where the diversion sends them."""
+    if routed is None:
+        return packages
+    diversion, sent = routed
+    return [p for p in packages if (p.package == diversion.by) != sent]
 
 
 def _read_packages(cache: Sequence[Path], wanted: dict[PackageId, set[bytes]], index: ArchiveIndex | None,

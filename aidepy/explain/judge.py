@@ -7,19 +7,21 @@ them), the size, modification time and link target, and the content under every 
 hash recorded. What installing a file implies anyway (a new inode, ctime, atime, link count,
 blocks) may differ. A package-owned directory or link whose only changes are such implied ones
 is explained by a package transaction that explains an entry below it (or, for a link, of the
-same package).
+same package). Owner, group and mode that differ from the package's because dpkg-statoverride
+says so are explained with that reason, never with stronger evidence than the content's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aidepy.attributes import BY_NAME, HASHES, SECOND
 from aidepy.attributes import Kind as AttrKind
 from aidepy.compare import Change, ChangeKind
 from aidepy.entry import Entry
 from aidepy.explain.archive import Member
+from aidepy.explain.dpkg import Override
 from aidepy.explain.model import Evidence, Explanation, Kind
 
 IMPLIED: frozenset[str] = frozenset({"a", "c", "i", "n", "b"})
@@ -28,6 +30,8 @@ IMPLIED_CONTAINER: frozenset[str] = IMPLIED | {"m", "s"}
 """What a package transaction changes on a directory (its entries) or a link (its times)."""
 _UNSHIPPED = frozenset({"acl", "xattrs", "caps"})
 """Attributes a `.deb` cannot carry: a value there is set by someone else."""
+STATOVERRIDE = ("owner, group or mode as dpkg-statoverride sets them, whose file root on the host "
+                "can rewrite: no evidence of its own")
 CRYPTO_HASHES: frozenset[str] = frozenset(a.name for a in BY_NAME.values()
                                           if a.kind is AttrKind.HASH and a.adversarial)
 
@@ -45,6 +49,8 @@ class Shipped:
     conffile: bool = False
     previous: str | None = None
     evidence: Evidence = Evidence.ARCHIVE
+    override: Override | None = None
+    """dpkg-statoverride's owner, group and mode for the path, if it has one."""
 
     def explanation(self, kind: Kind = Kind.PACKAGE, reason: str = "",
                     evidence: Evidence | None = None) -> Explanation:
@@ -94,6 +100,35 @@ def disagreements(entry: Entry, member: Member, ids: Ids) -> list[str]:
     return wrong
 
 
+def _id(name: str, table: Mapping[str, int]) -> int:
+    """The id dpkg-statoverride's `name` (a name, or `#id`) stands for (-1: unknown here)."""
+    return int(name[1:]) if name.startswith("#") and name[1:].isdigit() else table.get(name, -1)
+
+
+def _overridden(member: Member, override: Override, ids: Ids) -> Member:
+    """`member` with the owner, group and mode dpkg-statoverride gives it."""
+    return replace(member, mode=override.mode, uname=override.user, uid=_id(override.user, ids.users),
+                   gname=override.group, gid=_id(override.group, ids.groups))
+
+
+def _as_overridden(entry: Entry, override: Override, ids: Ids) -> bool:
+    """Whether the owner, group and mode `entry` records are the ones `override` gives."""
+    expected = {"p": override.mode, "u": _id(override.user, ids.users), "g": _id(override.group, ids.groups)}
+    values = {n: v & 0o7777 if n == "p" and isinstance(v, int) else v for n, v in entry.values.items()}
+    return all(values.get(n) == v for n, v in expected.items() if n in entry.attrs)
+
+
+def agreement(entry: Entry, owner: Shipped, ids: Ids) -> tuple[list[str], str]:
+    """(what `entry` records that differs from `owner`'s member, the reason it agrees anyway):
+    an override that accounts for every difference leaves none, with its reason."""
+    assert owner.member is not None
+    wrong = disagreements(entry, owner.member, ids)
+    if wrong and owner.override is not None \
+            and not disagreements(entry, _overridden(owner.member, owner.override, ids), ids):
+        return [], STATOVERRIDE
+    return wrong, ""
+
+
 def content_proven(entry: Entry, member: Member) -> bool:
     """Whether a cryptographic hash ties `entry`'s content to `member`'s (true for what has no
     content; false for a file whose rules record no cryptographic hash)."""
@@ -113,9 +148,9 @@ def judge(change: Change, owners: Sequence[Shipped], ids: Ids, live_md5: str | N
     for owner in owners:
         if owner.member is None:
             continue
-        wrong = disagreements(entry, owner.member, ids)
+        wrong, reason = agreement(entry, owner, ids)
         if not wrong and content_proven(entry, owner.member):
-            return owner.explanation()
+            return owner.explanation(reason=reason)
         if not wrong:
             return Explanation(Kind.UNEXPLAINED, owner.package, owner.version,
                                reason="its content is recorded without a cryptographic hash")
@@ -123,7 +158,7 @@ def judge(change: Change, owners: Sequence[Shipped], ids: Ids, live_md5: str | N
             mismatch = mismatch or owner.explanation(Kind.MISMATCH, _mismatch_reason(owner, wrong))
     if mismatch is not None:
         return mismatch
-    return _dpkg_only(change, owners, live_md5)
+    return _dpkg_only(change, owners, ids, live_md5)
 
 
 def _mismatch_reason(owner: Shipped, wrong: Sequence[str]) -> str:
@@ -133,7 +168,7 @@ def _mismatch_reason(owner: Shipped, wrong: Sequence[str]) -> str:
     return f"differs from what the package ships ({names})"
 
 
-def _dpkg_only(change: Change, owners: Sequence[Shipped], live_md5: str | None) -> Explanation:
+def _dpkg_only(change: Change, owners: Sequence[Shipped], ids: Ids, live_md5: str | None) -> Explanation:
     """Evidence `dpkg`: no verified `.deb`, but dpkg's md5 agrees and only content-related
     attributes changed."""
     entry = change.new
@@ -147,10 +182,13 @@ def _dpkg_only(change: Change, owners: Sequence[Shipped], live_md5: str | None) 
         if owner.md5 != live_md5:
             reason = "modified conffile" if owner.conffile else "differs from dpkg's md5sums"
             return owner.explanation(Kind.MISMATCH, reason)
-        if set(change.changed) & {"p", "u", "g", "l", "ftype"}:
+        owner_changed = bool(set(change.changed) & {"p", "u", "g"})
+        override = owner.override
+        overridden = owner_changed and override is not None and _as_overridden(entry, override, ids)
+        if set(change.changed) & {"l", "ftype"} or (owner_changed and not overridden):
             return Explanation(Kind.UNEXPLAINED, owner.package, owner.version,
                                reason="mode or owner changed, and no verified .deb to compare with")
-        return owner.explanation(evidence=Evidence.DPKG)
+        return owner.explanation(evidence=Evidence.DPKG, reason=STATOVERRIDE if overridden else "")
     return Explanation(Kind.UNEXPLAINED, owners[0].package, owners[0].version,
                        reason="no verified .deb of the package at hand, and no md5sum to compare")
 
@@ -179,8 +217,8 @@ def implied(change: Change, explained_below: Collection[Explanation], own: Seque
         return None
     if set(change.changed) - IMPLIED_CONTAINER:
         return None
-    if any(o.member is not None and disagreements(change.new, o.member, ids) for o in own):
+    if any(o.member is not None and agreement(change.new, o, ids)[0] for o in own):
         return None
     explained = [e for e in explained_below if e.explained]
-    return explained[0] if explained else None
+    return replace(explained[0], reason="") if explained else None  # the entry's reason is its own
 

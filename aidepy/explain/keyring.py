@@ -2,7 +2,8 @@
 read back only from the vault at check time (a keyring added on the host later is never trusted).
 
 apt trusts `/etc/apt/trusted.gpg`, the files in `/etc/apt/trusted.gpg.d/` and each source's
-`signed-by` keyring (one-line `sources.list` entries and deb822 `.sources` files). On the vault
+`signed-by` keyring (one-line `sources.list` entries and deb822 `.sources` files, whose
+`Signed-By:` may also hold the key itself, inline: that key is copied like a file). On the vault
 the copies live under `apt-keyrings/`, with an index (`apt-keyrings/SOURCES`: digest, original
 path, copy name), the way the rules copy is kept.
 """
@@ -13,6 +14,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ from aidepy.vault_layout import KEYRINGS_DIR, KEYRINGS_INDEX
 if TYPE_CHECKING:
     from aidepy.vault import Vault
 
+_INLINE = " (inline Signed-By, entry "
 _SIGNED_BY = re.compile(r"\[[^]]*\bsigned-by=([^]\s]+)")
 
 
@@ -31,8 +34,16 @@ def _under(root: bytes, path: str) -> Path:
     return Path(os.fsdecode(root) + path) if root else Path(path)
 
 
-def _signed_by(root: bytes) -> Iterator[str]:
-    """The `signed-by` keyring paths of apt's sources (inline keys are not followed)."""
+def _inline(value: str) -> bytes:
+    """An inline `Signed-By:` key as the armored text it stands for (deb822 continuation lines
+    unindented, ` .` for an empty line)."""
+    lines = [line.strip() for line in value.strip().splitlines()]
+    return "".join(("" if line == "." else line) + "\n" for line in lines).encode()
+
+
+def _signed_by(root: bytes) -> Iterator[tuple[str, bytes | None]]:
+    """Each source's `signed-by` keyrings: (path, None) for a keyring file; for a key written
+    inline in a deb822 `.sources` file, (`FILE (inline Signed-By, entry N)`, the key)."""
     etc = _under(root, "/etc/apt")
     for path in [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]:
         try:
@@ -41,38 +52,50 @@ def _signed_by(root: bytes) -> Iterator[str]:
             continue
         for line in text.splitlines():
             if line.lstrip().startswith("deb") and (m := _SIGNED_BY.search(line)):
-                yield from m.group(1).split(",")
+                yield from ((p, None) for p in m.group(1).split(","))
     for path in sorted((etc / "sources.list.d").glob("*.sources")):
         try:
             with open(path, "rb") as f:
                 paragraphs = list(Deb822.iter_paragraphs(f, use_apt_pkg=False))
         except OSError:
             continue
-        for para in paragraphs:
+        for number, para in enumerate(paragraphs, 1):
             value = para.get("Signed-By", "").strip()
-            if value.startswith("/"):
-                yield from value.split()
+            if value.startswith("-----BEGIN PGP"):
+                yield f"/etc/apt/sources.list.d/{path.name}{_INLINE}{number})", _inline(value)
+            elif value.startswith("/"):
+                yield from ((p, None) for p in value.split())
 
 
-def trusted_keyrings(root: bytes = b"") -> list[str]:
-    """The keyring files apt on the host under `root` trusts, as absolute paths on that host."""
-    found = []
+def trusted_keyrings(root: bytes = b"") -> dict[str, bytes]:
+    """The keyrings apt on the host under `root` trusts: where each comes from (an absolute path
+    on that host, or the `.sources` entry that holds it inline) -> its content."""
+    paths = []
     if _under(root, "/etc/apt/trusted.gpg").is_file():
-        found.append("/etc/apt/trusted.gpg")
+        paths.append("/etc/apt/trusted.gpg")
     parts = _under(root, "/etc/apt/trusted.gpg.d")
     if parts.is_dir():
-        found += [f"/etc/apt/trusted.gpg.d/{p.name}" for p in sorted(parts.iterdir())
+        paths += [f"/etc/apt/trusted.gpg.d/{p.name}" for p in sorted(parts.iterdir())
                   if p.suffix in (".gpg", ".asc") and p.is_file()]
-    for path in _signed_by(root):
-        if path not in found and _under(root, path).is_file():
-            found.append(path)
+    found: dict[str, bytes] = {}
+    for origin, inline in [*((p, None) for p in paths), *_signed_by(root)]:
+        if inline is not None:
+            found.setdefault(origin, inline)
+        elif origin not in found and _under(root, origin).is_file():  # never a fifo that blocks
+            with suppress(OSError):
+                found[origin] = _under(root, origin).read_bytes()
     return found
 
 
-def copies(root: bytes, paths: list[str]) -> list[tuple[str, str, bytes]]:
-    """(copy name under the vault's `apt-keyrings/`, original path, content) for each keyring."""
-    return [(f"{KEYRINGS_DIR}/{i:02d}-{Path(p).name}", p, _under(root, p).read_bytes())
-            for i, p in enumerate(paths)]
+def copies(keyrings: dict[str, bytes]) -> list[tuple[str, str, bytes]]:
+    """(copy name under the vault's `apt-keyrings/`, origin, content) for each keyring."""
+    return [(f"{KEYRINGS_DIR}/{i:02d}-{_copy_name(origin)}", origin, data)
+            for i, (origin, data) in enumerate(keyrings.items())]
+
+
+def _copy_name(origin: str) -> str:
+    path, inline, entry = origin.partition(_INLINE)
+    return f"{Path(path).stem}-inline-{entry.rstrip(')')}.asc" if inline else Path(path).name
 
 
 def index_text(entries: list[tuple[str, str, bytes]]) -> bytes:
@@ -116,16 +139,20 @@ def keyring_changes(vault_root: Path, root: bytes = b"") -> list[str]:
     for digest, original, _ in index:
         copied.add(original)
         try:
-            current = hashlib.sha256(_under(root, original).read_bytes()).hexdigest()
+            current = live[original] if original in live or _INLINE in original else \
+                _under(root, original).read_bytes()
+        except KeyError:  # an inline key no source holds any more
+            problems.append(f"apt keyring {original} is no longer trusted by apt")
+            continue
         except OSError as exc:
             problems.append(f"apt keyring {original}: {exc.strerror}")
             continue
-        if current != digest:
+        if hashlib.sha256(current).hexdigest() != digest:
             problems.append(f"apt keyring {original} differs from the copy on the vault")
         elif original not in live:
             problems.append(f"apt keyring {original} is no longer trusted by apt")
-    problems += [f"apt keyring {path} is trusted by apt but not on the vault (not trusted for "
-                 "explanations until promote copies it)" for path in live if path not in copied]
+    problems += [f"apt keyring {origin} is trusted by apt but not on the vault (not trusted for "
+                 "explanations until promote copies it)" for origin in live if origin not in copied]
     return problems
 
 
@@ -134,7 +161,7 @@ def write_keyrings(vault: Vault, root: bytes = b"") -> str | None:
     unchanged is left alone), then their index, and remove stale copies. Returns why they were
     not copied (the vault is full) or None; the baseline is written by then, and a vault without
     keyrings only limits explanations to evidence `dpkg`."""
-    entries = copies(root, trusted_keyrings(root))
+    entries = copies(trusted_keyrings(root))
     there = {name: digest for digest, _, name in _index(vault.root) or []}
     try:
         for name, _, data in entries:
