@@ -25,11 +25,19 @@ from typing import TYPE_CHECKING
 
 import pyudev
 
-from aidepy import db, keys, report, state
+from aidepy import approvals, db, keys, report, state
+from aidepy.approvals import Approval, ApprovalLog
 from aidepy.atomic import space_needed
-from aidepy.compare import Summary
+from aidepy.compare import Change, Summary
 from aidepy.entry import Entry
-from aidepy.errors import AidepyError, PassphraseError, VaultError, VaultFullError, VerificationError
+from aidepy.errors import (
+    AidepyError,
+    ApprovalLogError,
+    PassphraseError,
+    VaultError,
+    VaultFullError,
+    VerificationError,
+)
 from aidepy.explain.keyring import keyring_changes, write_keyrings
 from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, explanations, open_trusted, report_options
 from aidepy.jobs.console import Console, Declined
@@ -39,7 +47,7 @@ from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
 from aidepy.rollback import Identity, Record
 from aidepy.vault import Vault, read_chunks
-from aidepy.vault_layout import DATABASE
+from aidepy.vault_layout import APPROVALS, APPROVALS_ANCHOR, DATABASE
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -47,7 +55,7 @@ if TYPE_CHECKING:
     from aidepy.config import Config
 
 PASSPHRASE_TRIES = 3
-
+COMMENT_PROMPT = "Comment for the approval log (optional): "
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,7 @@ class Promotion:
         self, config: Config, console: Console, *, assume_yes: bool = False, device: str | None = None,
         poll: float = 0.5, patience: float | None = None,
         entries: Callable[[], Iterable[Entry]] | None = None, layout: Layout | None = None,
-        accept_rules: bool = False, explained_only: bool = False,
+        accept_rules: bool = False, explained_only: bool = False, comment: str | None = None,
     ) -> None:
         self.config = config
         self.explained_only = explained_only
@@ -163,6 +171,12 @@ class Promotion:
         self._vault_key: Ed25519PublicKey | None = None
         self._record = Record.read(self.state_dir)
         self._identity = Identity("")
+        self.comment = comment
+        """The approval log's comment (`--comment`); None: asked at the console (not with --yes)."""
+        self._approvals = ApprovalLog((), b"")
+        self._changes: list[Change] = []
+        self._new_log: tuple[Path, bytes, tuple[Approval, ...], bool] | None = None
+        """The approval log with this promote's record: work copy, bytes, records, anchored."""
 
     # -- the steps --------------------------------------------------------------------------------
 
@@ -197,6 +211,7 @@ class Promotion:
         confirm_rules(self._rules_review, self.console, assume_yes=self.assume_yes,
                       accept_rules=self.accept_rules)
         key = self._signing_key()
+        comment = self._comment()
         signed = work / state.PROMOTE_SIGNED
         with db.open_database(candidate, None) as fresh:
             info = db.write_database(signed, with_old_records(fresh.entries(), self._kept),
@@ -204,6 +219,7 @@ class Promotion:
                                      rules_digest=fresh.header.rules_digest,
                                      generation=self._next_generation(), signing_key=key)
         layout = self._layout(info)
+        self._prepare_approval(work, key, info, layout, comment)
         self._await_writable()
         path = self._install(signed, info, key, layout)
         self._await_protected()
@@ -216,7 +232,10 @@ class Promotion:
     def _next_generation(self) -> int:
         """One more than the vault's baseline, and than any generation of the vault's key this
         host has verified (so the new baseline never looks like a rollback, even after a broken one)."""
-        return max(self.old_generation, self._record.newest(self._identity)) + 1
+        # An approval whose baseline was never installed (an interrupted promote) is approved
+        # again under its generation; the log's generations never go backwards.
+        return max(self.old_generation, self._record.newest(self._identity),
+                   self._approvals.generation - 1) + 1
 
     def _scan(self) -> Iterator[Entry]:
         from aidepy.scan import ScanWarning, scan
@@ -237,6 +256,7 @@ class Promotion:
         with self.vault.mounted(), ExitStack() as stack:
             self._vault_key = self._checked_vault_key()
             self._identity = Identity(keys.fingerprint(self._vault_key), self.vault.identity())
+            self._approvals = self._read_approvals()
             baseline: Baseline | None = None
             try:
                 baseline = stack.enter_context(open_trusted(self.config, from_vault=True, record=False))
@@ -256,6 +276,7 @@ class Promotion:
             with self._status:
                 found = compare_scan(baseline, self.config, Scan(self._status.track(self._entries())),
                                      options, out=candidate)
+            self._changes = found.changes
             self._rules_review = review_rules(self.vault, self.config,
                                               baseline.db.entries() if baseline is not None else None)
             explained = explanations(self.config, baseline, found.changes) if baseline is not None else None
@@ -366,6 +387,8 @@ class Promotion:
         """Write the signed baseline (or its anchor) and the rules onto the vault; anchored
         databases that no anchor pins any more are removed once the new anchor is verified."""
         with self.vault.mounted(rw=True):
+            # first: a killed promote leaves an approval not installed, never a baseline without one
+            self._install_approval(key)
             written: Path | None = None
             if layout is Layout.VAULT:
                 try:
@@ -387,6 +410,65 @@ class Promotion:
         self.console.say(f"New baseline (generation {info.header.generation}) and rules written and "
                          "verified.")
         return str(written)
+
+    # -- the approval log -------------------------------------------------------------------------
+
+    def _read_approvals(self) -> ApprovalLog:
+        """The vault's approval log, verified (the vault is mounted); promote never appends to
+        a log that does not verify."""
+        assert self._vault_key is not None
+        try:
+            return approvals.read_log(self.vault.root, self._vault_key)
+        except ApprovalLogError as exc:
+            raise ApprovalLogError(f"{exc}: promote does not append to a broken approval log; nothing was "
+                                   f"written ('aidepy log' shows it; to start a new log, move {APPROVALS} "
+                                   f"or {APPROVALS_ANCHOR} off the vault at the console)") from None
+
+    def _comment(self) -> str | None:
+        """`--comment`, else asked right after the passphrase (never with --yes)."""
+        if self.comment is None and not self.assume_yes:
+            return self.console.ask(COMMENT_PROMPT).strip() or None
+        return self.comment
+
+    def _prepare_approval(self, work: Path, key: Ed25519PrivateKey, info: db.DatabaseInfo, layout: Layout,
+                          comment: str | None) -> None:
+        """Sign this promote's record onto the log in the work directory, and decide (before the
+        protection comes off) whether the log stays on the vault: not when it is anchored
+        already, nor when it does not fit beside the baseline."""
+        user, tty = self.console.who()
+        paths = approvals.approved_paths(self._changes, self._kept)
+        approval = Approval(info.header.generation, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            user, tty, len(paths), len(self._kept), paths, comment,
+                            keys.fingerprint(key.public_key()))
+        data = approvals.append(self._approvals.data, approval, key)
+        copy = work / state.PROMOTE_APPROVALS
+        with open(copy, "wb") as f:
+            f.write(data)
+            os.fsync(f.fileno())
+        anchored = self._approvals.anchored is not None
+        if not anchored:
+            with self.vault.mounted() as root:
+                needed = space_needed(len(data), root)
+                beside = space_needed(info.size, root) if layout is Layout.VAULT else 0
+                anchored = needed + beside > self.vault.free_bytes()
+            if anchored:
+                self.console.say(f"Anchored: the approval log ({_size(needed)}) does not fit the vault "
+                                 f"beside the baseline: it stays in {self.state_dir}, with a signed anchor "
+                                 "on the vault.")
+        self._new_log = (copy, data, (*self._approvals.records, approval), anchored)
+
+    def _install_approval(self, key: Ed25519PrivateKey) -> None:
+        """Write the log with this promote's record (the vault is mounted read-write)."""
+        assert self._new_log is not None
+        copy, data, records, anchored = self._new_log
+        if not anchored:
+            try:
+                approvals.write_on_vault(self.vault, data, key.public_key())
+                return
+            except VaultFullError as exc:  # the estimate was short: still never silent
+                self.console.say(f"{exc}: the approval log is anchored after all: it stays in "
+                                 f"{self.state_dir}, with a signed anchor on the vault")
+        approvals.write_anchored(self.vault, copy, data, records, int(time.time()), key, self.state_dir)
 
     def _await_protected(self) -> None:
         if self.assume_yes:

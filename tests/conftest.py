@@ -276,6 +276,7 @@ def loop_device(make_loop_device: Callable[..., LoopDevice]) -> LoopDevice:
 # promote's prompts, as the tests driving it through a pty expect them
 ACCEPT = "Accept these differences"
 PASSPHRASE = "Passphrase for the signing key"
+COMMENT = "Comment for the approval log"
 REMOVE = "Remove the write protection"
 WRITABLE = "The vault is writable."
 RESTORE = "restore the vault's write protection"
@@ -427,12 +428,14 @@ def as_nobody(work: Callable[[], _T], seconds: int = 60) -> _T:
     return got  # type: ignore[no-any-return]
 
 
-def to_writable(child: pexpect.spawn, site: VaultSite) -> None:
-    """Play the admin up to the moment the vault is writable."""
+def to_writable(child: pexpect.spawn, site: VaultSite, comment: str = "") -> None:
+    """Play the admin up to the moment the vault is writable (`comment` for the approval log)."""
     child.expect(ACCEPT)
     child.sendline("y")
     child.expect(PASSPHRASE)
     child.sendline(site.passphrase or "")
+    child.expect(COMMENT)
+    child.sendline(comment)
     child.expect(REMOVE)
     site.loop.set_read_only(False)
     child.expect(WRITABLE)

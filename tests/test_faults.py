@@ -25,6 +25,7 @@ import pytest
 from conftest import (
     ACCEPT,
     AIDEPY,
+    COMMENT,
     PASSPHRASE,
     REMOVE,
     RESTORE,
@@ -116,7 +117,12 @@ LEFT_ON_VAULT = "on the vault was left by an interrupted write"
 STEPS = {
     "after-scan": (ACCEPT, 1, []),
     "after-accept": (PASSPHRASE, 1, []),
+    "at-the-comment": (COMMENT, 1, []),
     "while-waiting-for-writability": (REMOVE, 1, []),
+    "mid-log-write": ("writing .approvals.log.tmp", 1,
+                      ["mounted read-write", f".approvals.log.tmp {LEFT_ON_VAULT}"]),
+    "log-renamed": ("renamed approvals.log", 1,
+                    ["mounted read-write", "generation 2 was approved but its baseline never installed"]),
     "mid-database-write": ("writing .aidepy.db.tmp", 1,
                            ["mounted read-write", f".aidepy.db.tmp {LEFT_ON_VAULT}"]),
     "database-renamed": ("renamed aidepy.db", 2, ["mounted read-write"]),
@@ -139,6 +145,7 @@ def test_promote_killed_leaves_a_baseline_that_verifies(promoted: VaultSite, ste
         admin: list[tuple[str, Callable[[], object] | None]] = [
             (ACCEPT, lambda: child.sendline("y")),
             (PASSPHRASE, lambda: child.sendline(site.passphrase or "")),
+            (COMMENT, lambda: child.sendline("")),
             (REMOVE, lambda: site.loop.set_read_only(False)), (RESTORE, None)]
         for prompt, action in admin:
             child.expect(prompt)
@@ -148,6 +155,8 @@ def test_promote_killed_leaves_a_baseline_that_verifies(promoted: VaultSite, ste
     kill(child)
 
     assert site.baseline()[0] == generation
+    log = aidepy("log", "--json", "-c", str(site.config_path))  # baseline and log consistent
+    assert log.returncode == 0 and json.loads(log.stdout)["verified"], log.stdout + log.stderr
     daily = report(site)
     assert daily.returncode == 0, daily.stdout + daily.stderr
     assert f"(generation {generation}," in daily.stdout
@@ -161,6 +170,9 @@ def test_promote_killed_leaves_a_baseline_that_verifies(promoted: VaultSite, ste
     again, out = promote_in_process(site)
     assert again == generation + 1
     assert "left by an interrupted promote" in out
+    log = aidepy("log", "--json", "-c", str(site.config_path))
+    assert log.returncode == 0, log.stderr
+    assert json.loads(log.stdout)["records"][-1]["generation"] == again
     assert site.baseline()[0] == generation + 1
     assert not list(site.mountpoint.glob(".*.tmp")) and not list(site.state_dir.glob("promote-*"))
 
