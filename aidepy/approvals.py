@@ -33,6 +33,7 @@ import binascii
 import hashlib
 import json
 import os
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -150,8 +151,9 @@ def record_digest(line: bytes) -> str:
 
 
 def _lines(data: bytes) -> list[bytes]:
-    """The record lines of a log whose header was checked, each with its newline."""
-    return data[len(MAGIC):].splitlines(keepends=True)
+    """The record lines of a log whose header was checked, each with its newline (only "\n"
+    ends a line; a last line without one is returned as it is)."""
+    return re.findall(rb"[^\n]*\n|[^\n]+\Z", data[len(MAGIC):])
 
 
 def append(log: bytes, approval: Approval, key: Ed25519PrivateKey) -> bytes:

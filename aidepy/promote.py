@@ -177,6 +177,8 @@ class Promotion:
         self._changes: list[Change] = []
         self._new_log: tuple[Path, bytes, tuple[Approval, ...], bool] | None = None
         """The approval log with this promote's record: work copy, bytes, records, anchored."""
+        self._approved: int | None = None
+        """The generation of the record written to the approval log."""
 
     # -- the steps --------------------------------------------------------------------------------
 
@@ -464,11 +466,13 @@ class Promotion:
         if not anchored:
             try:
                 approvals.write_on_vault(self.vault, data, key.public_key())
-                return
             except VaultFullError as exc:  # the estimate was short: still never silent
                 self.console.say(f"{exc}: the approval log is anchored after all: it stays in "
                                  f"{self.state_dir}, with a signed anchor on the vault")
-        approvals.write_anchored(self.vault, copy, data, records, int(time.time()), key, self.state_dir)
+                anchored = True
+        if anchored:
+            approvals.write_anchored(self.vault, copy, data, records, int(time.time()), key, self.state_dir)
+        self._approved = records[-1].generation
 
     def _await_protected(self) -> None:
         if self.assume_yes:
@@ -504,7 +508,10 @@ class Promotion:
                 self.vault.mount(rw=False)
         how = "Interrupted" if isinstance(exc, KeyboardInterrupt) else "Stopped"
         if self.new_generation is None:
-            self.console.say(f"\n{how}: nothing was written; the vault keeps its old baseline"
+            written = ("nothing was written" if self._approved is None else
+                       f"only the approval log's record (generation {self._approved}, approved, not "
+                       "installed; the next promote approves it again) was written")
+            self.console.say(f"\n{how}: {written}; the vault keeps its old baseline"
                              f"{f' (generation {self.old_generation})' if self.old_generation else ''}.")
         else:
             self.console.say(f"\n{how}: the new baseline (generation {self.new_generation}) is already "

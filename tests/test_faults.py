@@ -193,6 +193,7 @@ def test_medium_pulled_mid_write_keeps_the_old_baseline(promoted: VaultSite) -> 
     child.close()
     assert child.exitstatus not in (0, None) and "Traceback" not in out, out
     assert "the vault keeps its old baseline (generation 1)" in out
+    assert "only the approval log's record (generation 2, approved, not installed;" in out
     assert "the vault went away while aidepy.db was written (medium removed?)" in out
     deadline = time.monotonic() + 30
     while site.loop.backed_by_image() and time.monotonic() < deadline:

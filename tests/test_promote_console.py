@@ -147,6 +147,18 @@ def unattended(vault_site: VaultSite) -> VaultSite:
     return vault_site
 
 
+def test_yes_with_a_comment_records_it_without_asking(unattended: VaultSite) -> None:
+    run = subprocess.run([*AIDEPY, "promote", "--yes", "--comment", "nightly rebuild", "-c",
+                          str(unattended.config_path)], stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert COMMENT not in run.stdout
+    log = subprocess.run([*AIDEPY, "log", "--json", "-c", str(unattended.config_path)], capture_output=True,
+                         text=True, timeout=60)
+    [record] = json.loads(log.stdout)["records"]
+    assert (record["comment"], record["tty"]) == ("nightly rebuild", None)
+
+
 def test_yes_fails_clearly_on_a_write_protected_medium(unattended: VaultSite) -> None:
     unattended.loop.set_read_only(True)
     run = promote_yes(unattended)
