@@ -257,6 +257,35 @@ def test_anchored_baseline_survives_promote_killed_while_writing_the_new_anchor(
     assert [p.name for p in site.state_dir.glob("aidepy.*.db")] == ["aidepy.3.db"]
 
 
+@pytest.mark.parametrize("point", ["writing .approvals.anchor.tmp", "renamed approvals.anchor"])
+def test_anchored_approval_log_survives_promote_killed_around_its_anchor(promoted: VaultSite,
+                                                                        point: str) -> None:
+    """A log too big for the vault stays under state_dir, pinned by its own signed anchor: killed
+    before the new anchor is in place, the old anchor still pins the old copy; after, the new one."""
+    site = promoted
+    site.loop.set_read_only(False)
+    vault_filler(site, 6 * 1024)
+    for i in range(300):  # 300 accepted paths: a log larger than the 6 KiB left
+        (site.tree / f"file{i:03d}").write_text(f"{i}\n")
+    generation, out = promote_in_process(site)
+    assert generation == 2 and "Anchored: the approval log (" in out
+    (site.tree / "file000").write_text("changed\n")
+    site.loop.set_read_only(True)
+    child = spawn_promote(site, point)
+    to_writable(child, site)
+    child.expect(f"PAUSED {point}")
+    kill(child)
+    log = aidepy("log", "--json", "-c", str(site.config_path))
+    assert log.returncode == 0, log.stdout + log.stderr
+    records = json.loads(log.stdout)["records"]
+    assert [r["generation"] for r in records] == ([1, 2] if point.startswith("writing") else [1, 2, 3])
+    daily = report(site)
+    assert "APPROVAL LOG BROKEN" not in daily.stdout and "Last approval: generation" in daily.stdout
+    assert promote_in_process(site)[0] == 3
+    assert [p.name for p in site.state_dir.glob("approvals.*.log")] == [
+        "approvals.3.log" if point.startswith("writing") else "approvals.4.log"]
+
+
 def test_switch_to_the_anchored_layout_killed_before_the_old_database_is_removed(
     promoted: VaultSite,
 ) -> None:
