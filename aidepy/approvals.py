@@ -90,14 +90,16 @@ class Approval:
 
     def describe(self) -> str:
         """`generation 4, 2026-12-05T07:33:05Z by root on /dev/pts/0: 2 accepted, 1 kept — why`."""
-        text = (f"generation {self.generation}, {self.time} by {self.user} on {self.tty or 'no terminal'}: "
-                f"{self.accepted} accepted, {self.kept} kept")
-        return f"{text} — {self.shown_comment}" if self.comment else text
+        text = f"generation {self.generation}, {_shown(self.time)} by {self._who}: {self._counts}"
+        return f"{text} — {_shown(self.comment)}" if self.comment else text
 
     @property
-    def shown_comment(self) -> str:
-        """The comment for a terminal or a mail: control characters escaped, as in paths."""
-        return escape_path((self.comment or "-").encode("utf-8", "surrogateescape"))
+    def _who(self) -> str:
+        return f"{_shown(self.user)} on {_shown(self.tty) if self.tty else 'no terminal'}"
+
+    @property
+    def _counts(self) -> str:
+        return f"{self.accepted} accepted, {self.kept} kept"
 
     def as_dict(self) -> dict[str, Any]:
         """The record as JSON takes it (paths lossless, as the JSON report writes them)."""
@@ -108,16 +110,20 @@ class Approval:
 
     def text(self) -> str:
         """The record for a terminal: a summary line, the comment, one line per path."""
-        lines = [f"Approval: generation {self.generation}", f"  time      {self.time}",
-                 f"  by        {self.user} on {self.tty or 'no terminal'}",
-                 f"  changes   {self.accepted} accepted, {self.kept} kept",
-                 f"  comment   {self.shown_comment}", f"  signed by {self.key}"]
+        lines = [f"Approval: generation {self.generation}", f"  time      {_shown(self.time)}",
+                 f"  by        {self._who}", f"  changes   {self._counts}",
+                 f"  comment   {_shown(self.comment or '-')}", f"  signed by {_shown(self.key)}"]
         lines += [f"  {_short(p.old)} -> {_short(p.new)}  {escape_path(p.path)}" for p in self.paths]
         return "\n".join(lines) + "\n"
 
 
+def _shown(text: str) -> str:
+    """Text from a record for a terminal or a mail: control characters escaped, as in paths."""
+    return escape_path(text.encode("utf-8", "surrogateescape"))
+
+
 def _short(digest: str | None) -> str:
-    return digest[:16] if digest else "-" * 16
+    return _shown(digest[:16]) if digest else "-" * 16
 
 
 def entry_digest(entry: Entry | None) -> str | None:

@@ -70,6 +70,14 @@ def test_a_chain_of_records_verifies_and_odd_file_names_round_trip() -> None:
     assert chain(1, 2, 3).isascii()
 
 
+def test_a_comment_never_reaches_a_terminal_or_a_mail_raw() -> None:
+    [found] = approvals.verify(approvals.append(b"", approval(1, "ok\nSubject: x\x1b[2J"), VAULT_KEY),
+                               VAULT_KEY.public_key())
+    assert found.comment == "ok\nSubject: x\x1b[2J"  # kept as typed, shown escaped
+    assert found.describe().endswith("— ok\\012Subject: x\\033[2J")
+    assert "comment   ok\\012Subject" in found.text()
+
+
 def test_an_edited_record_is_refused() -> None:
     log = chain(1, 2, 3)
     edited = log.replace(b"promote 2", b"promote X")
