@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what aidepy and its test suite need on a Debian machine (run as root):
-# Debian packages (AIDE as the reference oracle, exim4 as the local MTA, udev, e2fsprogs, ...)
-# and a virtual environment in .venv with aidepy installed in editable mode.
+# Debian packages (AIDE as the reference oracle, exim4 as the local MTA, udev, e2fsprogs,
+# python3-docutils and man-db for the man pages, ...) and a virtual environment in .venv with
+# aidepy installed in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(aide aide-common exim4 udev e2fsprogs util-linux mount acl attr libcap2-bin systemd cron ufiformat
-          python3-venv procps gpgv gnupg apt-utils dpkg-dev)
+          python3-venv procps gpgv gnupg apt-utils dpkg-dev python3-docutils man-db)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

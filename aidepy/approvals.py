@@ -47,8 +47,8 @@ from aidepy.compare import Change, ChangeKind
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ApprovalLogError, VerificationError
 from aidepy.keys import fingerprint
-from aidepy.report import escape_path
-from aidepy.report_json import json_path, json_value
+from aidepy.report.escape import escape_path, json_path
+from aidepy.report.json_report import json_value
 from aidepy.state import ANCHORED_APPROVALS, open_regular
 from aidepy.vault_layout import APPROVALS, APPROVALS_ANCHOR
 

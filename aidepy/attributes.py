@@ -2,7 +2,8 @@
 
 One table says, for each attribute, its config name (as written in `aide.conf` and printed by
 `aide -p`), the label used in reports, its kind (how the scanner collects it and how reports
-compare and print it) and, for hashes, how to compute it. Adding a hash is one entry here.
+compare and print it), where reports show it (its letter in the per-entry summary string, its
+place in the details) and, for hashes, how to compute it. Adding a hash is one entry here.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Kind(Enum):
     HASH = "hash"  # a digest of the file's content (bytes)
     META = "meta"  # extended metadata collected by the scanner (acl, xattrs, caps, ...)
     FLAG = "flag"  # changes how others are compared (S, I, ANF, ARF, growing); never stored
+    CONTENT = "content"  # a small file's compressed content (`aidepy.content`)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class Attribute:
     new_hash: Callable[[], Hasher] | None = None  # None for a hash aidepy cannot compute
     adversarial: bool = True  # False for fast non-cryptographic hashes (xxhash, crc)
     optional: bool = False  # a file may have none: recorded as b"", left out of reports (as AIDE)
+    letter: str = ""  # its column in the report's summary string (`>` for s and S, `H` for hashes)
+    detail: int | None = None  # its place in the report's details, lowest first (None: not shown)
+    own: bool = False  # aidepy's own: AIDE does not know it (config-check says so)
 
 
 class _Crc32b:
@@ -86,62 +91,73 @@ def _openssl(name: str) -> Callable[[], Hasher] | None:
     return lambda: hashlib.new(name)
 
 
-def _stat(name: str, label: str, field: str) -> Attribute:
-    return Attribute(name, label, Kind.STAT, stat_field=field)
+def _stat(name: str, label: str, field: str, letter: str, detail: int) -> Attribute:
+    return Attribute(name, label, Kind.STAT, stat_field=field, letter=letter, detail=detail)
 
 
-def _hash(name: str, label: str, new: Callable[[], Hasher] | None, adversarial: bool = True) -> Attribute:
-    return Attribute(name, label, Kind.HASH, new_hash=new, adversarial=adversarial)
+def _hash(name: str, label: str, new: Callable[[], Hasher] | None, detail: int,
+          adversarial: bool = True, own: bool = False) -> Attribute:
+    return Attribute(name, label, Kind.HASH, new_hash=new, adversarial=adversarial, letter="H",
+                     detail=detail, own=own)
 
 
-# AIDE's order first (it fixes how `aide -p` and reports list attributes), aidepy's own after.
+# AIDE's order first (it fixes how `aide -p` lists attributes), aidepy's own after. `detail`
+# follows AIDE's report: file type, link, sizes, stat fields, hashes (AIDE's hash order, ours
+# after), then extended metadata; the summary string's columns come in that order too.
 CATALOGUE: tuple[Attribute, ...] = (
-    Attribute("l", "Lname", Kind.LINKNAME),
-    _stat("p", "Perm", "st_mode"),
-    _stat("u", "Uid", "st_uid"),
-    _stat("g", "Gid", "st_gid"),
-    _stat("s", "Size", "st_size"),
-    _stat("a", "Atime", "st_atime_ns"),
-    _stat("c", "Ctime", "st_ctime_ns"),
-    _stat("m", "Mtime", "st_mtime_ns"),
-    _stat("i", "Inode", "st_ino"),
-    _stat("b", "Bcount", "st_blocks"),
-    _stat("n", "Linkcount", "st_nlink"),
-    _hash("md5", "MD5", _openssl("md5")),
-    _hash("sha1", "SHA1", _openssl("sha1")),
-    _hash("rmd160", "RMD160", _openssl("ripemd160")),
-    _hash("tiger", "TIGER", None),
-    _hash("crc32", "CRC32", _Crc32, adversarial=False),
-    _hash("haval", "HAVAL", None),
-    _hash("gost", "GOST", None),
-    _hash("crc32b", "CRC32B", _Crc32b, adversarial=False),
-    Attribute("acl", "ACL", Kind.META),
-    Attribute("S", "Size (>)", Kind.FLAG),
+    Attribute("l", "Lname", Kind.LINKNAME, letter="l", detail=1),
+    _stat("p", "Perm", "st_mode", "p", 5),
+    _stat("u", "Uid", "st_uid", "u", 6),
+    _stat("g", "Gid", "st_gid", "g", 7),
+    _stat("s", "Size", "st_size", ">", 2),
+    _stat("a", "Atime", "st_atime_ns", "a", 8),
+    _stat("c", "Ctime", "st_ctime_ns", "c", 10),
+    _stat("m", "Mtime", "st_mtime_ns", "m", 9),
+    _stat("i", "Inode", "st_ino", "i", 11),
+    _stat("b", "Bcount", "st_blocks", "b", 4),
+    _stat("n", "Linkcount", "st_nlink", "n", 12),
+    _hash("md5", "MD5", _openssl("md5"), 100),
+    _hash("sha1", "SHA1", _openssl("sha1"), 101),
+    _hash("rmd160", "RMD160", _openssl("ripemd160"), 104),
+    _hash("tiger", "TIGER", None, 105),
+    _hash("crc32", "CRC32", _Crc32, 106, adversarial=False),
+    _hash("haval", "HAVAL", None, 108),
+    _hash("gost", "GOST", None, 110),
+    _hash("crc32b", "CRC32B", _Crc32b, 107, adversarial=False),
+    Attribute("acl", "ACL", Kind.META, letter="A", detail=200),
+    Attribute("S", "Size (>)", Kind.FLAG, letter=">", detail=3),
     Attribute("I", "I", Kind.FLAG),
     Attribute("ANF", "ANF", Kind.FLAG),
     Attribute("ARF", "ARF", Kind.FLAG),
-    _hash("sha256", "SHA256", _openssl("sha256")),
-    _hash("sha512", "SHA512", _openssl("sha512")),
-    Attribute("selinux", "SELinux", Kind.META, optional=True),
-    Attribute("xattrs", "XAttrs", Kind.META),
-    _hash("whirlpool", "WHIRLPOOL", _openssl("whirlpool")),
-    Attribute("ftype", "File type", Kind.FTYPE),
-    Attribute("e2fsattrs", "E2FSAttrs", Kind.META),
-    Attribute("caps", "Caps", Kind.META, optional=True),
-    _hash("stribog256", "STRIBOG256", None),
-    _hash("stribog512", "STRIBOG512", None),
+    _hash("sha256", "SHA256", _openssl("sha256"), 102),
+    _hash("sha512", "SHA512", _openssl("sha512"), 103),
+    Attribute("selinux", "SELinux", Kind.META, optional=True, letter="S", detail=202),
+    Attribute("xattrs", "XAttrs", Kind.META, letter="X", detail=201),
+    _hash("whirlpool", "WHIRLPOOL", _openssl("whirlpool"), 109),
+    Attribute("ftype", "File type", Kind.FTYPE, detail=0),
+    Attribute("e2fsattrs", "E2FSAttrs", Kind.META, letter="E", detail=203),
+    Attribute("caps", "Caps", Kind.META, optional=True, letter="C", detail=204),
+    _hash("stribog256", "STRIBOG256", None, 111),
+    _hash("stribog512", "STRIBOG512", None, 112),
     Attribute("growing", "growing", Kind.FLAG),
     Attribute("compressed", "compressed", Kind.FLAG),  # AIDE 0.18: gzip-rotated logs
     # aidepy's own hashes. xxhash is fast but NOT collision resistant: use it only where an
     # adversary cannot choose file contents (caches, large media), never for system binaries.
-    _hash("sha3_256", "SHA3-256", _openssl("sha3_256")),
-    _hash("blake2b", "BLAKE2b", lambda: hashlib.blake2b()),
-    _hash("xxh64", "XXH64", xxhash.xxh64, adversarial=False),
-    _hash("xxh128", "XXH128", xxhash.xxh128, adversarial=False),
+    _hash("sha3_256", "SHA3-256", _openssl("sha3_256"), 150, own=True),
+    _hash("blake2b", "BLAKE2b", lambda: hashlib.blake2b(), 151, own=True),
+    _hash("xxh64", "XXH64", xxhash.xxh64, 152, adversarial=False, own=True),
+    _hash("xxh128", "XXH128", xxhash.xxh128, 153, adversarial=False, own=True),
+    # The content of chosen small, world-readable files, for diffs (aidepy.content): counted in
+    # the summary's hash column, shown after the extended metadata.
+    Attribute("content", "Content", Kind.CONTENT, own=True, letter="H", detail=205),
 )
 
 BY_NAME: dict[str, Attribute] = {a.name: a for a in CATALOGUE}
 ORDER: dict[str, int] = {a.name: i for i, a in enumerate(CATALOGUE)}
+DETAIL_ORDER: tuple[str, ...] = tuple(
+    a.name for a in sorted((a for a in CATALOGUE if a.detail is not None), key=lambda a: a.detail or 0)
+)
+"""The attributes a report's details can show, in the order it shows them."""
 
 AttrSet = frozenset[str]
 """A set of attribute config names, e.g. frozenset({"p", "i", "sha256"})."""
@@ -152,6 +168,14 @@ does (a change below the second is not one; `SECOND` ns)."""
 SECOND = 1_000_000_000
 
 HASHES: AttrSet = frozenset(a.name for a in CATALOGUE if a.kind is Kind.HASH)
+OWN: AttrSet = frozenset(a.name for a in CATALOGUE if a.own)
+"""aidepy's own attributes: `aide` refuses a rule that names one."""
+SUMMARY_COLUMNS: tuple[tuple[str, AttrSet], ...] = tuple(
+    (letter, frozenset(a.name for a in CATALOGUE if a.letter == letter))
+    for letter in dict.fromkeys(BY_NAME[name].letter for name in DETAIL_ORDER if BY_NAME[name].letter)
+)
+"""The columns of a report's per-entry summary string (`f = ... mc..H.. . `), in order: each
+column's letter and the attributes it stands for."""
 OPTIONAL: AttrSet = frozenset(a.name for a in CATALOGUE if a.optional)
 """Attributes a file may lack (no capabilities, no SELinux label): AIDE leaves them out of that
 file's entry; aidepy records `b""` and leaves them out of what reports show (`report.shown`)."""

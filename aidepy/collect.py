@@ -25,6 +25,8 @@ Values, as AIDE records them (stat fields always come from lstat):
 * `caps`: `security.capability` as text in the style of `cap_to_text` (`cap_net_raw=ep`),
   `b""` when the file has none;
 * `ftype`: the type letter as bytes; `l`: the link target;
+* `content` (regular files only): the zlib-compressed content, read through the same
+  descriptor, of a file anybody may read (`aidepy.content` says what is refused, and why);
 * `values` also holds `s` when `S` or `growing` is asked for, and `i` for `I` (compare needs
   them), without adding them to `attrs`.
 
@@ -44,6 +46,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple, cast
 
+from aidepy import content
 from aidepy.attributes import BY_NAME, E2FS_FLAGS, SECOND, TIMES, AttrSet, Hasher, Kind
 from aidepy.entry import Value
 
@@ -75,7 +78,7 @@ CAP_NAMES: tuple[str, ...] = (
 
 _HASH_ONLY = "f"
 _IMPLIED = (("S", "s"), ("growing", "s"), ("I", "i"))
-_APPLIES: dict[str, str] = {"l": "l", "e2fsattrs": "fd"}
+_APPLIES: dict[str, str] = {"l": "l", "e2fsattrs": "fd", "content": "f"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +95,9 @@ class Plan:
     selinux: bool
     caps: bool
     e2fsattrs: bool
+    content: bool
     growing: bool
-    opens: bool  # hashes or flags: the file is opened
+    opens: bool  # hashes, flags or content: the file is opened
     stat_only: bool  # nothing beyond the lstat result (and the type letter)
     stat_names: tuple[str, ...]
     stat_values: Callable[[os.stat_result], tuple[int, ...]]
@@ -116,11 +120,12 @@ def make_plan(attrs: AttrSet, ftype: str) -> Plan:
     implied = {implied for flag, implied in _IMPLIED if flag in kept}
     fields = tuple(sorted((n, field) for n in kept | implied
                           if (field := BY_NAME[n].stat_field) is not None))
-    extra = {"l", "acl", "xattrs", "selinux", "caps", "e2fsattrs"} & kept
+    extra = {"l", "acl", "xattrs", "selinux", "caps", "e2fsattrs", "content"} & kept
     names = tuple(n for n, _ in fields)
     return Plan(frozenset(kept), fields, hashes, "l" in kept, "ftype" in kept, "acl" in kept,
                 "xattrs" in kept, "selinux" in kept, "caps" in kept, "e2fsattrs" in kept,
-                "growing" in kept, bool(hashes) or "e2fsattrs" in kept, not hashes and not extra,
+                "content" in kept, "growing" in kept, bool(hashes) or bool({"e2fsattrs", "content"} & kept),
+                not hashes and not extra,
                 names, _stat_getter([f for _, f in fields], [i for i, n in enumerate(names) if n in TIMES]),
                 attrs)
 
@@ -190,6 +195,8 @@ def collect(job: Job, buf: memoryview) -> tuple[AttrSet, dict[str, Value], list[
                     values["e2fsattrs"] = flags
             else:
                 values["e2fsattrs"] = None
+        if plan.content:
+            values["content"] = _content(fd, job, warnings) if fd >= 0 else None
         if plan.acl or plan.xattrs or plan.selinux or plan.caps:
             attrs = _meta(target, job, plan, values, attrs, warnings)
     finally:
@@ -299,6 +306,48 @@ def _hash(fd: int, job: Job, buf: memoryview, warnings: list[str]) -> dict[str, 
         warnings.append(f"{how} while being hashed ({total} bytes read, lstat said {size})")
         return dict.fromkeys(_names(job.plan))
     return {name: h.digest() for name, h in hashers}
+
+
+def _content(fd: int, job: Job, warnings: list[str]) -> bytes | None:
+    """The compressed content of the open file, or None (and a warning) when it may not be
+    recorded or cannot be read whole."""
+    stored = None
+    why = content.refusal(job.st.st_mode, job.st.st_size) or _hidden_by(job.fs_path)
+    if why is None:
+        stored, why = _read_content(fd, job)
+    if why is not None:
+        warnings.append(why)
+    return stored
+
+
+def _read_content(fd: int, job: Job) -> tuple[bytes | None, str | None]:
+    try:
+        data = os.pread(fd, content.MAX_SIZE + 1, 0)
+        mode = os.fstat(fd).st_mode
+    except OSError as e:
+        return None, f"cannot read its content: {_reason(e)}"
+    if len(data) != job.st.st_size:
+        return None, "content not recorded: changed while it was read"
+    why = content.refusal(mode, len(data))  # the mode may have changed since lstat
+    return (None, why) if why else content.compress(data)
+
+
+def _hidden_by(fs_path: bytes) -> str | None:
+    """Why a file is not world-readable although its mode says so: a directory above it that
+    others cannot search (a private key in a 0700 directory), or None."""
+    directory = os.path.dirname(fs_path)
+    while True:
+        try:
+            mode = os.stat(directory).st_mode
+        except OSError as e:
+            return f"content not recorded: cannot check {os.fsdecode(directory)!r}: {_reason(e)}"
+        if not mode & stat.S_IXOTH:
+            return (f"content not recorded: {os.fsdecode(directory)!r} is not searchable by others "
+                    "(its content never goes onto the vault)")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
 
 
 def _e2fs_flags(fd: int, warnings: list[str]) -> bytes | bool | None:

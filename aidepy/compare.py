@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from aidepy import content
 from aidepy.attributes import BY_NAME, SECOND, TIMES, AttrSet, Kind, ordered
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import ExitCode
@@ -112,7 +113,7 @@ def changed_attributes(old: Entry, new: Entry, rehash: Rehash | None = None) -> 
         if growing and name in GROWING_FIELDS and isinstance(a, int) and isinstance(b, int):
             if a > b:
                 changed.add(name)
-        elif a != b:
+        elif a != b and not (kind is Kind.CONTENT and content.same(a, b)):
             (hashes if kind is Kind.HASH else changed).add(name)
     if hashes and growing and not _grown_prefix_differs(old, new, frozenset(hashes), rehash):
         hashes.clear()
@@ -138,12 +139,14 @@ def _e2fs_flags_changed(old: Entry, new: Entry) -> frozenset[str]:
     return frozenset(chr(x if x != ord("-") else y) for x, y in zip(a, b, strict=True) if x != y)
 
 
-def _parent(path: bytes) -> bytes:
+def parent(path: bytes) -> bytes:
+    """The directory that holds `path` (`/` for `/etc`)."""
     head = path.rsplit(b"/", 1)[0]
     return head or b"/"
 
 
-def _within(path: bytes, directory: bytes) -> bool:
+def within(path: bytes, directory: bytes) -> bool:
+    """Whether `path` lies below `directory`."""
     return path.startswith(directory if directory.endswith(b"/") else directory + b"/")
 
 
@@ -173,7 +176,7 @@ class Comparison(Iterator[Change]):
         held: dict[bytes, list[int]] = {}  # directory -> indices of its added/removed in `pending`
         for o, n in _merge(old, new):
             path = n.path if n is not None else o.path if o is not None else b""
-            for directory in [d for d in held if not _within(path, d)]:
+            for directory in [d for d in held if not within(path, d)]:
                 self._resolve(pending, held.pop(directory))
             if n is not None:
                 self.summary.total += 1
@@ -182,7 +185,7 @@ class Comparison(Iterator[Change]):
                 continue
             if change.old is None or change.new is None or "i" in change.changed:
                 # an added or re-inoded entry may be a rename target, a removed one its source
-                held.setdefault(_parent(path), []).append(len(pending))
+                held.setdefault(parent(path), []).append(len(pending))
             pending.append(change)
             if not held:
                 yield from self._emit(pending)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 
+from aidepy.report import FORMATS
+
 BOOLEANS = {"true": True, "yes": True, "false": False, "no": False}
 
 BOOL_OPTIONS = frozenset({
@@ -20,7 +22,6 @@ BOOL_OPTIONS = frozenset({
 })
 REPORT_LEVELS = ("minimal", "summary", "database_attributes", "list_entries", "changed_attributes",
                  "added_removed_attributes", "added_removed_entries")
-REPORT_FORMATS = ("plain", "json")
 HOST_MISMATCH = ("refuse", "warn")
 LOCATION_OPTIONS = frozenset({
     "vault_device", "vault_label", "vault_mountpoint", "state_dir", "database_in", "database_out",
@@ -126,8 +127,8 @@ def check_value(name: str, value: str, hostname: str | None) -> str:
         check_url("database_in" if name == "database" else name, value, hostname)
     elif name == "report_level" and value not in REPORT_LEVELS:
         raise ValueError(f"invalid report level: '{value}'")
-    elif name == "report_format" and value not in REPORT_FORMATS:
-        raise ValueError(f"invalid report format: '{value}'")
+    elif name == "report_format" and value not in FORMATS:
+        raise ValueError(f"invalid report format: '{value}' (expecting {', '.join(FORMATS)})")
     elif name == "log_level" and value not in LOG_LEVELS:
         raise ValueError(f"invalid log level: '{value}'")
     elif name == "num_workers":

@@ -38,7 +38,8 @@ from aidepy.explain.keyring import keyring_changes
 from aidepy.jobs.baseline import Scan, compare_scan, explanations, open_trusted, report_options, rules_notice
 from aidepy.medium import HARDWARE, MediumKind
 from aidepy.notify import Outcome
-from aidepy.report import Mode, Report, explanation_counts, render_text
+from aidepy.report import render
+from aidepy.report.model import Mode, Report, explanation_counts
 from aidepy.vault import Vault
 
 _ALERT_LINE = re.compile(r"ALERT ([A-Z][A-Z' -]*[A-Z]): ")
@@ -205,7 +206,7 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
     outcome = Outcome(host, s.added, s.removed, s.changed, alarms=alarms(notices),
                       explained=explanation_counts(report) if explained is not None else None,
                       new=len(new))
-    return DailyReport(outcome, render_text(report), s.exit_code)
+    return DailyReport(outcome, render(report, config.reports[0].report_format), s.exit_code)
 
 
 def last_approval(vault: Vault, generation: int) -> list[str]:

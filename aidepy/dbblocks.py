@@ -27,6 +27,9 @@ from aidepy.errors import VerificationError
 ZLIB_LEVEL = 6  # see "Measurements behind the choices" in docs/database-format.md
 BLOCK_ENTRIES = 4096  # entries per block the writer makes
 MAX_BLOCK_ENTRIES = 65536  # a reader refuses larger blocks
+BLOCK_CONTENT_BYTES = 16 << 20
+"""The writer ends a block early once its `content` values reach this many bytes, so no column
+of a block comes near the reader's limit (`MAX_BLOCK_BYTES`)."""
 HISTORY = 1 << 14  # how far back a bytes value may repeat an earlier one of its attribute
 _MAX_VALUE_BYTES = 1024  # longest varint of an attribute value
 
@@ -86,6 +89,7 @@ class BlockEncoder:
         self._attr_bits: list[int] = []
         self._present_bits: list[int] = []
         self._none_bits: list[int] = []
+        self._content_bytes = 0
         self._runs: list[tuple[_Layout, list[tuple[Value, ...]]]] = []
         self._run_layout: _Layout | None = None
         self._run_rows: list[tuple[Value, ...]] = []
@@ -112,7 +116,9 @@ class BlockEncoder:
         """How to take the values of an entry whose `values` has these keys, in this order."""
         indexes = tuple(self._indexes(names))
         types = tuple(bytes if self._modes[i] == _BYTES else int for i in indexes)
-        layout = _Layout(sum(1 << i for i in indexes), indexes, types, _row_getter(names))
+        large = tuple(k for k, name in enumerate(names)
+                      if name in BY_NAME and BY_NAME[name].kind is Kind.CONTENT)
+        layout = _Layout(sum(1 << i for i in indexes), indexes, types, _row_getter(names), large)
         self._value_layouts[names] = layout
         return layout
 
@@ -148,7 +154,10 @@ class BlockEncoder:
         self._prev_key = key
         self.count += 1
         self.union |= attr_bits | layout.bits
-        return self._block() if len(self._shared) >= self._block_entries else b""
+        if layout.large:
+            self._content_bytes += sum(len(v) for k in layout.large if isinstance(v := row[k], bytes))
+        full = len(self._shared) >= self._block_entries or self._content_bytes >= BLOCK_CONTENT_BYTES
+        return self._block() if full else b""
 
     def _check(self, path: bytes, layout: _Layout, row: tuple[Value, ...]) -> int:
         """The None bitmap of a row that is not all of its expected types, or ValueError."""
@@ -262,6 +271,7 @@ class _Layout(NamedTuple):
     indexes: tuple[int, ...]
     types: tuple[type, ...]
     getter: Callable[[Mapping[str, Value]], tuple[Value, ...]]
+    large: tuple[int, ...]  # positions in the row of `content` values (they may end a block early)
 
 
 def _row_getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Value]], tuple[Value, ...]]:

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 import sh
 
 from aidepy.errors import AidepyError, VerificationError
-from aidepy.report import escape_path
+from aidepy.report.escape import escape_path
 
 FAILED = (VerificationError.alarm,)
 """The alarm of a failure that names none."""

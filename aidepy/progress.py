@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TextIO
 
 from aidepy.entry import Entry
-from aidepy.report import escape_path
+from aidepy.report.escape import escape_path
 
 REDRAW_SECONDS = 0.2
 _ERASE = "\r\x1b[K"

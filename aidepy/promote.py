@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 
 import pyudev
 
-from aidepy import approvals, db, keys, report, state
+from aidepy import approvals, db, keys, state
 from aidepy.approvals import Approval, ApprovalLog
 from aidepy.atomic import space_needed
-from aidepy.compare import Change, Summary
+from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import Entry
 from aidepy.errors import (
     AidepyError,
@@ -39,12 +39,18 @@ from aidepy.errors import (
     VerificationError,
 )
 from aidepy.explain.keyring import keyring_changes, write_keyrings
+from aidepy.explain.model import Explained
 from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, explanations, open_trusted, report_options
 from aidepy.jobs.console import Console, Declined
+from aidepy.jobs.review import review
 from aidepy.jobs.rules_review import RulesReview, confirm_rules, review_rules
-from aidepy.jobs.selective import archive_explained, kept_records, with_old_records
+from aidepy.jobs.selective import explained_only, kept_records, with_old_records
 from aidepy.medium import udev_context
 from aidepy.progress import StatusLine
+from aidepy.report import render
+from aidepy.report.escape import escape_path
+from aidepy.report.model import Mode, Report
+from aidepy.report.plain import change_detail
 from aidepy.rollback import Identity, Record
 from aidepy.vault import Vault, read_chunks
 from aidepy.vault_layout import APPROVALS, APPROVALS_ANCHOR, DATABASE
@@ -56,6 +62,8 @@ if TYPE_CHECKING:
 
 PASSPHRASE_TRIES = 3
 COMMENT_PROMPT = "Comment for the approval log (optional): "
+NOT_ACCEPTED = "not accepted: nothing was written; the vault keeps its baseline"
+
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ class Promoted:
     entries: int
     key_fingerprint: str
     summary: Summary
+    kept: int = 0
+    """Changes whose old records the new baseline keeps (they stay in the daily report)."""
 
 
 class Layout(Enum):
@@ -146,20 +156,20 @@ class Promotion:
         accept_rules: bool = False, explained_only: bool = False, comment: str | None = None,
     ) -> None:
         self.config = config
-        self.explained_only = explained_only
-        """Accept only the changes explained with evidence `archive`; keep the old records of the rest."""
-        self._kept: dict[bytes, Entry | None] = {}
         self.console = console
         self.assume_yes = assume_yes
         self.layout = layout
+        """The layout asked for (`--layout`); None keeps the vault's, or picks what fits."""
         self.accept_rules = accept_rules
         """With `assume_yes`: replace the vault's rules copy also when the live rules differ."""
-        self._rules_review: RulesReview | None = None
-        """The layout asked for (`--layout`); None keeps the vault's, or picks what fits."""
+        self.explained_only = explained_only
+        """Accept only the changes explained with evidence `archive`; keep the old records of the rest."""
+        self.comment = comment
+        """The approval log's comment (`--comment`); None: asked at the console (not with --yes)."""
         self.poll = poll
         self.patience = patience
-        self._interrupt = _InterruptLatch()
         """Give up waiting for the medium after this many seconds (None: as long as it takes)."""
+        self._interrupt = _InterruptLatch()
         self._warn = lambda message: console.say(f"aidepy: {message}")
         self.vault = Vault.open(config, device=device, warn=self._warn)
         self._entries = entries or self._scan
@@ -171,10 +181,13 @@ class Promotion:
         self._vault_key: Ed25519PublicKey | None = None
         self._record = Record.read(self.state_dir)
         self._identity = Identity("")
-        self.comment = comment
-        """The approval log's comment (`--comment`); None: asked at the console (not with --yes)."""
-        self._approvals = ApprovalLog((), b"")
+        self._rules_review: RulesReview | None = None
         self._changes: list[Change] = []
+        self._explained: Explained | None = None
+        self._accepted: dict[bytes, bool] = {}
+        """The selection (path -> accepted): every change, or --explained-only's, or the admin's answers."""
+        self._kept: dict[bytes, Entry | None] = {}
+        self._approvals = ApprovalLog((), b"")
         self._new_log: tuple[Path, bytes, tuple[Approval, ...], bool] | None = None
         """The approval log with this promote's record: work copy, bytes, records, anchored."""
         self._approved: int | None = None
@@ -182,8 +195,9 @@ class Promotion:
 
     # -- the steps --------------------------------------------------------------------------------
 
-    def run(self) -> Promoted:
-        """Every step in order; an interrupt says which baseline the vault holds, then propagates."""
+    def run(self) -> Promoted | Declined:
+        """Every step in order (Declined: the admin said no, nothing was written); an interrupt
+        says which baseline the vault holds, then propagates."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for stale in sorted(self.state_dir.glob(f"{state.PROMOTE_WORK}*")):
             self.console.say(f"Removing {stale}, left by an interrupted promote.")
@@ -194,8 +208,6 @@ class Promotion:
             with state.private_workdir(self.state_dir, state.PROMOTE_WORK) as work:
                 try:
                     return self._run(work)
-                except Declined:
-                    raise
                 except (KeyboardInterrupt, AidepyError) as exc:
                     self._stopped(exc)
                     raise
@@ -203,15 +215,14 @@ class Promotion:
             if main:
                 signal.signal(signal.SIGINT, previous)
 
-    def _run(self, work: Path) -> Promoted:
+    def _run(self, work: Path) -> Promoted | Declined:
         candidate = work / state.PROMOTE_CANDIDATE
         summary, text = self._differences(candidate)
         self.console.show(text)
-        if not self.assume_yes and not self.console.confirm(
-                "Accept these differences: make this scan the vault's new baseline?"):
-            raise Declined("not accepted: nothing was written; the vault keeps its baseline")
-        confirm_rules(self._rules_review, self.console, assume_yes=self.assume_yes,
-                      accept_rules=self.accept_rules)
+        declined = self._select() or confirm_rules(self._rules_review, self.console,
+                                                   assume_yes=self.assume_yes, accept_rules=self.accept_rules)
+        if declined is not None:
+            return declined
         key = self._signing_key()
         comment = self._comment()
         signed = work / state.PROMOTE_SIGNED
@@ -226,7 +237,7 @@ class Promotion:
         path = self._install(signed, info, key, layout)
         self._await_protected()
         self.vault.mount(rw=False)
-        promoted = self._verified(path, summary)
+        promoted = self._verified(path, summary, len(self._kept))
         with suppress(OSError):  # the baseline is on the vault; the record only guards against rollback
             self._record.record(self._identity, promoted.generation)
         return promoted
@@ -244,7 +255,7 @@ class Promotion:
 
         def say(warning: ScanWarning) -> None:
             self._status.clear()
-            self.console.say(f"warning: {report.escape_path(warning.path)}: {warning.message}")
+            self.console.say(f"warning: {escape_path(warning.path)}: {warning.message}")
 
         yield from scan(self.config.ruleset, root_prefix=self.config.root_prefix,
                         workers=self.config.num_workers, on_warning=say)
@@ -278,22 +289,58 @@ class Promotion:
             with self._status:
                 found = compare_scan(baseline, self.config, Scan(self._status.track(self._entries())),
                                      options, out=candidate)
-            self._changes = found.changes
             self._rules_review = review_rules(self.vault, self.config,
                                               baseline.db.entries() if baseline is not None else None)
             explained = explanations(self.config, baseline, found.changes) if baseline is not None else None
+        self._changes, self._explained = found.changes, explained
+        self._accepted = dict.fromkeys((c.path for c in found.changes), True)
         if self.explained_only:
-            accepted = {c.path: archive_explained(c, explained) for c in found.changes}
-            self._kept = kept_records(found.changes, accepted)
-            notices.append(f"--explained-only: accepting the {sum(accepted.values())} changes explained "
-                           f"with evidence archive; keeping the old records of the other {len(self._kept)} "
+            self._accepted = explained_only(found.changes, explained)
+            kept = len(kept_records(found.changes, self._accepted))
+            notices.append(f"--explained-only: accepting the {sum(self._accepted.values())} changes "
+                           f"explained with evidence archive; keeping the old records of the other {kept} "
                            "(they stay in the daily report).")
-        text = report.render_text(report.Report(
-            mode=report.Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
+        text = render(Report(
+            mode=Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
             end_time=time.time(), options=options, explained=explained,
             notices=[*notices, *(explained.notices if explained else ())],
-        ))
+        ), self.config.reports[0].report_format)
         return found.summary, text
+
+    # -- which changes the new baseline takes ------------------------------------------------------
+
+    def _select(self) -> Declined | None:
+        """Settle the selection: as it stands with --yes; else as the admin answers: accept it
+        (y), review the changes one by one (r, offered without --explained-only), or no (n)."""
+        if not self.assume_yes:
+            review_offered = not self.explained_only and any(
+                c.kind is not ChangeKind.ATTRIBUTES for c in self._changes)
+            answer = self.console.choice(
+                "Accept these differences: make this scan the vault's new baseline? "
+                + ("[y/N/r] (r: review them one by one)" if review_offered else "[y/N]"),
+                "ynrYNR" if review_offered else "ynYN", default="n")
+            if answer is None or answer.lower() == "n":
+                return Declined(NOT_ACCEPTED)
+            if answer.lower() == "r":
+                reviewed = self._reviewed()
+                if reviewed is None:
+                    return Declined(NOT_ACCEPTED)
+                self._accepted = reviewed
+        self._kept = kept_records(self._changes, self._accepted)
+        return None
+
+    def _reviewed(self) -> dict[bytes, bool] | None:
+        """The admin's answers change by change, confirmed once more; None when declined."""
+        options = report_options(self.config)
+        answers = review(self._changes, self._explained, self.console,
+                         lambda change: change_detail(change, options))
+        if answers is None:
+            return None
+        kept = len(kept_records(self._changes, answers))
+        if not self.console.confirm(f"Make this the vault's new baseline: {sum(answers.values())} changes "
+                                    f"accepted, {kept} kept as before (they stay in the daily report)?"):
+            return None
+        return answers
 
     def _checked_vault_key(self) -> Ed25519PublicKey:
         """The vault's public key; with public_key set it must be the pinned key, or no check
@@ -484,17 +531,17 @@ class Promotion:
                    "Waiting until the medium really is read-only...")
         self.console.say("The vault is write-protected again.")
 
-    def _verified(self, path: str, summary: Summary) -> Promoted:
+    def _verified(self, path: str, summary: Summary, kept: int) -> Promoted:
         """Read the new baseline back from the read-only vault and print the summary."""
         with db.open_database(self.vault.baseline_path(), self.vault.public_key()) as new:
             promoted = Promoted(path, new.sha256.hex(), Path(new.path).stat().st_size,
                                 new.header.generation, new.header.entry_count, new.key_fingerprint or "",
-                                summary)
+                                summary, kept)
         self.console.say(
             f"Promoted: {promoted.path}\n"
             f"  generation   {promoted.generation} (was {self.old_generation})\n"
             f"  entries      {promoted.entries} ({summary.added} added, {summary.removed} removed, "
-            f"{summary.changed} changed)\n"
+            f"{summary.changed} changed{f'; {kept} kept as before' if kept else ''})\n"
             f"  sha256       {promoted.sha256}\n"
             f"  size         {promoted.size} bytes\n"
             f"  signed by    {promoted.key_fingerprint}"

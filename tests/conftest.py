@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -280,6 +281,7 @@ COMMENT = "Comment for the approval log"
 REMOVE = "Remove the write protection"
 WRITABLE = "The vault is writable."
 RESTORE = "restore the vault's write protection"
+REVIEW = "a=accept, k=keep, d=detail"
 
 
 class Admin(io.StringIO):
@@ -428,10 +430,46 @@ def as_nobody(work: Callable[[], _T], seconds: int = 60) -> _T:
     return got  # type: ignore[no-any-return]
 
 
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A directory every user may search (mode 0755, under /var/tmp): the `content` attribute
+    records only files anybody can read, and pytest's own temporary directories are private."""
+    path = Path(tempfile.mkdtemp(prefix="aidepy-test-", dir="/var/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def spawn_promote(site: VaultSite, *args: str, rows: int = 200, pager: str | None = "cat") -> pexpect.spawn:
+    """`aidepy promote` for `site` in a real pty (pexpect), its pager `cat` (None: none set)."""
+    env = {**os.environ, "TERM": "xterm"}
+    env.pop("PAGER", None)
+    if pager is not None:
+        env["PAGER"] = pager
+    return pexpect.spawn(AIDEPY[0], [*AIDEPY[1:], "promote", "-c", str(site.config_path), *args],
+                         env=env, encoding="utf-8", timeout=60, dimensions=(rows, 120))
+
+
+def finish(child: pexpect.spawn) -> int:
+    """Wait for the end of `child`; its exit status."""
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus is not None, f"killed by signal {child.signalstatus}"
+    return int(child.exitstatus)
+
+
 def to_writable(child: pexpect.spawn, site: VaultSite, comment: str = "") -> None:
     """Play the admin up to the moment the vault is writable (`comment` for the approval log)."""
     child.expect(ACCEPT)
     child.sendline("y")
+    unlock(child, site, comment)
+
+
+def unlock(child: pexpect.spawn, site: VaultSite, comment: str = "") -> None:
+    """Play the admin from the passphrase prompt on: type it and `comment`, lift the write
+    protection when asked, up to the moment the vault is writable."""
     child.expect(PASSPHRASE)
     child.sendline(site.passphrase or "")
     child.expect(COMMENT)
@@ -439,6 +477,18 @@ def to_writable(child: pexpect.spawn, site: VaultSite, comment: str = "") -> Non
     child.expect(REMOVE)
     site.loop.set_read_only(False)
     child.expect(WRITABLE)
+
+
+def sign_and_write(child: pexpect.spawn, site: VaultSite) -> str:
+    """Play the admin from the passphrase on (`unlock`), then restore the write protection when
+    asked; returns the summary (promote must exit 0)."""
+    unlock(child, site)
+    child.expect(RESTORE)
+    site.loop.set_read_only(True)
+    child.expect("Promoted: ")
+    summary: str = child.read()
+    assert finish(child) == 0, summary
+    return summary
 
 
 def backdate(path: Path) -> None:
@@ -449,16 +499,19 @@ def backdate(path: Path) -> None:
     os.utime(path, ns=(minute_ago, minute_ago))
 
 
-def promote_in_process(site: VaultSite, **kw: object) -> tuple[int, str]:
-    """A complete promote (the admin flips the protection when asked); (generation, output)."""
+def promote_in_process(site: VaultSite, answers: str = "y\n", **kw: object) -> tuple[int, str]:
+    """A complete promote (the admin flips the protection when asked); (generation, output).
+    `answers`: the lines typed before the passphrase (the differences accepted, or reviewed)."""
     from aidepy import config
     from aidepy.jobs.console import Console
-    from aidepy.promote import Promotion
+    from aidepy.promote import Promoted, Promotion
 
     admin = (Admin().on(REMOVE, lambda: site.loop.set_read_only(False))
              .on(RESTORE, lambda: site.loop.set_read_only(True)))
-    result = Promotion(config.load(site.config_path), Console(io.StringIO("y\ncorrect horse\n"), admin),
+    console = Console(io.StringIO(f"{answers}correct horse\n"), admin)
+    result = Promotion(config.load(site.config_path), console,
                        poll=0.05, patience=60, **kw).run()  # type: ignore[arg-type]
+    assert isinstance(result, Promoted), f"{result}\n{admin.getvalue()}"
     return result.generation, admin.getvalue()
 
 

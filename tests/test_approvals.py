@@ -27,7 +27,7 @@ from aidepy import approvals
 from aidepy.approvals import MAGIC, Approval, ApprovedPath
 from aidepy.errors import ApprovalLogError, ExitCode
 from aidepy.keys import fingerprint
-from aidepy.report import escape_path
+from aidepy.report.escape import escape_path
 
 VAULT_KEY = Ed25519PrivateKey.generate()
 ODD = b"/etc/caf\xc3\xa9 \\x41\n\xff\x1b[2J"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    ACCEPT,
+    REVIEW,
     AptTree,
     VaultSite,
     aidepy,
@@ -20,6 +22,8 @@ from conftest import (
     promote_in_process,
     requires_root,
     sent_mail,
+    sign_and_write,
+    spawn_promote,
 )
 
 from aidepy.compare import Change, compare
@@ -364,6 +368,33 @@ def test_promote_explained_only_accepts_what_the_archive_explains(
     record = json.loads(aidepy("log", "--json", "-c", str(site.config_path)).stdout)["records"][-1]
     assert (record["generation"], record["accepted"], record["kept"]) == (2, 8, 2)
     assert not {p["path"] for p in record["paths"]} & set(found)
+
+
+@requires_root
+def test_the_review_at_the_console_accepts_the_archive_in_one_answer(
+        upgraded: tuple[VaultSite, AptTree]) -> None:
+    site, _ = upgraded
+    site.loop.set_read_only(True)
+    child = spawn_promote(site)
+    child.expect(ACCEPT)
+    child.sendline("r")
+    child.expect("Accept the 8 changes explained by package updates with evidence archive?")
+    child.sendline("y")
+    child.expect(r"\[1/2\] f.*: /usr/bin/aidepy-test-b\r?\n +unexplained: aidepy-test-b 1\.0: differs from "
+                 "what the package ships")
+    child.expect(REVIEW)
+    child.sendline("d")
+    child.expect("File: /usr/bin/aidepy-test-b")
+    child.expect(REVIEW)
+    child.sendline("k")
+    child.expect(r"\[2/2\] f-+: /usr/share/aidepy-test-a/gone\r?\n +aidepy-test-a 1\.0 \(evidence dpkg\)")
+    child.expect(REVIEW)
+    child.sendline("a")
+    child.expect("Make this the vault's new baseline: 9 changes accepted, 1 kept as before")
+    child.sendline("y")
+    assert "generation   2 (was 1)" in sign_and_write(child, site)
+    found = explanations(aidepy("check", "-c", str(site.config_path), "--json").stdout)
+    assert list(found) == ["/usr/bin/aidepy-test-b"]
 
 
 def test_with_old_records_keeps_what_was_not_accepted() -> None:

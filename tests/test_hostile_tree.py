@@ -26,7 +26,7 @@ from conftest import AIDEPY, as_nobody, backdate, requires_root, time_limit
 
 from aidepy.config import parse_text
 from aidepy.entry import Entry, sort_key
-from aidepy.report import escape_path
+from aidepy.report.escape import escape_path
 from aidepy.scan import ScanWarning, scan
 
 RULE = "p+u+g+s+i+n+m+c+sha256"

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from aidepy import notify
 from aidepy.notify import Outcome
-from aidepy.report import escape_path
+from aidepy.report.escape import escape_path
 
 EVIL = {
     "bcc": b"report\nBcc: evil@example",

@@ -72,9 +72,7 @@ def aidepy_errors() -> list[type[AidepyError]]:
 
 def test_every_error_is_defined_in_errors_with_its_exit_code() -> None:
     found = aidepy_errors()
-    # Declined is not an error but the admin's answer (exit 0); it is leaving AidepyError
-    strays = [f"{e.__module__}.{e.__qualname__}" for e in found
-              if e.__module__ != errors.__name__ and e.__qualname__ != "Declined"]
+    strays = [f"{e.__module__}.{e.__qualname__}" for e in found if e.__module__ != errors.__name__]
     assert strays == [], "define these in aidepy/errors.py"
     assert {"VaultFullError", "KeyFileError", "PassphraseError", "UnsupportedFormatError",
             "ConfigReadError"} <= {e.__name__ for e in found}

@@ -35,7 +35,7 @@ from aidepy.entry import Entry
 from aidepy.errors import PassphraseError, VaultError
 from aidepy.jobs.console import Console, Declined
 from aidepy.keys import generate_keypair
-from aidepy.promote import Promoted, Promotion
+from aidepy.promote import NOT_ACCEPTED, Promoted, Promotion
 from aidepy.vault import Vault
 
 
@@ -49,10 +49,17 @@ def tree_entries(tree: Path) -> Callable[[], Iterator[Entry]]:
     return entries
 
 
-def promote(site: VaultSite, answers: str, admin: Admin, *, assume_yes: bool = False) -> Promoted:
+def run_promote(site: VaultSite, answers: str, admin: Admin, *,
+                assume_yes: bool = False) -> Promoted | Declined:
     console = Console(io.StringIO(answers), admin)
     return Promotion(config.load(site.config_path), console, assume_yes=assume_yes, poll=0.05, patience=60,
                      entries=tree_entries(site.tree)).run()
+
+
+def promote(site: VaultSite, answers: str, admin: Admin, *, assume_yes: bool = False) -> Promoted:
+    result = run_promote(site, answers, admin, assume_yes=assume_yes)
+    assert isinstance(result, Promoted), result
+    return result
 
 
 def flips(site: VaultSite) -> Admin:
@@ -107,6 +114,7 @@ def test_the_real_scan_shows_hostile_names_escaped_on_the_console(vault_site: Va
     admin = flips(vault_site)
     console = Console(io.StringIO("y\ncorrect horse\n"), admin)
     result = Promotion(config.load(vault_site.config_path), console, poll=0.05, patience=60).run()
+    assert isinstance(result, Promoted)
     out = admin.getvalue()
     escaped = "clear\\033[2J\\033]0;owned\\007\\012next line"
     assert f"warning: {vault_site.tree}/{escaped}: name contains a newline" in out
@@ -117,8 +125,7 @@ def test_the_real_scan_shows_hostile_names_escaped_on_the_console(vault_site: Va
 def test_declining_writes_nothing(protected_site: VaultSite) -> None:
     before = protected_site.baseline()
     admin = flips(protected_site)
-    with pytest.raises(Declined):
-        promote(protected_site, "n\n", admin)
+    assert run_promote(protected_site, "n\n", admin) == Declined(NOT_ACCEPTED)
     assert REMOVE not in admin.getvalue()
     assert protected_site.baseline() == before
 

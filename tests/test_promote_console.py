@@ -7,37 +7,30 @@ write protection with `blockdev --setrw/--setro` when promote asks, or presses C
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 
-import pexpect
 import pytest
-from conftest import ACCEPT, AIDEPY, COMMENT, PASSPHRASE, REMOVE, RESTORE, VaultSite, to_writable
+from conftest import (
+    ACCEPT,
+    AIDEPY,
+    COMMENT,
+    PASSPHRASE,
+    REMOVE,
+    RESTORE,
+    VaultSite,
+    finish,
+    spawn_promote,
+    to_writable,
+)
 
 from aidepy import keys
 from aidepy.vault import format_vault
 
 
-def spawn(site: VaultSite, *args: str, rows: int = 200, pager: str | None = "cat") -> pexpect.spawn:
-    env = {**os.environ, "TERM": "xterm"}
-    env.pop("PAGER", None)
-    if pager is not None:
-        env["PAGER"] = pager
-    return pexpect.spawn(AIDEPY[0], [*AIDEPY[1:], "promote", "-c", str(site.config_path), *args],
-                         env=env, encoding="utf-8", timeout=60, dimensions=(rows, 120))
-
-
-def finish(child: pexpect.spawn) -> int:
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus is not None, f"killed by signal {child.signalstatus}"
-    return int(child.exitstatus)
-
-
 def promote_at_console(site: VaultSite, comment: str = "") -> str:
     """A whole promote, the admin doing everything asked; returns the output from the summary on."""
-    child = spawn(site)
+    child = spawn_promote(site)
     to_writable(child, site, comment)
     child.expect(RESTORE)
     site.loop.set_read_only(True)
@@ -89,7 +82,7 @@ def promoted(vault_site: VaultSite) -> VaultSite:
 @pytest.mark.parametrize("prompt", [ACCEPT, PASSPHRASE, COMMENT, REMOVE])
 def test_ctrl_c_at_a_prompt_keeps_the_old_baseline(promoted: VaultSite, prompt: str) -> None:
     before = promoted.baseline()
-    child = spawn(promoted)
+    child = spawn_promote(promoted)
     for step, answer in ((ACCEPT, "y"), (PASSPHRASE, promoted.passphrase), (COMMENT, ""), (REMOVE, None)):
         child.expect(step)
         if step == prompt:
@@ -103,7 +96,7 @@ def test_ctrl_c_at_a_prompt_keeps_the_old_baseline(promoted: VaultSite, prompt: 
 
 
 def test_ctrl_c_while_waiting_for_protection_says_the_new_baseline_is_written(promoted: VaultSite) -> None:
-    child = spawn(promoted)
+    child = spawn_promote(promoted)
     child.expect(ACCEPT)
     child.sendline("y")
     child.expect(PASSPHRASE)
@@ -122,7 +115,7 @@ def test_ctrl_c_while_waiting_for_protection_says_the_new_baseline_is_written(pr
 def test_long_differences_are_paged(promoted: VaultSite) -> None:
     for i in range(30):
         (promoted.tree / f"new{i:02}").write_text("x\n")
-    child = spawn(promoted, rows=12, pager=None)  # the default pager, on a 12-line terminal
+    child = spawn_promote(promoted, rows=12, pager=None)  # the default pager, on a 12-line terminal
     child.expect("Start timestamp")
     child.expect(":")  # the pager's prompt: promote waits behind it
     assert ACCEPT not in child.before
@@ -171,7 +164,7 @@ def test_yes_on_a_terminal_shows_long_differences_without_a_pager(unattended: Va
     # --yes never waits: not for a question, and not behind a pager (`aidepy demo` runs it so)
     for i in range(30):
         (unattended.tree / f"new{i:02}").write_text("x\n")
-    child = spawn(unattended, "--yes", rows=12, pager=None)  # the default pager, on a 12-line terminal
+    child = spawn_promote(unattended, "--yes", rows=12, pager=None)  # the default pager, 12 lines
     assert finish(child) == 0, child.before
     assert f"{unattended.tree}/new29" in child.before and "Promoted: " in child.before
     assert unattended.baseline()[0] == 1

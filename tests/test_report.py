@@ -12,18 +12,10 @@ import pytest
 from test_compare import make_entry
 
 from aidepy.compare import Change, Summary, compare
-from aidepy.report import (
-    DatabaseSummary,
-    Level,
-    Mode,
-    Report,
-    ReportOptions,
-    escape_path,
-    render_text,
-    summary_string,
-    value_lines,
-)
-from aidepy.report_json import render_json
+from aidepy.report.escape import escape_path
+from aidepy.report.json_report import render_json
+from aidepy.report.model import DatabaseSummary, Level, Mode, Report, ReportOptions, summary_string
+from aidepy.report.plain import render_text, value_lines
 
 # The attributes Debian's aide records for a regular file under `R+sha256` (it drops l, b, a,
 # selinux and caps for files), so summary strings line up column by column with AIDE's.

@@ -7,7 +7,7 @@ import argparse
 from aidepy.cli.options import (
     BASELINE_HELP,
     add_config_arguments,
-    add_json_argument,
+    add_format_argument,
     add_limit_argument,
     emit,
     load_config,
@@ -36,8 +36,9 @@ file type, then one column per attribute group l > b p u g a m c i n H A X S E C
 marks a change, `.` unchanged, `:` ignored, `+`/`-` attribute added to or removed from the
 rule, blank not checked), the old and new values of every changed attribute, and the
 database's checksum and signature. report_level, report_ignore_*_attrs, report_force_attrs,
-report_summarize_changes, report_grouped and report_base16 shape it as in AIDE; --json (or
-report_format=json) prints aidepy's JSON report instead.
+report_summarize_changes, report_grouped and report_base16 shape it as in AIDE; --format (or
+report_format) prints another of the formats --format lists instead, such as json (aidepy's
+JSON document; also --json).
 
 With --vault-rules the rules and settings come from the copy on the vault (written by
 promote), which the host cannot change: an attacker who edits an included file to hide a
@@ -59,7 +60,7 @@ unsupported version); 20 the baseline failed verification."""
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     add_limit_argument(parser)
-    add_json_argument(parser)
+    add_format_argument(parser)
     parser.add_argument(
         "--vault-rules", action="store_true",
         help="use the rules copy on the vault, which the host cannot change, instead of -c's files: "

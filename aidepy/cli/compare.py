@@ -8,7 +8,7 @@ from pathlib import Path
 from aidepy.cli.options import (
     BASELINE_HELP,
     add_config_arguments,
-    add_json_argument,
+    add_format_argument,
     add_limit_argument,
     emit,
     limit_pattern,
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("new", metavar="NEW", nargs="?", help="the newer database (default: database_new)")
     add_config_arguments(parser)
     add_limit_argument(parser)
-    add_json_argument(parser)
+    add_format_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from aidepy import config
+from aidepy.attributes import OWN, format_attrs
 from aidepy.cli.options import add_config_arguments
 
 NAME = "config-check"
@@ -20,9 +21,10 @@ When the config is valid, print a short summary (number of rules by kind, groups
 defines, files read), then every warning (for example hash algorithms aidepy cannot compute,
 which are dropped from the rules as AIDE drops the ones it lacks; a warning that many lines
 share is printed once with the number of lines, unless --all-warnings) and every option
-aidepy accepts but ignores, and exit 0. When it is not, print one line `aidepy: FILE:LINE: reason`
-naming the first offending line and exit 17, AIDE's code for an invalid config line. A config
-file that cannot be opened exits 18."""
+aidepy accepts but ignores, and the attributes of aidepy's own the rules use (content, sha3_256,
+blake2b, xxh64, xxh128: aide refuses them), and exit 0. When it is not, print one line
+`aidepy: FILE:LINE: reason` naming the first offending line and exit 17, AIDE's code for an
+invalid config line. A config file that cannot be opened exits 18."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +59,10 @@ def summary(cfg: config.Config, fold_after: int = FOLD_AFTER) -> list[str]:
             lines.append(f"warning: {origins[0]}: {message} (and {len(origins) - 1} more lines: "
                          f"{', '.join(origins[1:4])}, ...)")
     lines.extend(f"ignored option: {o}" for o in cfg.ignored_options)
+    own = OWN & frozenset().union(*(rule.attrs for rule in cfg.rules))
+    if own:
+        lines.append(f"aidepy's own attributes: {format_attrs(own)} (aide does not know them: keep "
+                     "these rules out of files aide reads)")
     return lines
 
 

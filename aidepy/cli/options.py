@@ -15,7 +15,8 @@ from aidepy.jobs.baseline import Scan, locate
 from aidepy.lock import run_lock
 from aidepy.pcre import Regex, RegexError
 from aidepy.progress import StatusLine
-from aidepy.report import Report
+from aidepy.report import FORMATS
+from aidepy.report.model import Report
 
 DEFAULT_CONFIG = "/etc/aidepy/aidepy.conf"
 
@@ -63,11 +64,16 @@ def add_limit_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json", action="store_true",
-        help="print aidepy's JSON report instead of AIDE's text layout (also: report_format=json)",
+def add_format_argument(parser: argparse.ArgumentParser) -> None:
+    """`--format NAME` (a key of `aidepy.report.FORMATS`), and `--json` for `--format json`."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--format", choices=FORMATS, metavar="{" + ",".join(FORMATS) + "}",
+        help=f"the report's format ({', '.join(FORMATS)}) for every report_url, instead of its "
+             "report_format (default: plain, AIDE's text layout)",
     )
+    group.add_argument("--json", dest="format", action="store_const", const="json",
+                       help="the same as --format json")
 
 
 def add_passphrase_argument(parser: argparse.ArgumentParser) -> None:
@@ -112,8 +118,8 @@ def scan_of(args: argparse.Namespace, config: Config, status: StatusLine) -> Sca
 
 
 def emit(report: Report, args: argparse.Namespace, config: Config) -> None:
-    """Print or deliver `report` as the config's report_urls say (`--json`: aidepy's JSON)."""
-    deliver.emit(report, config, as_json=bool(getattr(args, "json", False)), warn=warn)
+    """Print or deliver `report` as the config's report_urls say, in `--format` if given."""
+    deliver.emit(report, config, fmt=args.format, warn=warn)
 
 
 def vault_lock(config: Config, path: Path | None = None) -> AbstractContextManager[object]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from aidepy import config
 from aidepy.cli.options import add_config_arguments
-from aidepy.jobs.console import Console
+from aidepy.jobs.console import Console, Declined
 from aidepy.lock import run_lock
 from aidepy.promote import Layout, Promotion
 
@@ -17,7 +18,11 @@ Build a new baseline and put it on the vault, the way the admin does it at the c
 reviewing a report:
 
   1. scan the file system afresh (aidepy.db.new from the daily job is never used);
-  2. show the differences against the vault's baseline (paged when long) and ask to accept them;
+  2. show the differences against the vault's baseline (paged when long) and ask: y accepts
+     every change, n writes nothing, r reviews them: the changes explained by package updates
+     with evidence archive in one answer, then each other change with a=accept, k=keep the old
+     record (it stays in the daily report), d=detail (with the diff of recorded content),
+     A/K=accept/keep every change left in its directory, and a last confirmation;
      then, when the live rules differ from the vault's copy of the rules (which the daily
      report checks with), show a unified diff and how many paths of the baseline the new rules
      no longer select (the first ten named), and ask again (--yes refuses unless --accept-rules).
@@ -73,7 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config, args.before, args.after)
     with run_lock(settings.state_dir):
-        Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes,
-                  layout=Layout(args.layout) if args.layout else None, accept_rules=args.accept_rules,
-                  explained_only=args.explained_only, comment=args.comment).run()
+        result = Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes,
+                           layout=Layout(args.layout) if args.layout else None,
+                           accept_rules=args.accept_rules, explained_only=args.explained_only,
+                           comment=args.comment).run()
+    if isinstance(result, Declined):
+        print(f"aidepy: {result.reason}", file=sys.stderr)
     return 0

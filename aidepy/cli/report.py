@@ -52,7 +52,8 @@ DONE` (also BASELINE FAILED VERIFICATION, FOREIGN KEY, FOREIGN HOST, ANCHORED CO
 CHANGED, BASELINE NOT USABLE, CANNOT WRITE THE NEW DATABASE).
 Reports longer than report_mail_limit (default {DEFAULT_MAIL_LIMIT // 1024}K) are cut in the mail at a
 line, with a note saying how much was left out; the full report is always kept in
-state_dir/{state.FULL_REPORT}. A summary line
+state_dir/{state.FULL_REPORT}. The report is in the first report_url's report_format
+(AIDE's text layout unless it names another). A summary line
 goes to syslog (facility daemon). The report is also printed on stdout. Run by hand on a
 terminal, a status line on standard error shows how far the scan has got; cron never sees it.
 

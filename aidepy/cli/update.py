@@ -7,7 +7,7 @@ import argparse
 from aidepy.cli.options import (
     BASELINE_HELP,
     add_config_arguments,
-    add_json_argument,
+    add_format_argument,
     add_limit_argument,
     add_passphrase_argument,
     emit,
@@ -47,7 +47,7 @@ time, the path being scanned); it is erased before the report. Cron and pipes ne
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     add_limit_argument(parser)
-    add_json_argument(parser)
+    add_format_argument(parser)
     add_passphrase_argument(parser)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,8 +127,11 @@ def _run(args: argparse.Namespace, command: str) -> int:
     elif command == "install":
         config = _config(args)
         vault = Vault.open(config, device=args.device, warn=warn_stderr)
-        confirm_rules(review_vault_rules(vault, config), Console.terminal(), assume_yes=args.accept_rules,
-                      accept_rules=args.accept_rules)
+        declined = confirm_rules(review_vault_rules(vault, config), Console.terminal(),
+                                 assume_yes=args.accept_rules, accept_rules=args.accept_rules)
+        if declined is not None:
+            print(f"aidepy: {declined.reason}", file=sys.stderr)
+            return ExitCode.OK
         key = _signing_key(Path(config.signing_key))
         with vault.mounted(rw=True):
             rules = vault.write_rules(config.sources)

@@ -50,7 +50,8 @@ from aidepy.explain.model import Explained
 from aidepy.keys import fingerprint, load_private_key, load_public_key
 from aidepy.pcre import Match, Regex
 from aidepy.progress import StatusLine
-from aidepy.report import DatabaseSummary, Level, Mode, Report, ReportOptions, escape_path
+from aidepy.report.escape import escape_path
+from aidepy.report.model import DatabaseSummary, Level, Mode, Report, ReportOptions
 from aidepy.rollback import Identity, Record
 from aidepy.scan import ScanWarning, scan
 from aidepy.vault import Vault

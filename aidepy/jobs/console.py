@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from aidepy.errors import AidepyError, ExitCode
-
 
 def run_pager(text: str) -> None:
     """Show `text` through `$PAGER` (else `pager`, `less` or `more`) on the terminal."""
@@ -96,6 +94,19 @@ class Console:
             tty = None
         return user, tty
 
+    def choice(self, question: str, answers: str, default: str | None = None) -> str | None:
+        """One of the one-letter `answers` (case matters: `a` and `A` differ), asked again
+        after anything else; an empty line is `default` (if given); None at the end of input."""
+        while True:
+            try:
+                answer = self._line(f"{question} ").strip() or default or ""
+            except EOFError:
+                self.say()
+                return None
+            if len(answer) == 1 and answer in answers:
+                return answer
+            self.say(f"Please answer one of {', '.join(answers)}.")
+
     def secret(self, prompt: str) -> str:
         """A passphrase; end of input gives an empty one."""
         try:
@@ -105,7 +116,8 @@ class Console:
             return ""
 
 
-class Declined(AidepyError):
-    """The admin did not accept the differences; nothing was written (not a failure)."""
+@dataclass(frozen=True)
+class Declined:
+    """The admin's no: nothing was written, and why (an answer, not a failure: exit code 0)."""
 
-    exit_code = ExitCode.OK
+    reason: str

@@ -10,16 +10,17 @@ from collections.abc import Callable
 from aidepy.compare import refilter
 from aidepy.config import Config
 from aidepy.jobs.baseline import target_options
-from aidepy.report import Report, render_text
-from aidepy.report_json import render_json
+from aidepy.report import render
+from aidepy.report.model import Report
 
 
-def emit(report: Report, config: Config, *, as_json: bool = False,
+def emit(report: Report, config: Config, *, fmt: str | None = None,
          warn: Callable[[str], None] = lambda message: None) -> None:
     """Deliver the report to each `report_url` (default stdout) with the report options in force
-    on its line: `stdout`, `stderr`, `file:PATH` (appended with report_append=yes),
-    `syslog:FACILITY`. With report_quiet, nothing is delivered when that report shows no
-    difference. Paths keep their raw bytes."""
+    on its line, in its report_format or in `fmt` (the command's `--format`): `stdout`,
+    `stderr`, `file:PATH` (appended with report_append=yes), `syslog:FACILITY`. With
+    report_quiet, nothing is delivered when that report shows no difference. Paths keep their
+    raw bytes."""
     for target in config.reports:
         options = target_options(target)
         changes, summary = report.changes, report.summary
@@ -30,8 +31,7 @@ def emit(report: Report, config: Config, *, as_json: bool = False,
         if target.report_quiet and not summary.differences:
             continue
         shown = dataclasses.replace(report, options=options, changes=changes, summary=summary)
-        json = as_json or target.report_format == "json"
-        data = (render_json(shown) if json else render_text(shown)).encode("utf-8", "surrogateescape")
+        data = render(shown, fmt or target.report_format).encode("utf-8", "surrogateescape")
         _deliver(target.url, data, target.report_append, warn)
 
 

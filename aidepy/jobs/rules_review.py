@@ -16,7 +16,7 @@ from aidepy.entry import Entry
 from aidepy.errors import AidepyError, UsageError
 from aidepy.jobs.baseline import open_trusted
 from aidepy.jobs.console import Console, Declined
-from aidepy.report import escape_path
+from aidepy.report.escape import escape_path
 from aidepy.selection import RuleSet
 from aidepy.vault import Vault
 
@@ -78,16 +78,17 @@ def review_vault_rules(vault: Vault, live: Config) -> RulesReview | None:
 
 
 def confirm_rules(review: RulesReview | None, console: Console, *, assume_yes: bool,
-                  accept_rules: bool) -> None:
-    """Show `review` and ask; raises Declined (the admin said no) or UsageError (--yes without
-    --accept-rules). Nothing to review: nothing asked."""
+                  accept_rules: bool) -> Declined | None:
+    """Show `review` and ask; Declined when the admin says no, None to go on; raises UsageError
+    for --yes without --accept-rules. Nothing to review: nothing asked."""
     if review is None:
-        return
+        return None
     console.show(review.text())
     if assume_yes:
         if not accept_rules:
             raise UsageError("the live rules differ from the vault's copy (shown above): --yes "
                              "replaces the copy only with --accept-rules; nothing was written")
     elif not console.confirm(QUESTION):
-        raise Declined("rule changes not accepted: nothing was written; the vault keeps its "
-                       "baseline and its copy of the rules")
+        return Declined("rule changes not accepted: nothing was written; the vault keeps its "
+                        "baseline and its copy of the rules")
+    return None

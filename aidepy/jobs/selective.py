@@ -1,8 +1,10 @@
 """A selective promote: the new baseline takes the changes that were accepted and keeps the old
 record of every other one (it stays in the daily report until it is accepted in turn).
 
-Pure: the fresh scan's entries (canonical order) and the changes to keep, in; the entries of
-the baseline to sign, out, in canonical order.
+A selection maps each listed change's path to accepted or not: every change (`promote --yes`),
+the `archive`-explained ones (`--explained-only`), or the admin's answers (`jobs.review`); one
+flow turns it into the baseline to sign. Pure: the fresh scan's entries (canonical order) and
+the changes to keep, in; the entries of the baseline to sign, out, in canonical order.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ def archive_explained(change: Change, explained: Explained | None) -> bool:
         return False
     e = explained.of(change.path)
     return e.kind is Kind.PACKAGE and e.evidence is Evidence.ARCHIVE
+
+
+def explained_only(changes: Iterable[Change], explained: Explained | None) -> dict[bytes, bool]:
+    """The selection of `promote --explained-only`: the changes explained with evidence `archive`."""
+    return {c.path: archive_explained(c, explained) for c in changes}
 
 
 def kept_records(changes: Iterable[Change], accepted: Mapping[bytes, bool]) -> dict[bytes, Entry | None]:

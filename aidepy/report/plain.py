@@ -1,15 +1,11 @@
-"""Render the changes of one run as AIDE 0.18's plain-text report (JSON: `aidepy.report_json`).
+"""AIDE 0.18's plain-text layout of a `Report` (`aidepy.report.model`): a `Report` in, a `str` out.
 
-Pure: a `Report` value in, a `str` out. The text layout is AIDE 0.18.3's (start line, outline,
-summary with totals, "Added/Removed/Changed entries" with the per-entry summary string such as
-`f = ... mc..H.. . `, "Detailed information about changes" in old | new columns, the database
-attributes, end line) and keeps AIDE's sentences ("AIDE found differences between database and
-filesystem!!") so tools that read AIDE reports keep working. aidepy adds the baseline's
-signature status as the first line, and warnings about files it could not read.
-
-Paths in text reports: bytes 0x01-0x1f and 0x7f are written as a backslash and three octal
-digits (`\\012` for a newline), as AIDE does (AIDE leaves 0x1f alone; aidepy escapes it too);
-other bytes are written unchanged, also when they are not UTF-8.
+The layout is AIDE 0.18.3's (start line, outline, summary with totals, "Added/Removed/Changed
+entries" with the per-entry summary string such as `f = ... mc..H.. . `, "Detailed information
+about changes" in old | new columns, the database attributes, end line) and keeps AIDE's
+sentences ("AIDE found differences between database and filesystem!!") so tools that read AIDE
+reports keep working. aidepy adds the baseline's signature status as the first line, and
+warnings about files it could not read. Paths are escaped as `aidepy.report.escape` says.
 """
 
 from __future__ import annotations
@@ -19,203 +15,34 @@ import functools
 import grp
 import pwd
 import stat
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from enum import Enum, IntEnum
+from collections.abc import Iterable, Iterator
 
-from aidepy import __version__
-from aidepy.attributes import (
-    BY_NAME,
-    E2FS_FLAGS,
-    HASHES,
-    OPTIONAL,
-    ORDER,
-    SECOND,
-    TIMES,
-    AttrSet,
-    Kind,
-    format_attrs,
-)
+from aidepy import content
+from aidepy.attributes import BY_NAME, E2FS_FLAGS, SECOND, TIMES, Kind, format_attrs
 from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import TYPE_NAMES, Entry
-from aidepy.explain.model import Explained
 from aidepy.explain.model import Kind as ExplanationKind
-
-
-class Mode(Enum):
-    """The command that produced the report (AIDE's action)."""
-
-    INIT = "init"
-    CHECK = "check"
-    UPDATE = "update"
-    COMPARE = "compare"
-
-
-class Level(IntEnum):
-    """AIDE's `report_level` values, least to most verbose."""
-
-    MINIMAL = 1
-    SUMMARY = 2
-    DATABASE_ATTRIBUTES = 3
-    LIST_ENTRIES = 4
-    CHANGED_ATTRIBUTES = 5
-    ADDED_REMOVED_ATTRIBUTES = 6
-    ADDED_REMOVED_ENTRIES = 7
-
-    @classmethod
-    def parse(cls, name: str) -> Level:
-        try:
-            return cls[name.upper()]
-        except KeyError:
-            raise ValueError(f"unknown report_level '{name}'") from None
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    """The `report_*` settings that shape a report."""
-
-    level: Level = Level.CHANGED_ATTRIBUTES
-    ignore_added: AttrSet = frozenset()
-    ignore_removed: AttrSet = frozenset()
-    ignore_changed: AttrSet = frozenset()
-    force: AttrSet = frozenset()
-    base16: bool = False
-    summarize_changes: bool = True
-    grouped: bool = True
-    detailed_init: bool = False
-    ignore_e2fsattrs: str = ""  # lsattr letters shown as ':' and not counted as changes
-
-
-@dataclass(frozen=True)
-class DatabaseSummary:
-    """What the report says about a database it read or wrote."""
-
-    path: str
-    sha256: bytes
-    signed: bool
-    key_fingerprint: str | None = None
-    created: int | None = None
-    generation: int | None = None
-    entries: int | None = None
-    authenticated: bool = False  # the signature was checked against the configured public key
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything one report shows."""
-
-    mode: Mode
-    changes: Sequence[Change]
-    summary: Summary
-    start_time: float
-    end_time: float
-    options: ReportOptions = ReportOptions()
-    databases: Sequence[DatabaseSummary] = ()
-    new_database: str | None = None
-    limit: str | None = None
-    root_prefix: bytes = b""
-    notices: Sequence[str] = ()  # shown first: the baseline's signature status
-    warnings: Sequence[str] = ()  # per-file trouble: unreadable, vanished, changed while read
-    version: str = __version__
-    explained: Explained | None = None  # why each change happened (None: not asked, or no dpkg)
-    new: frozenset[bytes] | None = None  # daily report: paths not in the previous report as they are
-
-
-# The column of the per-entry summary string each attribute group occupies, and its letter.
-SUMMARY_COLUMNS: tuple[tuple[str, AttrSet], ...] = (
-    ("l", frozenset({"l"})), (">", frozenset({"s", "S"})), ("b", frozenset({"b"})),
-    ("p", frozenset({"p"})), ("u", frozenset({"u"})), ("g", frozenset({"g"})),
-    ("a", frozenset({"a"})), ("m", frozenset({"m"})), ("c", frozenset({"c"})),
-    ("i", frozenset({"i"})), ("n", frozenset({"n"})), ("H", HASHES),
-    ("A", frozenset({"acl"})), ("X", frozenset({"xattrs"})), ("S", frozenset({"selinux"})),
-    ("E", frozenset({"e2fsattrs"})), ("C", frozenset({"caps"})),
-)
-
-# Order of attributes in details (AIDE's report order; hashes in AIDE's hash order, ours after).
-_HASH_ORDER = (
-    "md5", "sha1", "sha256", "sha512", "rmd160", "tiger", "crc32", "crc32b", "haval",
-    "whirlpool", "gost", "stribog256", "stribog512",
-)
-DETAIL_ORDER: tuple[str, ...] = (
-    "ftype", "l", "s", "S", "b", "p", "u", "g", "a", "m", "c", "i", "n",
-    *_HASH_ORDER, *sorted(HASHES - set(_HASH_ORDER), key=ORDER.__getitem__),
-    "acl", "xattrs", "selinux", "e2fsattrs", "caps",
+from aidepy.report.escape import escape_path
+from aidepy.report.model import (
+    DatabaseSummary,
+    Level,
+    Mode,
+    Report,
+    ReportOptions,
+    different_attributes,
+    explanation_counts,
+    format_time,
+    listed_changes,
+    outline,
+    report_attributes,
+    shown,
+    summary_string,
 )
 
 _RULE = "---------------------------------------------------"
 _NAME_WIDTH = 10  # AIDE's widest detail label ("Size (>)", "Linkcount", "WHIRLPOOL")
 _COLUMN = 33  # (80 - (4 + _NAME_WIDTH)) // 2
 _CHUNK = _COLUMN - 1
-
-
-def escape_path(path: bytes) -> str:
-    """A path for a text report: control characters as `\\ooo` octal bytes, everything else
-    unchanged. Like AIDE for C0 controls and DEL; unlike AIDE, C1 controls are escaped too
-    (U+0080-U+009F, and bytes 0x80-0x9f outside valid UTF-8), because some terminals act on
-    them (0x9b starts an escape sequence)."""
-    out = []
-    for char in path.decode("utf-8", "surrogateescape"):
-        code = ord(char)
-        if code < 0x20 or 0x7F <= code <= 0x9F:
-            out.append("".join(f"\\{b:03o}" for b in char.encode("utf-8")))
-        elif 0xDC80 <= code <= 0xDC9F:  # a lone byte 0x80-0x9f (surrogateescape)
-            out.append(f"\\{code - 0xDC00:03o}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def format_time(seconds: float) -> str:
-    """AIDE's time format, in local time: `2026-11-25 04:50:03 +0000`."""
-    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
-
-
-def shown(entry: Entry | None) -> AttrSet:
-    """The attributes a report shows for an entry: those it records, less the optional ones the
-    file does not have (no capabilities, no SELinux label), which AIDE leaves out of the entry."""
-    if entry is None:
-        return frozenset()
-    attrs = entry.attrs
-    if attrs & OPTIONAL:
-        attrs = attrs - {n for n in attrs & OPTIONAL if entry.values.get(n) == b""}
-    return attrs
-
-
-def summary_string(change: Change, options: ReportOptions = ReportOptions()) -> str:
-    """The per-entry string of the entry lists: `f = ... mc..H.. . `, `f+++++++++++++++++`."""
-    if change.kind is ChangeKind.ADDED:
-        return change.ftype + "+" * len(SUMMARY_COLUMNS)
-    if change.kind is ChangeKind.REMOVED:
-        return change.ftype + "-" * len(SUMMARY_COLUMNS)
-    assert change.old is not None and change.new is not None
-    old_attrs, new_attrs = shown(change.old), shown(change.new)
-    removed, added, both = old_attrs - new_attrs, new_attrs - old_attrs, old_attrs & new_attrs
-    # a capability added to a file is a change aidepy counts, shown as AIDE shows it: '+'
-    changed = (frozenset(change.changed) | frozenset(change.ignored)) & both
-    o = options
-    out = [change.ftype]
-    for letter, group in SUMMARY_COLUMNS:
-        unchanged = "."
-        if letter == ">":
-            unchanged = "="
-            osize, nsize = change.old.values.get("s"), change.new.values.get("s")
-            if (group & changed - o.ignore_removed and isinstance(osize, int)
-                    and isinstance(nsize, int) and osize > nsize):
-                letter = "<"
-        if group & changed & (o.force | (group - o.ignore_changed)):
-            out.append(letter)
-        elif group & removed & (o.force | (group - o.ignore_removed)):
-            out.append("-")
-        elif group & added & (o.force | (group - o.ignore_added)):
-            out.append("+")
-        elif group & ((removed & o.ignore_removed) | (added & o.ignore_added) | (both & o.ignore_changed)):
-            out.append(":")
-        elif group & both:
-            out.append(unchanged)
-        else:
-            out.append(" ")
-    return "".join(out)
 
 
 def value_lines(name: str, entry: Entry | None, base16: bool = False,
@@ -240,6 +67,8 @@ def value_lines(name: str, entry: Entry | None, base16: bool = False,
         return [value.hex() if base16 else base64.b64encode(value).decode("ascii")]
     if kind is Kind.LINKNAME:
         return [escape_path(value)]
+    if kind is Kind.CONTENT:
+        return [content.describe(value)]
     if name == "e2fsattrs" and ignore_e2fsattrs and len(value) == len(E2FS_FLAGS):
         return ["".join(":" if letter in ignore_e2fsattrs else chr(c)
                         for c, (_, letter) in zip(value, E2FS_FLAGS, strict=True))]
@@ -304,57 +133,8 @@ def detail_lines(label: str, old: list[str], new: list[str], *, two_columns: boo
                 yield f"{head}{ov:<{_COLUMN}}| {nv}"
 
 
-def report_attributes(change: Change, options: ReportOptions) -> list[str]:
-    """The attributes the details section shows for one change, in report order."""
-    o = options
-    old, new = shown(change.old), shown(change.new)
-    if change.kind is ChangeKind.ADDED:
-        names = set(new - o.ignore_added)
-    elif change.kind is ChangeKind.REMOVED:
-        names = set(old - o.ignore_removed)
-    else:
-        names = set(change.changed)
-        if o.level >= Level.ADDED_REMOVED_ATTRIBUTES:
-            names |= (new - old) - o.ignore_added
-            names |= (old - new) - o.ignore_removed
-        if names:
-            names |= o.force
-    return [n for n in DETAIL_ORDER if n in names]
-
-
-def different_attributes(change: Change, options: ReportOptions) -> str | None:
-    """AIDE's `-x+y` string when the two entries record different attribute sets, else None."""
-    if change.old is None or change.new is None:
-        return None
-    old_attrs, new_attrs = shown(change.old), shown(change.new)
-    old = old_attrs - options.ignore_removed
-    new = new_attrs - options.ignore_added
-    if not ((old ^ new) & (old_attrs ^ new_attrs)):
-        return None
-    parts = []
-    for name in sorted(old ^ new, key=ORDER.__getitem__):
-        parts.append(("+" if name in new else "-") + name)
-    text = "".join(parts)
-    return text if old else text.lstrip("+")
-
-
-def outline(report: Report) -> str:
-    """The verdict sentence, AIDE's wording."""
-    if report.mode is Mode.INIT:
-        return "AIDE successfully initialized database."
-    where = "the two databases" if report.mode is Mode.COMPARE else "database and filesystem"
-    if report.summary.differences:
-        return f"AIDE found differences between {where}!!"
-    return f"AIDE found NO differences between {where}. Looks okay!!"
-
-
 def _headline(title: str) -> str:
     return f"\n\n{_RULE}\n{title}:\n{_RULE}\n"
-
-
-def listed_changes(report: Report) -> list[Change]:
-    """The changes the entry lists show (not the 'different attributes' notes)."""
-    return [c for c in report.changes if c.kind is not ChangeKind.ATTRIBUTES]
 
 
 def _list_title(s: Summary) -> str:
@@ -377,14 +157,21 @@ def _details_block(change: Change, options: ReportOptions) -> str:
         return ""
     lines = [f"\n{TYPE_NAMES.get(change.ftype, 'Unknown file type')}: {escape_path(change.path)}"]
     for name in names:
-        label = "Size (>)" if name == "S" else BY_NAME[name].label
+        label = BY_NAME[name].label
         ignore = options.ignore_e2fsattrs
         old = value_lines(name, change.old, options.base16, ignore_e2fsattrs=ignore)
         new = value_lines(name, change.new, options.base16, ignore_e2fsattrs=ignore)
         if name in change.changed:  # a capability added or removed: old | new all the same
             old, new = old or [""], new or [""]
         lines.extend(detail_lines(label, old, new))
+        if name == "content":  # the diff under its old | new line
+            lines.extend(f"   {escape_path(line.encode())}" for line in content.diff(change.old, change.new))
     return "\n".join(lines) + "\n"
+
+
+def change_detail(change: Change, options: ReportOptions) -> str:
+    """The detail block of one change (promote shows it on request)."""
+    return _details_block(change, options)
 
 
 def _database_block(db: DatabaseSummary) -> str:
@@ -484,15 +271,6 @@ def new_section(r: Report) -> Iterator[str]:
         yield _headline("New since the last report")
         yield from (f"\n{summary_string(c, r.options)}: {escape_path(c.path)}" for c in fresh)
         yield "\n"
-
-
-def explanation_counts(r: Report) -> tuple[int, int, int]:
-    """(unexplained, explained, packages) among the listed changes of a report with explanations."""
-    assert r.explained is not None
-    found = [r.explained.of(c.path) for c in listed_changes(r)]
-    packages = {e.package for e in found if e.kind is ExplanationKind.PACKAGE}
-    explained = sum(e.explained for e in found)
-    return len(found) - explained, explained, len(packages)
 
 
 def explanation_sections(r: Report) -> Iterator[str]:
