@@ -19,12 +19,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aidepy import keys, pending, runtime, state
+from aidepy import approvals, keys, pending, runtime, state
 from aidepy.compare import ChangeKind
 from aidepy.config import Config
 from aidepy.config_options import LOCATION_OPTIONS
 from aidepy.errors import (
     AidepyError,
+    ApprovalLogError,
     BusyError,
     DatabaseWriteError,
     ExitCode,
@@ -178,6 +179,7 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
             notices = [*baseline.notices, *notices]
             notices += runtime.notices(vault.root, vault.public_key(), alert)
             notices += key_alarm(config, baseline.db.key_fingerprint)
+            notices += last_approval(vault, baseline.generation)
             notices += leftovers(vault, state_dir)
             notices += rules_notice(baseline, config)
             notices += remove_stale(state_dir)
@@ -205,6 +207,17 @@ def run_daily(config: Config, scan: Scan, notices: Sequence[str] = ()) -> DailyR
                       explained=explanation_counts(report) if explained is not None else None,
                       new=len(new))
     return DailyReport(outcome, render(report, config.reports[0].report_format), s.exit_code)
+
+
+def last_approval(vault: Vault, generation: int) -> list[str]:
+    """The report's line on the last approval in the vault's log (and a note when the baseline
+    of `generation` is not its last record), or an alarm when the log does not verify."""
+    try:
+        log = approvals.read_log(vault.root, vault.public_key())
+    except ApprovalLogError as exc:
+        return [alert("APPROVAL LOG BROKEN", f"{exc} ('aidepy log' shows it).")]
+    lines = [f"Last approval: {log.last.describe()}"] if log.last else []
+    return lines + [f"Note: {note}." for note in [approvals.baseline_note(log, generation)] if note]
 
 
 def key_alarm(config: Config, found: str | None) -> list[str]:

@@ -106,6 +106,15 @@ class RollbackError(VerificationError):
     alarm = "ROLLBACK"
 
 
+class ApprovalLogError(VerificationError):
+    """The approval log does not verify: a bad signature, a broken chain, a truncated record,
+    a record signed by another key, generations going backwards, or an anchored copy that is
+    not the one the vault's anchor pins."""
+
+    exit_code = ExitCode.VERIFICATION_FAILED
+    alarm = "APPROVAL LOG BROKEN"
+
+
 class ForeignKeyError(VerificationError):
     """A baseline or vault whose key is not the one `public_key` pins."""
 

@@ -25,11 +25,19 @@ from typing import TYPE_CHECKING
 
 import pyudev
 
-from aidepy import db, keys, state
+from aidepy import approvals, db, keys, state
+from aidepy.approvals import Approval, ApprovalLog
 from aidepy.atomic import space_needed
 from aidepy.compare import Change, ChangeKind, Summary
 from aidepy.entry import Entry
-from aidepy.errors import AidepyError, PassphraseError, VaultError, VaultFullError, VerificationError
+from aidepy.errors import (
+    AidepyError,
+    ApprovalLogError,
+    PassphraseError,
+    VaultError,
+    VaultFullError,
+    VerificationError,
+)
 from aidepy.explain.keyring import keyring_changes, write_keyrings
 from aidepy.explain.model import Explained
 from aidepy.jobs.baseline import Baseline, Pin, Scan, compare_scan, explanations, open_trusted, report_options
@@ -45,7 +53,7 @@ from aidepy.report.model import Mode, Report
 from aidepy.report.plain import change_detail
 from aidepy.rollback import Identity, Record
 from aidepy.vault import Vault, read_chunks
-from aidepy.vault_layout import DATABASE
+from aidepy.vault_layout import APPROVALS, APPROVALS_ANCHOR, DATABASE
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -53,6 +61,7 @@ if TYPE_CHECKING:
     from aidepy.config import Config
 
 PASSPHRASE_TRIES = 3
+COMMENT_PROMPT = "Comment for the approval log (optional): "
 NOT_ACCEPTED = "not accepted: nothing was written; the vault keeps its baseline"
 
 
@@ -144,27 +153,23 @@ class Promotion:
         self, config: Config, console: Console, *, assume_yes: bool = False, device: str | None = None,
         poll: float = 0.5, patience: float | None = None,
         entries: Callable[[], Iterable[Entry]] | None = None, layout: Layout | None = None,
-        accept_rules: bool = False, explained_only: bool = False,
+        accept_rules: bool = False, explained_only: bool = False, comment: str | None = None,
     ) -> None:
         self.config = config
-        self.explained_only = explained_only
-        """Accept only the changes explained with evidence `archive`; keep the old records of the rest."""
-        self._changes: list[Change] = []
-        self._explained: Explained | None = None
-        self._accepted: dict[bytes, bool] = {}
-        """The selection (path -> accepted): every change, or --explained-only's, or the admin's answers."""
-        self._kept: dict[bytes, Entry | None] = {}
         self.console = console
         self.assume_yes = assume_yes
         self.layout = layout
+        """The layout asked for (`--layout`); None keeps the vault's, or picks what fits."""
         self.accept_rules = accept_rules
         """With `assume_yes`: replace the vault's rules copy also when the live rules differ."""
-        self._rules_review: RulesReview | None = None
-        """The layout asked for (`--layout`); None keeps the vault's, or picks what fits."""
+        self.explained_only = explained_only
+        """Accept only the changes explained with evidence `archive`; keep the old records of the rest."""
+        self.comment = comment
+        """The approval log's comment (`--comment`); None: asked at the console (not with --yes)."""
         self.poll = poll
         self.patience = patience
-        self._interrupt = _InterruptLatch()
         """Give up waiting for the medium after this many seconds (None: as long as it takes)."""
+        self._interrupt = _InterruptLatch()
         self._warn = lambda message: console.say(f"aidepy: {message}")
         self.vault = Vault.open(config, device=device, warn=self._warn)
         self._entries = entries or self._scan
@@ -176,6 +181,17 @@ class Promotion:
         self._vault_key: Ed25519PublicKey | None = None
         self._record = Record.read(self.state_dir)
         self._identity = Identity("")
+        self._rules_review: RulesReview | None = None
+        self._changes: list[Change] = []
+        self._explained: Explained | None = None
+        self._accepted: dict[bytes, bool] = {}
+        """The selection (path -> accepted): every change, or --explained-only's, or the admin's answers."""
+        self._kept: dict[bytes, Entry | None] = {}
+        self._approvals = ApprovalLog((), b"")
+        self._new_log: tuple[Path, bytes, tuple[Approval, ...], bool] | None = None
+        """The approval log with this promote's record: work copy, bytes, records, anchored."""
+        self._approved: int | None = None
+        """The generation of the record written to the approval log."""
 
     # -- the steps --------------------------------------------------------------------------------
 
@@ -208,6 +224,7 @@ class Promotion:
         if declined is not None:
             return declined
         key = self._signing_key()
+        comment = self._comment()
         signed = work / state.PROMOTE_SIGNED
         with db.open_database(candidate, None) as fresh:
             info = db.write_database(signed, with_old_records(fresh.entries(), self._kept),
@@ -215,6 +232,7 @@ class Promotion:
                                      rules_digest=fresh.header.rules_digest,
                                      generation=self._next_generation(), signing_key=key)
         layout = self._layout(info)
+        self._prepare_approval(work, key, info, layout, comment)
         self._await_writable()
         path = self._install(signed, info, key, layout)
         self._await_protected()
@@ -227,7 +245,10 @@ class Promotion:
     def _next_generation(self) -> int:
         """One more than the vault's baseline, and than any generation of the vault's key this
         host has verified (so the new baseline never looks like a rollback, even after a broken one)."""
-        return max(self.old_generation, self._record.newest(self._identity)) + 1
+        # An approval whose baseline was never installed (an interrupted promote) is approved
+        # again under its generation; the log's generations never go backwards.
+        return max(self.old_generation, self._record.newest(self._identity),
+                   self._approvals.generation - 1) + 1
 
     def _scan(self) -> Iterator[Entry]:
         from aidepy.scan import ScanWarning, scan
@@ -248,6 +269,7 @@ class Promotion:
         with self.vault.mounted(), ExitStack() as stack:
             self._vault_key = self._checked_vault_key()
             self._identity = Identity(keys.fingerprint(self._vault_key), self.vault.identity())
+            self._approvals = self._read_approvals()
             baseline: Baseline | None = None
             try:
                 baseline = stack.enter_context(open_trusted(self.config, from_vault=True, record=False))
@@ -414,6 +436,8 @@ class Promotion:
         """Write the signed baseline (or its anchor) and the rules onto the vault; anchored
         databases that no anchor pins any more are removed once the new anchor is verified."""
         with self.vault.mounted(rw=True):
+            # first: a killed promote leaves an approval not installed, never a baseline without one
+            self._install_approval(key)
             written: Path | None = None
             if layout is Layout.VAULT:
                 try:
@@ -435,6 +459,67 @@ class Promotion:
         self.console.say(f"New baseline (generation {info.header.generation}) and rules written and "
                          "verified.")
         return str(written)
+
+    # -- the approval log -------------------------------------------------------------------------
+
+    def _read_approvals(self) -> ApprovalLog:
+        """The vault's approval log, verified (the vault is mounted); promote never appends to
+        a log that does not verify."""
+        assert self._vault_key is not None
+        try:
+            return approvals.read_log(self.vault.root, self._vault_key)
+        except ApprovalLogError as exc:
+            raise ApprovalLogError(f"{exc}: promote does not append to a broken approval log; nothing was "
+                                   f"written ('aidepy log' shows it; to start a new log, move {APPROVALS} "
+                                   f"or {APPROVALS_ANCHOR} off the vault at the console)") from None
+
+    def _comment(self) -> str | None:
+        """`--comment`, else asked right after the passphrase (never with --yes)."""
+        if self.comment is None and not self.assume_yes:
+            return self.console.ask(COMMENT_PROMPT).strip() or None
+        return self.comment
+
+    def _prepare_approval(self, work: Path, key: Ed25519PrivateKey, info: db.DatabaseInfo, layout: Layout,
+                          comment: str | None) -> None:
+        """Sign this promote's record onto the log in the work directory, and decide (before the
+        protection comes off) whether the log stays on the vault: not when it is anchored
+        already, nor when it does not fit beside the baseline."""
+        user, tty = self.console.who()
+        paths = approvals.approved_paths(self._changes, self._kept)
+        approval = Approval(info.header.generation, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            user, tty, len(paths), len(self._kept), paths, comment,
+                            keys.fingerprint(key.public_key()))
+        data = approvals.append(self._approvals.data, approval, key)
+        copy = work / state.PROMOTE_APPROVALS
+        with open(copy, "wb") as f:
+            f.write(data)
+            os.fsync(f.fileno())
+        anchored = self._approvals.anchored is not None
+        if not anchored:
+            with self.vault.mounted() as root:
+                needed = space_needed(len(data), root)
+                beside = space_needed(info.size, root) if layout is Layout.VAULT else 0
+                anchored = needed + beside > self.vault.free_bytes()
+            if anchored:
+                self.console.say(f"Anchored: the approval log ({_size(needed)}) does not fit the vault "
+                                 f"beside the baseline: it stays in {self.state_dir}, with a signed anchor "
+                                 "on the vault.")
+        self._new_log = (copy, data, (*self._approvals.records, approval), anchored)
+
+    def _install_approval(self, key: Ed25519PrivateKey) -> None:
+        """Write the log with this promote's record (the vault is mounted read-write)."""
+        assert self._new_log is not None
+        copy, data, records, anchored = self._new_log
+        if not anchored:
+            try:
+                approvals.write_on_vault(self.vault, data, key.public_key())
+            except VaultFullError as exc:  # the estimate was short: still never silent
+                self.console.say(f"{exc}: the approval log is anchored after all: it stays in "
+                                 f"{self.state_dir}, with a signed anchor on the vault")
+                anchored = True
+        if anchored:
+            approvals.write_anchored(self.vault, copy, data, records, int(time.time()), key, self.state_dir)
+        self._approved = records[-1].generation
 
     def _await_protected(self) -> None:
         if self.assume_yes:
@@ -470,7 +555,10 @@ class Promotion:
                 self.vault.mount(rw=False)
         how = "Interrupted" if isinstance(exc, KeyboardInterrupt) else "Stopped"
         if self.new_generation is None:
-            self.console.say(f"\n{how}: nothing was written; the vault keeps its old baseline"
+            written = ("nothing was written" if self._approved is None else
+                       f"only the approval log's record (generation {self._approved}, approved, not "
+                       "installed; the next promote approves it again) was written")
+            self.console.say(f"\n{how}: {written}; the vault keeps its old baseline"
                              f"{f' (generation {self.old_generation})' if self.old_generation else ''}.")
         else:
             self.console.say(f"\n{how}: the new baseline (generation {self.new_generation}) is already "

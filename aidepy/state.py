@@ -40,12 +40,20 @@ ANCHORED_DATABASE = "aidepy.{generation}.db"
 """The signed baseline when it is too large for the vault (anchored): one file per generation,
 so the copy the vault's current anchor pins is never overwritten before the new anchor is in
 place."""
+ANCHORED_APPROVALS = "approvals.{records}.log"
+"""The approval log when it is too large for the vault (anchored), named by its number of
+records: a new name each promote, so the copy the vault's current anchor pins is never
+overwritten before the new anchor is in place (a generation may be approved twice, after an
+interrupted promote, so it does not make a new name)."""
 PROMOTE_WORK = "promote-"
 """Prefix of promote's work directory (a killed promote leaves it behind)."""
 PROMOTE_CANDIDATE = "candidate.db"
 """In promote's work directory: the fresh scan, unsigned."""
 PROMOTE_SIGNED = "aidepy.db"
 """In promote's work directory: the scan signed, before it goes onto the vault."""
+
+PROMOTE_APPROVALS = "approvals.log"
+"""In promote's work directory: the approval log with the new record, before it is installed."""
 
 FILE_MODE = 0o600
 """What aidepy writes under state_dir (and on the vault): readable by its owner only."""

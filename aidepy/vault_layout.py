@@ -5,6 +5,9 @@ Layout on the medium (ext2, label from `vault_label`):
     aidepy.pub      the public key every baseline is verified with
     aidepy.db       the signed baseline, or instead
     aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.anchor`)
+    approvals.log   the signed approval log (one record per promote; see `aidepy.approvals`),
+                    or instead
+    approvals.anchor  a signed anchor pinning the log kept on disk when it outgrew the vault
     aidepy.conf     the rules the baseline was built with; its includes under `rules/` (+ SOURCES)
     bin/ lib/ RUNTIME   aidepy itself and the signed manifest of what it runs on (`aidepy.runtime`)
     apt-keyrings/   the apt keyrings package explanations trust, with an index `SOURCES`
@@ -33,6 +36,10 @@ MARKER_TEXT = b"aidepy vault 1\n"
 PUBLIC_KEY = "aidepy.pub"
 DATABASE = "aidepy.db"
 ANCHOR = "aidepy.anchor"
+APPROVALS = "approvals.log"
+"""The approval log: one signed record per promote, chained (`aidepy.approvals`)."""
+APPROVALS_ANCHOR = "approvals.anchor"
+"""The signed anchor of an approval log kept in state_dir (too large for the vault)."""
 RULES = "aidepy.conf"
 RULES_DIR = "rules"
 RULES_INDEX = "rules/SOURCES"

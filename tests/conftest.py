@@ -277,6 +277,7 @@ def loop_device(make_loop_device: Callable[..., LoopDevice]) -> LoopDevice:
 # promote's prompts, as the tests driving it through a pty expect them
 ACCEPT = "Accept these differences"
 PASSPHRASE = "Passphrase for the signing key"
+COMMENT = "Comment for the approval log"
 REMOVE = "Remove the write protection"
 WRITABLE = "The vault is writable."
 RESTORE = "restore the vault's write protection"
@@ -459,24 +460,29 @@ def finish(child: pexpect.spawn) -> int:
     return int(child.exitstatus)
 
 
-def to_writable(child: pexpect.spawn, site: VaultSite) -> None:
-    """Play the admin up to the moment the vault is writable."""
+def to_writable(child: pexpect.spawn, site: VaultSite, comment: str = "") -> None:
+    """Play the admin up to the moment the vault is writable (`comment` for the approval log)."""
     child.expect(ACCEPT)
     child.sendline("y")
+    unlock(child, site, comment)
+
+
+def unlock(child: pexpect.spawn, site: VaultSite, comment: str = "") -> None:
+    """Play the admin from the passphrase prompt on: type it and `comment`, lift the write
+    protection when asked, up to the moment the vault is writable."""
     child.expect(PASSPHRASE)
     child.sendline(site.passphrase or "")
+    child.expect(COMMENT)
+    child.sendline(comment)
     child.expect(REMOVE)
     site.loop.set_read_only(False)
     child.expect(WRITABLE)
 
 
 def sign_and_write(child: pexpect.spawn, site: VaultSite) -> str:
-    """Play the admin from the passphrase on: type it, lift the write protection when asked and
-    restore it when asked; returns the summary (promote must exit 0)."""
-    child.expect(PASSPHRASE)
-    child.sendline(site.passphrase or "")
-    child.expect(REMOVE)
-    site.loop.set_read_only(False)
+    """Play the admin from the passphrase on (`unlock`), then restore the write protection when
+    asked; returns the summary (promote must exit 0)."""
+    unlock(child, site)
     child.expect(RESTORE)
     site.loop.set_read_only(True)
     child.expect("Promoted: ")

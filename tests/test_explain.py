@@ -364,6 +364,10 @@ def test_promote_explained_only_accepts_what_the_archive_explains(
     assert sorted(found) == ["/usr/bin/aidepy-test-b", "/usr/share/aidepy-test-a/gone"]
     assert found["/usr/bin/aidepy-test-b"]["kind"] == "mismatch"
     assert json.loads(check.stdout)["summary"]["unexplained"] == 1
+    # the approval log says what promote decided: 8 accepted, 2 kept, and names only the accepted
+    record = json.loads(aidepy("log", "--json", "-c", str(site.config_path)).stdout)["records"][-1]
+    assert (record["generation"], record["accepted"], record["kept"]) == (2, 8, 2)
+    assert not {p["path"] for p in record["paths"]} & set(found)
 
 
 @requires_root

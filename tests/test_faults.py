@@ -25,6 +25,7 @@ import pytest
 from conftest import (
     ACCEPT,
     AIDEPY,
+    COMMENT,
     PASSPHRASE,
     REMOVE,
     RESTORE,
@@ -116,7 +117,12 @@ LEFT_ON_VAULT = "on the vault was left by an interrupted write"
 STEPS = {
     "after-scan": (ACCEPT, 1, []),
     "after-accept": (PASSPHRASE, 1, []),
+    "at-the-comment": (COMMENT, 1, []),
     "while-waiting-for-writability": (REMOVE, 1, []),
+    "mid-log-write": ("writing .approvals.log.tmp", 1,
+                      ["mounted read-write", f".approvals.log.tmp {LEFT_ON_VAULT}"]),
+    "log-renamed": ("renamed approvals.log", 1,
+                    ["mounted read-write", "generation 2 was approved but its baseline never installed"]),
     "mid-database-write": ("writing .aidepy.db.tmp", 1,
                            ["mounted read-write", f".aidepy.db.tmp {LEFT_ON_VAULT}"]),
     "database-renamed": ("renamed aidepy.db", 2, ["mounted read-write"]),
@@ -139,6 +145,7 @@ def test_promote_killed_leaves_a_baseline_that_verifies(promoted: VaultSite, ste
         admin: list[tuple[str, Callable[[], object] | None]] = [
             (ACCEPT, lambda: child.sendline("y")),
             (PASSPHRASE, lambda: child.sendline(site.passphrase or "")),
+            (COMMENT, lambda: child.sendline("")),
             (REMOVE, lambda: site.loop.set_read_only(False)), (RESTORE, None)]
         for prompt, action in admin:
             child.expect(prompt)
@@ -148,6 +155,8 @@ def test_promote_killed_leaves_a_baseline_that_verifies(promoted: VaultSite, ste
     kill(child)
 
     assert site.baseline()[0] == generation
+    log = aidepy("log", "--json", "-c", str(site.config_path))  # baseline and log consistent
+    assert log.returncode == 0 and json.loads(log.stdout)["verified"], log.stdout + log.stderr
     daily = report(site)
     assert daily.returncode == 0, daily.stdout + daily.stderr
     assert f"(generation {generation}," in daily.stdout
@@ -161,6 +170,9 @@ def test_promote_killed_leaves_a_baseline_that_verifies(promoted: VaultSite, ste
     again, out = promote_in_process(site)
     assert again == generation + 1
     assert "left by an interrupted promote" in out
+    log = aidepy("log", "--json", "-c", str(site.config_path))
+    assert log.returncode == 0, log.stderr
+    assert json.loads(log.stdout)["records"][-1]["generation"] == again
     assert site.baseline()[0] == generation + 1
     assert not list(site.mountpoint.glob(".*.tmp")) and not list(site.state_dir.glob("promote-*"))
 
@@ -181,6 +193,7 @@ def test_medium_pulled_mid_write_keeps_the_old_baseline(promoted: VaultSite) -> 
     child.close()
     assert child.exitstatus not in (0, None) and "Traceback" not in out, out
     assert "the vault keeps its old baseline (generation 1)" in out
+    assert "only the approval log's record (generation 2, approved, not installed;" in out
     assert "the vault went away while aidepy.db was written (medium removed?)" in out
     deadline = time.monotonic() + 30
     while site.loop.backed_by_image() and time.monotonic() < deadline:
@@ -242,6 +255,35 @@ def test_anchored_baseline_survives_promote_killed_while_writing_the_new_anchor(
     generation, _ = promote_in_process(site)
     assert generation == 3 and site.baseline()[0] == 3
     assert [p.name for p in site.state_dir.glob("aidepy.*.db")] == ["aidepy.3.db"]
+
+
+@pytest.mark.parametrize("point", ["writing .approvals.anchor.tmp", "renamed approvals.anchor"])
+def test_anchored_approval_log_survives_promote_killed_around_its_anchor(promoted: VaultSite,
+                                                                        point: str) -> None:
+    """A log too big for the vault stays under state_dir, pinned by its own signed anchor: killed
+    before the new anchor is in place, the old anchor still pins the old copy; after, the new one."""
+    site = promoted
+    site.loop.set_read_only(False)
+    vault_filler(site, 6 * 1024)
+    for i in range(300):  # 300 accepted paths: a log larger than the 6 KiB left
+        (site.tree / f"file{i:03d}").write_text(f"{i}\n")
+    generation, out = promote_in_process(site)
+    assert generation == 2 and "Anchored: the approval log (" in out
+    (site.tree / "file000").write_text("changed\n")
+    site.loop.set_read_only(True)
+    child = spawn_promote(site, point)
+    to_writable(child, site)
+    child.expect(f"PAUSED {point}")
+    kill(child)
+    log = aidepy("log", "--json", "-c", str(site.config_path))
+    assert log.returncode == 0, log.stdout + log.stderr
+    records = json.loads(log.stdout)["records"]
+    assert [r["generation"] for r in records] == ([1, 2] if point.startswith("writing") else [1, 2, 3])
+    daily = report(site)
+    assert "APPROVAL LOG BROKEN" not in daily.stdout and "Last approval: generation" in daily.stdout
+    assert promote_in_process(site)[0] == 3
+    assert [p.name for p in site.state_dir.glob("approvals.*.log")] == [
+        "approvals.3.log" if point.startswith("writing") else "approvals.4.log"]
 
 
 def test_switch_to_the_anchored_layout_killed_before_the_old_database_is_removed(

@@ -6,6 +6,7 @@ write protection with `blockdev --setrw/--setro` when promote asks, or presses C
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -13,6 +14,7 @@ import pytest
 from conftest import (
     ACCEPT,
     AIDEPY,
+    COMMENT,
     PASSPHRASE,
     REMOVE,
     RESTORE,
@@ -26,10 +28,10 @@ from aidepy import keys
 from aidepy.vault import format_vault
 
 
-def promote_at_console(site: VaultSite) -> str:
+def promote_at_console(site: VaultSite, comment: str = "") -> str:
     """A whole promote, the admin doing everything asked; returns the output from the summary on."""
     child = spawn_promote(site)
-    to_writable(child, site)
+    to_writable(child, site, comment)
     child.expect(RESTORE)
     site.loop.set_read_only(True)
     child.expect("Promoted: ")
@@ -48,11 +50,24 @@ def test_admin_promotes_at_the_console(vault_site: VaultSite) -> None:
     assert vault_site.baseline() == (1, digest[1])
     public = keys.load_public_key(keys.public_key_beside(vault_site.key))
     assert fingerprint[1] == keys.fingerprint(public)
+
     # The vault: write-protected, mounted read-only, the rules beside the baseline.
     assert vault_site.write_protected()
     assert str(vault_site.mountpoint) in vault_site.loop.mountpoints()
     assert (vault_site.mountpoint / "aidepy.conf").read_bytes() == vault_site.config_path.read_bytes()
     assert "generation   1 (was 0)" in summary
+
+
+def test_the_comment_typed_at_the_console_goes_into_the_approval_log(vault_site: VaultSite) -> None:
+    vault_site.loop.set_read_only(True)
+    promote_at_console(vault_site, comment="first baseline of the new mail gateway")
+    run = subprocess.run([*AIDEPY, "log", "--json", "-c", str(vault_site.config_path)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    [record] = json.loads(run.stdout)["records"]
+    assert record["comment"] == "first baseline of the new mail gateway"
+    assert record["tty"] and record["tty"].startswith("/dev/pts/")  # the pty the admin typed on
+    assert record["generation"] == 1 and record["accepted"] == 3  # the tree, passwd and motd
 
 
 @pytest.fixture
@@ -64,11 +79,11 @@ def promoted(vault_site: VaultSite) -> VaultSite:
     return vault_site
 
 
-@pytest.mark.parametrize("prompt", [ACCEPT, PASSPHRASE, REMOVE])
+@pytest.mark.parametrize("prompt", [ACCEPT, PASSPHRASE, COMMENT, REMOVE])
 def test_ctrl_c_at_a_prompt_keeps_the_old_baseline(promoted: VaultSite, prompt: str) -> None:
     before = promoted.baseline()
     child = spawn_promote(promoted)
-    for step, answer in ((ACCEPT, "y"), (PASSPHRASE, promoted.passphrase), (REMOVE, None)):
+    for step, answer in ((ACCEPT, "y"), (PASSPHRASE, promoted.passphrase), (COMMENT, ""), (REMOVE, None)):
         child.expect(step)
         if step == prompt:
             child.sendintr()
@@ -86,6 +101,8 @@ def test_ctrl_c_while_waiting_for_protection_says_the_new_baseline_is_written(pr
     child.sendline("y")
     child.expect(PASSPHRASE)
     child.sendline(promoted.passphrase)
+    child.expect(COMMENT)
+    child.sendline("")
     child.expect(REMOVE)
     promoted.loop.set_read_only(False)
     child.expect(RESTORE)
@@ -121,6 +138,18 @@ def unattended(vault_site: VaultSite) -> VaultSite:
     format_vault(vault_site.loop.device, label=vault_site.label, force=True,
                  public_key=keys.public_key_beside(vault_site.key), warn=lambda m: None)
     return vault_site
+
+
+def test_yes_with_a_comment_records_it_without_asking(unattended: VaultSite) -> None:
+    run = subprocess.run([*AIDEPY, "promote", "--yes", "--comment", "nightly rebuild", "-c",
+                          str(unattended.config_path)], stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert COMMENT not in run.stdout
+    log = subprocess.run([*AIDEPY, "log", "--json", "-c", str(unattended.config_path)], capture_output=True,
+                         text=True, timeout=60)
+    [record] = json.loads(log.stdout)["records"]
+    assert (record["comment"], record["tty"]) == ("nightly rebuild", None)
 
 
 def test_yes_fails_clearly_on_a_write_protected_medium(unattended: VaultSite) -> None:

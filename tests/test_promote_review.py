@@ -43,7 +43,8 @@ def changed(vault_site: VaultSite, public_dir: Path) -> VaultSite:
     etc.mkdir()
     (etc / "app.conf").write_text("listen=127.0.0.1\nworkers=4\n")
     site.write_config(extra=f"{etc} f p+s+sha256+content\n")
-    backdate(site.tree)
+    for path in (site.tree, *site.tree.iterdir()):  # so every edit below changes m
+        backdate(path)
     assert promote_in_process(site)[0] == 1
     (site.tree / "motd").write_text("welcome, today\n")
     (site.tree / "passwd").write_text("root:x:0:0::/root:/bin/bash\n")

@@ -19,7 +19,7 @@ from aidepy.errors import AidepyError, ExitCode
 
 COMMAND_MODULES = (
     "init", "check", "update", "compare", "config_check", "path_check",
-    "keygen", "vault", "promote", "report", "demo",
+    "keygen", "vault", "promote", "log", "report", "demo",
 )
 
 # AIDE's own spellings, rewritten to subcommands before parsing.
@@ -79,7 +79,7 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
         epilog=(
             "exit codes: 0 no differences; bits 1 added, 2 removed, 4 changed; 14 write error; "
             "15 invalid argument; 17 invalid config line; 18 I/O error; 19 version mismatch; "
-            "20 baseline failed verification; 21 vault unusable or write-protected; "
+            "20 baseline (or approval log) failed verification; 21 vault unusable or write-protected; "
             "22 another run holds the lock; 23 unsafe layout refused; 130 interrupted."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

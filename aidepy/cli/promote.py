@@ -29,14 +29,18 @@ reviewing a report:
      The baseline is verified as for `check` (public_key pins the vault's key), and the
      differences are computed exactly as the daily report will (report_* options, growing files
      re-hashed); a baseline that fails verification is shown as such and replaced;
-  3. ask for the signing key's passphrase (signing_key, default /etc/aidepy/signing.key);
+  3. ask for the signing key's passphrase (signing_key, default /etc/aidepy/signing.key), then
+     for a comment for the approval log (optional; --comment gives it, --yes asks nothing);
   4. ask you to remove the medium's write protection, and wait until it really is writable
      (take the medium out and put it back if it needs that; promote notices);
-  5. write the signed baseline and the copy of the rules, each atomically, and verify them.
+  5. append this promote's signed record to the approval log (`aidepy log` shows it), then
+     write the signed baseline and the copy of the rules, each atomically, and verify them.
      Where the baseline goes is decided before step 4, and said when it is anchored: on the
      vault when it fits; else it stays in state_dir (aidepy.GENERATION.db, mode 0600) and the
      vault holds a signed anchor pinning it. An anchored vault stays anchored (--layout vault
-     moves it back); anchored copies no anchor pins any more are removed;
+     moves it back); anchored copies no anchor pins any more are removed. The approval log
+     is anchored the same way (state_dir/approvals.RECORDS.log, approvals.anchor on the vault)
+     when it does not fit the vault beside the baseline, and stays anchored;
   6. ask you to restore the write protection, and wait until the medium really is read-only;
   7. remount the vault read-only and print the new baseline's digest, generation and key
      fingerprint. The generation is the old baseline's plus one.
@@ -66,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept only the changes explained by package updates with evidence archive "
                              "(README: Changes explained by package updates); the new baseline keeps the "
                              "old record of every other change, which stays in the daily report")
+    parser.add_argument("--comment", metavar="TEXT",
+                        help="the comment of this promote's record in the approval log (without it, promote "
+                             "asks at the console; --yes asks nothing)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     with run_lock(settings.state_dir):
         result = Promotion(settings, Console.terminal(paged=not args.yes), assume_yes=args.yes,
                            layout=Layout(args.layout) if args.layout else None,
-                           accept_rules=args.accept_rules, explained_only=args.explained_only).run()
+                           accept_rules=args.accept_rules, explained_only=args.explained_only,
+                           comment=args.comment).run()
     if isinstance(result, Declined):
         print(f"aidepy: {result.reason}", file=sys.stderr)
     return 0

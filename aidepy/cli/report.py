@@ -42,8 +42,11 @@ alarms: RULES DIFFER FROM THE VAULT'S COPY (the live rules would check something
 file that differs only in where things are, or in comments, is a note), RULES NOT FROM THE
 VAULT, RUNTIME CHANGED, VAULT
 NOT WRITE-PROTECTED, FOREIGN KEY (the vault's key is not signing_key's public half), KEY NOT
-PINNED (neither public_key nor signing_key's .pub to compare it with); each has an `ALERT
-WORDS: detail` line in the report. A baseline that fails verification (or a vault that
+PINNED (neither public_key nor signing_key's .pub to compare it with), APPROVAL LOG BROKEN
+(the approval log on the vault does not verify: `aidepy log` says why); each has an `ALERT
+WORDS: detail` line in the report. The report also names the last approval of the approval
+log ("Last approval: generation N, TIME by USER on TTY: A accepted, K kept — comment").
+A baseline that fails verification (or a vault that
 cannot be used) is mailed too, and no check is done: `aidepy: HOST: ALERT: ROLLBACK, NO CHECK
 DONE` (also BASELINE FAILED VERIFICATION, FOREIGN KEY, FOREIGN HOST, ANCHORED COPY MISSING OR
 CHANGED, BASELINE NOT USABLE, CANNOT WRITE THE NEW DATABASE).

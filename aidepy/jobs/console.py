@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -71,6 +72,27 @@ class Console:
         except EOFError:
             self.say()
             return False
+
+    def ask(self, prompt: str) -> str:
+        """A line of free text; end of input gives an empty one."""
+        try:
+            return self._line(prompt)
+        except EOFError:
+            self.say()
+            return ""
+
+    def who(self) -> tuple[str, str | None]:
+        """Who sits at this console: the login name of its terminal (else the account running
+        aidepy), and the terminal (None when the input is not one)."""
+        try:
+            user = os.getlogin()
+        except OSError:  # no utmp entry for the terminal (a pty, cron, a pipe)
+            user = pwd.getpwuid(os.getuid()).pw_name
+        try:
+            tty: str | None = os.ttyname(self.input.fileno())
+        except (OSError, ValueError):  # not a terminal, or a stream without a descriptor
+            tty = None
+        return user, tty
 
     def choice(self, question: str, answers: str, default: str | None = None) -> str | None:
         """One of the one-letter `answers` (case matters: `a` and `A` differ), asked again
