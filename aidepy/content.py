@@ -5,7 +5,7 @@ Only what anybody on the host may read is recorded (the file readable by others,
 directory above it searchable by others), so `/etc/shadow` or a private key never lands on the
 vault; a file over `MAX_SIZE`, or whose compressed content exceeds `MAX_STORED`, is refused too.
 Refusals are warnings naming the file, and the entry records None. Pure: values in, values out;
-the collector (`aidepy.collect`) reads the file.
+the collector (`aidepy.scan.collect`) reads the file.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ the two so that both see the same machine load; the medians are compared. Two sc
   (captured once before timing), so that only parsing and evaluation are compared.
 
 For each: `aidepy config-check` as a process versus `aide -D` (what an admin waits for), and
-`aidepy.config.load()` in a running Python (what `check`, `init`, ... spend on the config).
+`aidepy.config.evaluate.load()` in a running Python (what `check`, `init`, ... spend on the config).
 The goal is a ratio of at most 0.5. This is a benchmark, not a test: it asserts nothing.
 """
 
@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aidepy import config
+from aidepy.config import evaluate as config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -78,7 +78,7 @@ def peak_rss_kib() -> int:
 def phase_write(path: Path, entries: int) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from aidepy.db import write_database
+    from aidepy.db.file import write_database
 
     key = Ed25519PrivateKey.generate()
     (path.parent / "key.raw").write_bytes(key.private_bytes_raw())
@@ -94,7 +94,7 @@ def phase_compare(path: Path, entries: int) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from aidepy.compare import compare
-    from aidepy.db import open_database
+    from aidepy.db.file import open_database
 
     public = Ed25519PrivateKey.from_private_bytes((path.parent / "key.raw").read_bytes()).public_key()
     start, cpu = time.perf_counter(), time.process_time()

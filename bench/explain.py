@@ -44,12 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # con
 from conftest import AptTree
 
 from aidepy.compare import Change, compare
-from aidepy.config import Config, parse_text
-from aidepy.db import open_database, write_database
+from aidepy.config.evaluate import Config, parse_text
+from aidepy.db.file import open_database, write_database
 from aidepy.explain.archive import ArchiveIndex
 from aidepy.explain.engine import Sources, explain
 from aidepy.explain.keyring import trusted_keyrings
-from aidepy.scan import scan
+from aidepy.scan.walk import scan
 
 CACHE = Path("/var/cache/apt/archives")
 HOST_LISTS = Path("/var/lib/apt/lists")

@@ -1,6 +1,6 @@
 """Benchmark: the scanner's worker processes against worker threads doing the same tasks.
 
-`aidepy.scan` runs its tasks (list a directory, decide, collect, hash) in forked processes.
+`aidepy.scan.walk` runs its tasks (list a directory, decide, collect, hash) in forked processes.
 This runs `scan()` over the same tree twice per round, alternating: once as shipped, once with
 the process pool replaced by a thread pool of the same size behind the same interface (the
 tasks and answers are pickled just the same), and prints the medians of wall and CPU time.
@@ -22,9 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from aidepy import scan as scan_module
-from aidepy.config import parse_text
-from aidepy.forkpool import ForkPool
+from aidepy.config.evaluate import parse_text
+from aidepy.scan import walk as scan_module
+from aidepy.scan.forkpool import ForkPool
 
 
 class ThreadPool:

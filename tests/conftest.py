@@ -347,8 +347,9 @@ class VaultSite:
 
     def baseline(self) -> tuple[int, str]:
         """(generation, sha256 hex) of the vault's baseline, verified with the vault's key."""
-        from aidepy import config, db
-        from aidepy.vault import Vault
+        from aidepy.config import evaluate as config
+        from aidepy.db import file as db
+        from aidepy.vault.vault import Vault
 
         vault = Vault.open(config.load(self.config_path), warn=lambda m: None)
         with vault.mounted(), db.open_database(vault.baseline_path(), vault.public_key()) as base:
@@ -360,7 +361,7 @@ def vault_site(loop_device: LoopDevice, tmp_path: Path) -> VaultSite:
     """A formatted, still writable vault (label unique to the test) with an encrypted signing key
     (passphrase "correct horse") and a small tree; no baseline yet."""
     from aidepy import keys
-    from aidepy.vault import format_vault
+    from aidepy.vault.vault import format_vault
 
     site = VaultSite(loop_device, tmp_path, f"AT{os.getpid() % 100000}{tmp_path.name[-6:]}"[:16],
                      "correct horse")
@@ -502,9 +503,9 @@ def backdate(path: Path) -> None:
 def promote_in_process(site: VaultSite, answers: str = "y\n", **kw: object) -> tuple[int, str]:
     """A complete promote (the admin flips the protection when asked); (generation, output).
     `answers`: the lines typed before the passphrase (the differences accepted, or reviewed)."""
-    from aidepy import config
+    from aidepy.config import evaluate as config
     from aidepy.jobs.console import Console
-    from aidepy.promote import Promoted, Promotion
+    from aidepy.jobs.promote import Promoted, Promotion
 
     admin = (Admin().on(REMOVE, lambda: site.loop.set_read_only(False))
              .on(RESTORE, lambda: site.loop.set_read_only(True)))

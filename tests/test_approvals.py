@@ -23,11 +23,11 @@ from conftest import (
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aidepy import approvals
-from aidepy.approvals import MAGIC, Approval, ApprovedPath
 from aidepy.errors import ApprovalLogError, ExitCode
 from aidepy.keys import fingerprint
 from aidepy.report.escape import escape_path
+from aidepy.vault import approvals
+from aidepy.vault.approvals import MAGIC, Approval, ApprovedPath
 
 VAULT_KEY = Ed25519PrivateKey.generate()
 ODD = b"/etc/caf\xc3\xa9 \\x41\n\xff\x1b[2J"

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import AIDEPY
 
-from aidepy.db import open_database
-from aidepy.dbformat import SIGNATURE_CONTEXT, TAIL_SIZE
+from aidepy.db.file import open_database
+from aidepy.db.format import SIGNATURE_CONTEXT, TAIL_SIZE
 from aidepy.keys import fingerprint, generate_keypair, load_private_key
 
-pytest.importorskip("aidepy.scan", reason="the scanner is not built yet")
+pytest.importorskip("aidepy.scan.walk", reason="the scanner is not built yet")
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 from conftest import OracleSetup, configure, init_both, oracle_aide, oracle_aidepy, report_body, require_tool
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for chown (runs as root in CI)")
-pytest.importorskip("aidepy.scan", reason="the scanner is not built yet")
+pytest.importorskip("aidepy.scan.walk", reason="the scanner is not built yet")
 
 RULE = "p+u+g+s+m+c+i+n+l+md5+sha256+ftype"
 LOG_RULE = "p+u+g+s+m+c+i+n+sha256+growing"

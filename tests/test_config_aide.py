@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from aidepy.cli import main
-from aidepy.config import UNSUPPORTED_HASHES, Config, load
+from aidepy.config.evaluate import UNSUPPORTED_HASHES, Config, load
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"

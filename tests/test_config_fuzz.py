@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_config_aide import aide_rules, our_rules
 
-from aidepy.config import load
+from aidepy.config.evaluate import load
 from aidepy.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(shutil.which("aide") is None, reason="Debian's aide is not installed")

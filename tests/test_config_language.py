@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aidepy.attributes import DEFAULT_GROUPS, attrset
-from aidepy.config import Config, load, parse_text
+from aidepy.config.evaluate import Config, load, parse_text
 from aidepy.errors import ConfigError
 from aidepy.selection import RuleKind
 

@@ -15,7 +15,7 @@ from conftest import AIDEPY
 
 from aidepy import content
 from aidepy.compare import changed_attributes
-from aidepy.db import open_database, write_database
+from aidepy.db.file import open_database, write_database
 from aidepy.entry import Entry
 
 

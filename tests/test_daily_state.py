@@ -20,9 +20,9 @@ from conftest import (
     time_limit,
 )
 
-from aidepy.config import parse_text
+from aidepy.config.evaluate import parse_text
 from aidepy.jobs.baseline import rehasher
-from aidepy.scan import scan
+from aidepy.scan.walk import scan
 
 pytestmark = requires_root
 

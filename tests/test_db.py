@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aidepy.attributes import CATALOGUE, Kind
-from aidepy.db import open_database, write_database
-from aidepy.dbblocks import HISTORY
+from aidepy.db.blocks import HISTORY
+from aidepy.db.file import open_database, write_database
 from aidepy.entry import Entry, Value, sort_key
 from aidepy.errors import DatabaseReadError, DatabaseWriteError
 
@@ -187,7 +187,7 @@ def test_writing_into_a_missing_directory_is_a_write_error(tmp_path: Path) -> No
 FULL_DISK_WRITER = """
 import resource, signal, sys
 from pathlib import Path
-from aidepy.db import write_database
+from aidepy.db.file import write_database
 from aidepy.errors import DatabaseWriteError
 sys.path.insert(0, sys.argv[2])
 from test_db import many
@@ -221,7 +221,7 @@ def test_a_missing_database_is_a_read_error(tmp_path: Path) -> None:
 READER = """
 import re, sys
 from pathlib import Path
-from aidepy.db import open_database
+from aidepy.db.file import open_database
 with open_database(Path(sys.argv[1]), None) as db:
     count = sum(1 for _ in db.entries())
 print(count, re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1])

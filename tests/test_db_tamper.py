@@ -11,8 +11,8 @@ import pytest
 from conftest import require_tool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aidepy.db import open_database, write_database
-from aidepy.dbformat import SIGNATURE_CONTEXT, TAIL_SIZE
+from aidepy.db.file import open_database, write_database
+from aidepy.db.format import SIGNATURE_CONTEXT, TAIL_SIZE
 from aidepy.entry import Entry
 from aidepy.errors import ExitCode, UnsupportedFormatError, VerificationError
 from aidepy.keys import raw_public

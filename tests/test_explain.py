@@ -27,14 +27,14 @@ from conftest import (
 )
 
 from aidepy.compare import Change, compare
-from aidepy.config import parse_text
+from aidepy.config.evaluate import parse_text
 from aidepy.entry import Entry
 from aidepy.explain.archive import Member, dearmor
 from aidepy.explain.engine import Sources, explain
 from aidepy.explain.judge import Ids, Shipped, judge
 from aidepy.explain.model import Evidence, Explanation, Kind
 from aidepy.jobs.selective import kept_records, with_old_records
-from aidepy.scan import scan
+from aidepy.scan.walk import scan
 
 HOST = socket.gethostname()
 RULE = "p+i+l+n+u+g+s+m+c+sha256"

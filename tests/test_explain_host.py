@@ -18,7 +18,7 @@ from conftest import AptTree, VaultSite, aidepy, promote_in_process, requires_ro
 from test_explain import RULE, explanations, site_config, version_1, version_2
 
 from aidepy.compare import Change, compare
-from aidepy.config import parse_text
+from aidepy.config.evaluate import parse_text
 from aidepy.entry import Entry
 from aidepy.explain.archive import deb_members
 from aidepy.explain.dpkg import Override
@@ -26,7 +26,7 @@ from aidepy.explain.engine import Sources, explain
 from aidepy.explain.judge import STATOVERRIDE, Ids, Shipped, judge
 from aidepy.explain.keyring import copies, trusted_keyrings
 from aidepy.explain.model import Evidence, Explanation, Kind
-from aidepy.scan import scan
+from aidepy.scan.walk import scan
 
 
 def explained_by(tree: AptTree, change: Callable[[], object]) -> dict[str, Explanation]:

@@ -39,10 +39,10 @@ from conftest import (
     vault_filler,
 )
 
-from aidepy import config
+from aidepy.config import evaluate as config
 from aidepy.errors import DatabaseWriteError
 from aidepy.jobs.console import Console
-from aidepy.promote import Promotion
+from aidepy.jobs.promote import Promotion
 
 pytestmark = requires_root
 

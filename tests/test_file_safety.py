@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aidepy import keys
-from aidepy.config import load
+from aidepy.config.evaluate import load
 from aidepy.errors import ConfigError, ExitCode, KeyFileError
 
 PACKAGE = Path(keys.__file__).parent

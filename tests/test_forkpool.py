@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from aidepy.forkpool import ForkPool, WorkerError
+from aidepy.scan.forkpool import ForkPool, WorkerError
 
 
 def digest_and_echo(task: bytes) -> tuple[bytes, bytes]:

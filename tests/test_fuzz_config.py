@@ -15,7 +15,7 @@ from conftest import time_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aidepy.config import Config, load, parse_text
+from aidepy.config.evaluate import Config, load, parse_text
 from aidepy.errors import ConfigError, ExitCode
 
 FUZZ = settings(max_examples=600, derandomize=True, deadline=None, database=None,

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aidepy.db import open_database, write_database
-from aidepy.dbformat import SIGNATURE_CONTEXT, TAIL_SIZE
+from aidepy.db.file import open_database, write_database
+from aidepy.db.format import SIGNATURE_CONTEXT, TAIL_SIZE
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, ExitCode, VerificationError
 

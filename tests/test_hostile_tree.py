@@ -1,4 +1,4 @@
-"""The hostile-tree catalogue: trees an attacker could shape, scanned by `aidepy.scan` and by
+"""The hostile-tree catalogue: trees an attacker could shape, scanned by `aidepy.scan.walk` and by
 `aidepy init`/`check` as the admin runs them. Every case has its expected result (an entry of
 the right type, or a warning naming the path), every scan runs under a time limit, and no name
 reaches the report, a terminal or a mail with its control bytes raw.
@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 from conftest import AIDEPY, as_nobody, backdate, requires_root, time_limit
 
-from aidepy.config import parse_text
+from aidepy.config.evaluate import parse_text
 from aidepy.entry import Entry, sort_key
 from aidepy.report.escape import escape_path
-from aidepy.scan import ScanWarning, scan
+from aidepy.scan.walk import ScanWarning, scan
 
 RULE = "p+u+g+s+i+n+m+c+sha256"
 BIG_DIR = 10_000
@@ -317,7 +317,7 @@ def test_mount_point_in_the_tree_is_scanned_through_with_cli(tmp_path: Path) -> 
     finally:
         subprocess.run(["umount", str(tree / "mnt")], check=True)
     assert init.returncode == 0, init.stderr
-    from aidepy.db import open_database
+    from aidepy.db.file import open_database
 
     with open_database(tmp_path / "db.new", None) as db:
         paths = {e.path for e in db.entries()}

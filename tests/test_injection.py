@@ -3,7 +3,7 @@ escape sequences) reach the daily mail only escaped, inside the body; the header
 are exactly the ones aidepy sets.
 
 The report is the real `aidepy check` output on a tree with such names; the mail is built by
-`aidepy.notify` and handed to a stand-in `sendmail` that keeps what it was given, which is then
+`aidepy.report.mail` and handed to a stand-in `sendmail` that keeps what it was given, which is then
 parsed with `email.parser`, as the MTA would.
 """
 
@@ -21,9 +21,9 @@ from conftest import AIDEPY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aidepy import notify
-from aidepy.notify import Outcome
+from aidepy.report import mail as notify
 from aidepy.report.escape import escape_path
+from aidepy.report.mail import Outcome
 
 EVIL = {
     "bcc": b"report\nBcc: evil@example",

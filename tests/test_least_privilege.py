@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 import pytest
 from conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, require_tool, requires_root
 
-from aidepy import config, db
+from aidepy.config import evaluate as config
+from aidepy.db import file as db
 from aidepy.jobs.console import Console
-from aidepy.promote import Promotion
+from aidepy.jobs.promote import Promotion
 from aidepy.state import NEW_DATABASE
 
 pytestmark = requires_root

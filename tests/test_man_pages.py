@@ -12,8 +12,8 @@ import pytest
 from conftest import require_tool
 
 from aidepy.cli import AIDE_SPELLINGS, build_parser
-from aidepy.config_options import IGNORED
-from aidepy.config_syntax import DEPRECATED_OPTIONS, OPTIONS
+from aidepy.config.options import IGNORED
+from aidepy.config.syntax import DEPRECATED_OPTIONS, OPTIONS
 
 MAN = Path(__file__).resolve().parent.parent / "docs" / "man"
 PROGRAM = MAN / "aidepy.8.rst"

@@ -1,5 +1,5 @@
 """Every name has one home: the files in state_dir are spelled in `aidepy.state`, the files on
-the vault in `aidepy.vault_layout`; nothing else in the package spells them again. Every
+the vault in `aidepy.vault.layout`; nothing else in the package spells them again. Every
 error an admin sees is defined in `aidepy.errors`, with its exit code."""
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from types import ModuleType
 import pytest
 
 import aidepy
-from aidepy import bootstrap, errors, state, vault_layout
+from aidepy import errors, state
 from aidepy.entry import LINUX_TYPE_LETTERS, TYPE_BY_FMT, TYPE_LETTERS, TYPE_NAMES
 from aidepy.errors import AidepyError, ExitCode
+from aidepy.vault import bootstrap
+from aidepy.vault import layout as vault_layout
 
 PACKAGE = Path(state.__file__).parent
 HOMES = {Path(state.__file__), Path(vault_layout.__file__)}

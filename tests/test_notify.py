@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import RootMailbox, require_tool
 
-from aidepy import notify
 from aidepy.errors import AidepyError
-from aidepy.notify import Outcome
+from aidepy.report import mail as notify
+from aidepy.report.mail import Outcome
 
 
 def test_subject_names_host_and_counts_changed_first() -> None:

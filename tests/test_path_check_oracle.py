@@ -31,7 +31,7 @@ import pytest
 
 from aidepy.cli import main
 from aidepy.cli.path_check import text_line
-from aidepy.config import UNSUPPORTED_HASHES, load
+from aidepy.config.evaluate import UNSUPPORTED_HASHES, load
 from aidepy.pcre import Match, Regex
 from aidepy.selection import Rule, RuleSet
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import AIDEPY
 
 from aidepy.entry import Entry
-from aidepy.progress import StatusLine, status_text
+from aidepy.scan.progress import StatusLine, status_text
 
 ERASE = "\r\x1b[K"
 

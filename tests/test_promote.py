@@ -29,14 +29,15 @@ from conftest import (
     requires_root,
 )
 
-from aidepy import config, db
-from aidepy.db import write_database
+from aidepy.config import evaluate as config
+from aidepy.db import file as db
+from aidepy.db.file import write_database
 from aidepy.entry import Entry
 from aidepy.errors import PassphraseError, VaultError
 from aidepy.jobs.console import Console, Declined
+from aidepy.jobs.promote import NOT_ACCEPTED, Promoted, Promotion
 from aidepy.keys import generate_keypair
-from aidepy.promote import NOT_ACCEPTED, Promoted, Promotion
-from aidepy.vault import Vault
+from aidepy.vault.vault import Vault
 
 
 def tree_entries(tree: Path) -> Callable[[], Iterator[Entry]]:

@@ -25,7 +25,7 @@ from conftest import (
 )
 
 from aidepy import keys
-from aidepy.vault import format_vault
+from aidepy.vault.vault import format_vault
 
 
 def promote_at_console(site: VaultSite, comment: str = "") -> str:

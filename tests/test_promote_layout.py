@@ -10,7 +10,7 @@ import pytest
 from conftest import REMOVE, VaultSite, promote_in_process, requires_root, rewrite_vault, vault_filler
 
 from aidepy.errors import VaultFullError
-from aidepy.promote import Layout
+from aidepy.jobs.promote import Layout
 
 pytestmark = requires_root
 

@@ -21,9 +21,9 @@ from conftest import (
     spawn_promote,
 )
 
-from aidepy import config
+from aidepy.config import evaluate as config
 from aidepy.jobs.console import Console, Declined
-from aidepy.promote import NOT_ACCEPTED, Promotion
+from aidepy.jobs.promote import NOT_ACCEPTED, Promotion
 
 FINAL = "Make this the vault's new baseline"
 

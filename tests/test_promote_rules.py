@@ -20,13 +20,13 @@ from conftest import (
     requires_root,
 )
 
-from aidepy import config
-from aidepy.config import parse_text
+from aidepy.config import evaluate as config
+from aidepy.config.evaluate import parse_text
 from aidepy.errors import UsageError
 from aidepy.jobs.console import Console, Declined
+from aidepy.jobs.promote import Promotion
 from aidepy.jobs.rules_review import no_longer_selected
-from aidepy.promote import Promotion
-from aidepy.scan import scan
+from aidepy.scan.walk import scan
 
 pytestmark = requires_root
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import AIDEPY, RESTORE, Admin, RootMailbox, VaultSite, aidepy, backdate
 
-from aidepy import config
+from aidepy.config import evaluate as config
 from aidepy.jobs.console import Console
-from aidepy.promote import Promotion
+from aidepy.jobs.promote import Promotion
 from aidepy.state import NEW_DATABASE
 
 HOST = socket.gethostname()

@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from conftest import as_nobody
 
-from aidepy import collect as collect_module
-from aidepy import scan as scan_module
 from aidepy.attributes import BY_NAME, SUPPORTED_HASHES
-from aidepy.collect import Job, collect, make_plan
-from aidepy.config import parse_text
+from aidepy.config.evaluate import parse_text
 from aidepy.entry import Entry, sort_key
-from aidepy.forkpool import WorkerError
 from aidepy.pcre import Regex
-from aidepy.scan import ScanWarning, Selection, scan
+from aidepy.scan import collect as collect_module
+from aidepy.scan import walk as scan_module
+from aidepy.scan.collect import Job, collect, make_plan
+from aidepy.scan.forkpool import WorkerError
+from aidepy.scan.walk import ScanWarning, Selection, scan
 from aidepy.selection import Rule, RuleSet
 
 ALL = "p+i+n+u+g+s+b+m+c+a+l+acl+xattrs+selinux+e2fsattrs+caps+ftype+sha256+md5"
@@ -588,7 +588,7 @@ def test_times_are_recorded_to_the_second_as_aide_records_them(tmp_path: Path) -
 
 def test_database_bytes_do_not_depend_on_the_number_of_workers(
         tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from aidepy.db import write_database
+    from aidepy.db.file import write_database
     out = tmp_path_factory.mktemp("databases")  # outside the scanned tree
     for i in range(400):
         d = tmp_path / f"d{i % 7}"
@@ -643,8 +643,8 @@ def test_killing_the_caller_leaves_no_worker_behind(tmp_path: Path) -> None:
         (tmp_path / f"f{i}").write_bytes(bytes(4 << 20))
     script = (
         "import os, sys, time\n"
-        "from aidepy.config import parse_text\n"
-        "from aidepy.scan import scan\n"
+        "from aidepy.config.evaluate import parse_text\n"
+        "from aidepy.scan.walk import scan\n"
         "for entry in scan(parse_text('/ sha512\\n').ruleset, root_prefix=sys.argv[1].encode(),\n"
         "                  workers=2, on_warning=print):\n"
         "    me = os.getpid()\n"

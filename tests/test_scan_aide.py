@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from aidepy.collect import decode_caps, e2fs_string, format_xattrs
-from aidepy.config import parse_text
+from aidepy.config.evaluate import parse_text
 from aidepy.entry import Entry
 from aidepy.pcre import Regex
-from aidepy.scan import ScanWarning, scan
+from aidepy.scan.collect import decode_caps, e2fs_string, format_xattrs
+from aidepy.scan.walk import ScanWarning, scan
 
 ATTRS = "p+i+n+u+g+s+b+m+c+l+acl+xattrs+e2fsattrs+caps+ftype+md5+sha1+sha256+sha512+rmd160+crc32+crc32b"
 

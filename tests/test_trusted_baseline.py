@@ -23,15 +23,16 @@ from conftest import (
     sent_mail,
 )
 
-from aidepy import config, keys
-from aidepy.db import write_database
+from aidepy import keys
+from aidepy.config import evaluate as config
+from aidepy.db.file import write_database
 from aidepy.errors import AidepyError
 from aidepy.jobs.console import Console, Declined
-from aidepy.promote import Promotion
+from aidepy.jobs.promote import Promotion
 from aidepy.rollback import parse_record
-from aidepy.scan import scan
+from aidepy.scan.walk import scan
 from aidepy.state import LEGACY_ROLLBACK_RECORD, ROLLBACK_RECORD
-from aidepy.vault import Vault, format_vault
+from aidepy.vault.vault import Vault, format_vault
 
 HOST = socket.gethostname()
 
@@ -317,7 +318,7 @@ def test_vault_reports_its_identity_for_the_rollback_record(promoted: VaultSite)
 # checked against the anchor and before the check opens it.
 SWAP_ANCHORED = r"""
 import os, shutil, sys
-import aidepy.vault as vault
+import aidepy.vault.vault as vault
 from aidepy.cli import main
 conf, target, replacement = sys.argv[1:4]
 checked = vault.check_disk_copy

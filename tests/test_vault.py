@@ -21,12 +21,12 @@ import pytest
 from conftest import LoopDevice, require_tool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aidepy import medium
-from aidepy.db import open_database, write_database
+from aidepy.db.file import open_database, write_database
 from aidepy.entry import Entry
 from aidepy.errors import DatabaseWriteError, VaultError, VaultFullError, VerificationError
 from aidepy.keys import fingerprint, generate_keypair, load_private_key
-from aidepy.vault import Vault, VaultSettings, format_vault, read_chunks
+from aidepy.vault import medium
+from aidepy.vault.vault import Vault, VaultSettings, format_vault, read_chunks
 
 KeyPair = tuple[Ed25519PrivateKey, Path]  # a signing key and its public key file
 
@@ -222,10 +222,10 @@ def test_anchor_needs_the_vaults_own_key(vault: Vault, keypair: KeyPair, tmp_pat
 KILLED_WRITER = r"""
 import os, sys, time
 from pathlib import Path
-from aidepy.db import write_database
+from aidepy.db.file import write_database
 from aidepy.entry import Entry
 from aidepy.keys import load_private_key
-from aidepy.vault import Vault, VaultSettings
+from aidepy.vault.vault import Vault, VaultSettings
 
 device, mountpoint, keyfile, point = sys.argv[1:5]
 
@@ -388,7 +388,7 @@ def test_an_image_file_vault_is_attached_read_only_and_detached(keypair: KeyPair
 def test_a_failed_test_write_counts_as_write_protection(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("mounting needs root (runs as root in CI)")
-    from aidepy.medium import probe_write
+    from aidepy.vault.medium import probe_write
 
     assert probe_write(tmp_path) is None and list(tmp_path.iterdir()) == []
     where = tmp_path / "ro"
@@ -415,7 +415,7 @@ def test_a_directory_vault_warns_every_time(keypair: KeyPair, tmp_path: Path) ->
 def test_missing_floppy_node_is_created_like_the_seed(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("mknod needs root (runs as root in CI)")
-    from aidepy.medium import ensure_device_node
+    from aidepy.vault.medium import ensure_device_node
 
     node = tmp_path / "fd0u1722"
     assert ensure_device_node(node)
@@ -449,8 +449,8 @@ def test_rules_are_copied_with_their_includes(vault: Vault, tmp_path: Path) -> N
 def test_install_skips_the_program_when_it_does_not_fit_beside_the_next_baseline(
     vault: Vault, keypair: KeyPair,
 ) -> None:
-    from aidepy.program import install
-    from aidepy.runtime import check_manifest
+    from aidepy.vault.program import install
+    from aidepy.vault.runtime import check_manifest
 
     with vault.mounted(rw=True) as root:
         assert install(vault, keypair[0]).program_installed  # an empty vault has room
@@ -468,7 +468,7 @@ def test_install_skips_the_program_when_it_does_not_fit_beside_the_next_baseline
 
 
 def test_install_refuses_a_signing_key_that_is_not_the_vaults(vault: Vault, tmp_path: Path) -> None:
-    from aidepy.program import install
+    from aidepy.vault.program import install
 
     generate_keypair(tmp_path / "other.key", None)
     with vault.mounted(rw=True) as root:
@@ -478,8 +478,7 @@ def test_install_refuses_a_signing_key_that_is_not_the_vaults(vault: Vault, tmp_
 
 
 def test_a_tool_failure_is_one_clear_line(loop_device: LoopDevice, tmp_path: Path) -> None:
-    from aidepy import medium
-
+    from aidepy.vault import medium
     with pytest.raises(VaultError) as failed:
         medium.mount(Path(loop_device.device), tmp_path / "m", read_only=True)  # nothing on it to mount
     message = str(failed.value)

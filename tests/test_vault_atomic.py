@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from aidepy.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
 from aidepy.atomic import atomic_write
 from aidepy.errors import VerificationError
+from aidepy.vault.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
 
 
 def test_atomic_write_replaces_the_file_and_returns_its_digest(tmp_path: Path) -> None:

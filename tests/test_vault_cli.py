@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import AIDEPY, LoopDevice, require_tool
 
-from aidepy.bootstrap import file_sha256
 from aidepy.keys import fingerprint, generate_keypair
+from aidepy.vault.bootstrap import file_sha256
 
 
 def aidepy(*args: str) -> subprocess.CompletedProcess[str]:

@@ -25,8 +25,8 @@ from conftest import RootMailbox, VaultSite
 from test_report_command import promote_tree
 
 import aidepy
-from aidepy import bootstrap
-from aidepy.runtime import dist_files, program_distributions
+from aidepy.vault import bootstrap
+from aidepy.vault.runtime import dist_files, program_distributions
 
 HOST = socket.gethostname()
 # A trojan in the host's aidepy: compare the baseline with itself, so no change is ever reported.

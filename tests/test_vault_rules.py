@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import AIDEPY, RESTORE, Admin, VaultSite, requires_root
 
-from aidepy import config
-from aidepy.config import copy_path
+from aidepy.config import evaluate as config
+from aidepy.config.evaluate import copy_path
 from aidepy.errors import ConfigError, VaultError
 from aidepy.jobs.console import Console
-from aidepy.promote import Promotion
-from aidepy.vault import Vault, VaultSettings
+from aidepy.jobs.promote import Promotion
+from aidepy.vault.vault import Vault, VaultSettings
 
 ORIGINAL = "/nonexistent/aidepy-rules"  # the original paths need not exist: only their copies are read
 

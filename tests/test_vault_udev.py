@@ -12,9 +12,9 @@ import pytest
 import pyudev
 from conftest import LoopDevice, require_tool
 
-from aidepy import medium
 from aidepy.keys import generate_keypair
-from aidepy.vault import format_vault
+from aidepy.vault import medium
+from aidepy.vault.vault import format_vault
 
 UDEVD = Path("/lib/systemd/systemd-udevd")
 

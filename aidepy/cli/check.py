@@ -16,8 +16,8 @@ from aidepy.cli.options import (
     vault_lock,
     warn,
 )
-from aidepy.daily import vault_rules
 from aidepy.jobs import baseline
+from aidepy.jobs.daily import vault_rules
 from aidepy.lock import run_lock
 
 NAME = "check"

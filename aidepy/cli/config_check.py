@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aidepy import config
 from aidepy.attributes import OWN, format_attrs
 from aidepy.cli.options import add_config_arguments
+from aidepy.config import evaluate as config
 
 NAME = "config-check"
 FOLD_AFTER = 3  # a warning repeated on more lines is printed once, with a count

@@ -1,15 +1,15 @@
-"""`aidepy log`: verify the vault's approval log and print it (see `aidepy.approvals`)."""
+"""`aidepy log`: verify the vault's approval log and print it (see `aidepy.vault.approvals`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from aidepy import approvals
 from aidepy.cli.options import add_config_arguments, load_config
 from aidepy.jobs.baseline import open_trusted
 from aidepy.keys import fingerprint
 from aidepy.lock import run_lock
+from aidepy.vault import approvals
 
 NAME = "log"
 HELP = "verify the signed approval log on the vault and print it"

@@ -8,15 +8,15 @@ import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from aidepy.config import Config, load
+from aidepy.config.evaluate import Config, load
 from aidepy.errors import UsageError
 from aidepy.jobs import deliver
 from aidepy.jobs.baseline import Scan, locate
 from aidepy.lock import run_lock
 from aidepy.pcre import Regex, RegexError
-from aidepy.progress import StatusLine
 from aidepy.report import FORMATS
 from aidepy.report.model import Report
+from aidepy.scan.progress import StatusLine
 
 DEFAULT_CONFIG = "/etc/aidepy/aidepy.conf"
 

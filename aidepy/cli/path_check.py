@@ -9,9 +9,9 @@ import re
 import sys
 from typing import Any
 
-from aidepy import config
 from aidepy.attributes import format_attrs, ordered
 from aidepy.cli.options import add_config_arguments
+from aidepy.config import evaluate as config
 from aidepy.entry import LINUX_TYPE_LETTERS
 from aidepy.errors import UsageError
 from aidepy.selection import Decision, MatchResult, Rule, RuleKind, RuleSet

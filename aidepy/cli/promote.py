@@ -1,15 +1,15 @@
-"""`aidepy promote`: make a fresh scan the vault's new signed baseline (see `aidepy.promote`)."""
+"""`aidepy promote`: make a fresh scan the vault's new signed baseline (see `aidepy.jobs.promote`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from aidepy import config
 from aidepy.cli.options import add_config_arguments
+from aidepy.config import evaluate as config
 from aidepy.jobs.console import Console, Declined
+from aidepy.jobs.promote import Layout, Promotion
 from aidepy.lock import run_lock
-from aidepy.promote import Layout, Promotion
 
 NAME = "promote"
 HELP = "scan afresh and write the new signed baseline onto the vault (at the console)"

@@ -8,15 +8,16 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from aidepy import notify, state
+from aidepy import state
 from aidepy.atomic import replace_text
 from aidepy.cli.options import add_config_arguments, load_config, status_line
-from aidepy.config import Config
-from aidepy.config_model import DEFAULT_MAIL_LIMIT
-from aidepy.daily import DailyReport, alert, failed, run_daily, vault_rules
+from aidepy.config.evaluate import Config
+from aidepy.config.model import DEFAULT_MAIL_LIMIT
 from aidepy.errors import AidepyError
 from aidepy.jobs.baseline import Scan
+from aidepy.jobs.daily import DailyReport, alert, failed, run_daily, vault_rules
 from aidepy.lock import run_lock
+from aidepy.report import mail as notify
 
 NAME = "report"
 HELP = "the daily job: check against the vault's baseline, mail the report to root, log to syslog"

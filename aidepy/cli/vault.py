@@ -1,4 +1,5 @@
-"""`aidepy vault format|mount|umount|status|install`: argument parsing and output over `aidepy.vault`."""
+"""`aidepy vault format|mount|umount|status|install`: argument parsing and output over
+`aidepy.vault.vault`."""
 
 from __future__ import annotations
 
@@ -10,20 +11,21 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aidepy import keys, notify
+from aidepy import keys
 from aidepy.cli.options import add_config_arguments
-from aidepy.config import Config, load
+from aidepy.config.evaluate import Config, load
 from aidepy.errors import ExitCode, PassphraseError, UsageError
 from aidepy.jobs.baseline import Pin
 from aidepy.jobs.console import Console
 from aidepy.jobs.rules_review import confirm_rules, review_vault_rules
 from aidepy.keys import public_key_beside
 from aidepy.lock import run_lock
-from aidepy.medium import warn_stderr
-from aidepy.program import install
-from aidepy.runtime import absent_alarm
-from aidepy.vault import Vault, VaultStatus
-from aidepy.vault_layout import format_vault
+from aidepy.report import mail as notify
+from aidepy.vault.layout import format_vault
+from aidepy.vault.medium import warn_stderr
+from aidepy.vault.program import install
+from aidepy.vault.runtime import absent_alarm
+from aidepy.vault.vault import Vault, VaultStatus
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from debian.deb822 import Deb822
 
 from aidepy.errors import VaultFullError
-from aidepy.vault_layout import KEYRINGS_DIR, KEYRINGS_INDEX
+from aidepy.vault.layout import KEYRINGS_DIR, KEYRINGS_INDEX
 
 if TYPE_CHECKING:
-    from aidepy.vault import Vault
+    from aidepy.vault.vault import Vault
 
 _INLINE = " (inline Signed-By, entry "
 _SIGNED_BY = re.compile(r"\[[^]]*\bsigned-by=([^]\s]+)")

@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from aidepy.attributes import BY_NAME, AttrSet
 from aidepy.compare import Change, Rehash, Summary, compare
-from aidepy.config import Config
-from aidepy.config_model import ReportSettings
-from aidepy.db import Database, DatabaseInfo, open_database, write_and_reopen, write_database
+from aidepy.config.evaluate import Config
+from aidepy.config.model import ReportSettings
+from aidepy.db.file import Database, DatabaseInfo, open_database, write_and_reopen, write_database
 from aidepy.entry import Entry, sort_key
 from aidepy.errors import (
     AidepyError,
@@ -49,12 +49,12 @@ from aidepy.explain.keyring import vault_keyrings
 from aidepy.explain.model import Explained
 from aidepy.keys import fingerprint, load_private_key, load_public_key
 from aidepy.pcre import Match, Regex
-from aidepy.progress import StatusLine
 from aidepy.report.escape import escape_path
 from aidepy.report.model import DatabaseSummary, Level, Mode, Report, ReportOptions
 from aidepy.rollback import Identity, Record
-from aidepy.scan import ScanWarning, scan
-from aidepy.vault import Vault
+from aidepy.scan.progress import StatusLine
+from aidepy.scan.walk import ScanWarning, scan
+from aidepy.vault.vault import Vault
 
 
 def target_options(target: ReportSettings) -> ReportOptions:

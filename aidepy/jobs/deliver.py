@@ -8,7 +8,7 @@ import syslog
 from collections.abc import Callable
 
 from aidepy.compare import refilter
-from aidepy.config import Config
+from aidepy.config.evaluate import Config
 from aidepy.jobs.baseline import target_options
 from aidepy.report import render
 from aidepy.report.model import Report

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aidepy.config import Config
+from aidepy.config.evaluate import Config
 from aidepy.entry import Entry
 from aidepy.errors import AidepyError, UsageError
 from aidepy.jobs.baseline import open_trusted
 from aidepy.jobs.console import Console, Declined
 from aidepy.report.escape import escape_path
 from aidepy.selection import RuleSet
-from aidepy.vault import Vault
+from aidepy.vault.vault import Vault
 
 SHOWN = 10
 """How many paths the live rules no longer select are named (all are counted)."""

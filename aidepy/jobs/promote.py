@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 
 import pyudev
 
-from aidepy import approvals, db, keys, state
-from aidepy.approvals import Approval, ApprovalLog
+from aidepy import keys, state
 from aidepy.atomic import space_needed
 from aidepy.compare import Change, ChangeKind, Summary
+from aidepy.db import file as db
 from aidepy.entry import Entry
 from aidepy.errors import (
     AidepyError,
@@ -45,20 +45,22 @@ from aidepy.jobs.console import Console, Declined
 from aidepy.jobs.review import review
 from aidepy.jobs.rules_review import RulesReview, confirm_rules, review_rules
 from aidepy.jobs.selective import explained_only, kept_records, with_old_records
-from aidepy.medium import udev_context
-from aidepy.progress import StatusLine
 from aidepy.report import render
 from aidepy.report.escape import escape_path
 from aidepy.report.model import Mode, Report
 from aidepy.report.plain import change_detail
 from aidepy.rollback import Identity, Record
-from aidepy.vault import Vault, read_chunks
-from aidepy.vault_layout import APPROVALS, APPROVALS_ANCHOR, DATABASE
+from aidepy.scan.progress import StatusLine
+from aidepy.vault import approvals
+from aidepy.vault.approvals import Approval, ApprovalLog
+from aidepy.vault.layout import APPROVALS, APPROVALS_ANCHOR, DATABASE
+from aidepy.vault.medium import udev_context
+from aidepy.vault.vault import Vault, read_chunks
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-    from aidepy.config import Config
+    from aidepy.config.evaluate import Config
 
 PASSPHRASE_TRIES = 3
 COMMENT_PROMPT = "Comment for the approval log (optional): "
@@ -251,7 +253,7 @@ class Promotion:
                    self._approvals.generation - 1) + 1
 
     def _scan(self) -> Iterator[Entry]:
-        from aidepy.scan import ScanWarning, scan
+        from aidepy.scan.walk import ScanWarning, scan
 
         def say(warning: ScanWarning) -> None:
             self._status.clear()

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 
 import aidepy
 from aidepy.atomic import space_needed
-from aidepy.bootstrap import Manifest
 from aidepy.errors import VaultError
 from aidepy.keys import raw_public
-from aidepy.runtime import build, verify_signature
-from aidepy.vault_layout import LAUNCHER, MANIFEST, PROGRAM_DIRS
+from aidepy.vault.bootstrap import Manifest
+from aidepy.vault.layout import LAUNCHER, MANIFEST, PROGRAM_DIRS
+from aidepy.vault.runtime import build, verify_signature
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from aidepy.vault import Vault
+    from aidepy.vault.vault import Vault
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The evaluated configuration: rules, groups, options, and typed accessors with aidepy's defaults.
 
-Built by `aidepy.config` (import `Config` from there); nothing here reads files.
+Built by `aidepy.config.evaluate` (import `Config` from there); nothing here reads files.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
-from aidepy import config_options as opt
 from aidepy.attributes import AttrSet, format_attrs
+from aidepy.config import options as opt
 from aidepy.selection import Rule, RuleSet
 
 _V = TypeVar("_V")

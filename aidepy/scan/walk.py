@@ -4,7 +4,7 @@ Entries come in canonical order (`aidepy.entry.sort_key`: a directory, then its 
 siblings by name bytes). The unit of work is one directory: list it (one `open` without
 following links, an `fstat` to check it is the directory lstat saw, `getdents`, one `lstat`
 per name), decide every name with the rules (and the `--limit` regex), collect the attributes
-of the selected ones (`aidepy.collect`: open, fstat, hash, flags, xattrs) and name the
+of the selected ones (`aidepy.scan.collect`: open, fstat, hash, flags, xattrs) and name the
 subdirectories worth entering: every directory the rules cannot select anything below is
 pruned. Symlinks are never followed.
 
@@ -16,7 +16,7 @@ directory stays open, `SLICE_PARTS` parts per task, and the process that holds t
 is sent a task to decide the next slice when the caller gets near it, so the largest
 directory costs its names (about 60 bytes each), not its stat results (600) or its parts.
 With more than one worker, tasks are done by a pool of forked worker processes
-(`aidepy.forkpool`; threads would contend for the GIL: on /usr they gained nothing over one
+(`aidepy.scan.forkpool`; threads would contend for the GIL: on /usr they gained nothing over one
 thread). The caller only puts the answers in order: it sends tasks in canonical order as
 they become known, keeps a bounded number of them sent or answered ahead of the one it is
 emitting (sending the one it needs next first), so the output is the same whatever the
@@ -40,10 +40,10 @@ from operator import attrgetter
 from typing import Protocol, TypeVar, cast
 
 from aidepy.attributes import AttrSet
-from aidepy.collect import BUFFER_SIZE, Job, Plan, collect, make_plan, open_quietly
 from aidepy.entry import TYPE_BY_FMT, Entry, Value, sort_key
-from aidepy.forkpool import ForkPool
 from aidepy.pcre import Match, Regex
+from aidepy.scan.collect import BUFFER_SIZE, Job, Plan, collect, make_plan, open_quietly
+from aidepy.scan.forkpool import ForkPool
 from aidepy.selection import Rule
 
 

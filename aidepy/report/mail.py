@@ -37,7 +37,7 @@ class Outcome:
     explained: tuple[int, int, int] | None = None
     """(unexplained, explained, packages) when the changes were explained (`aidepy.explain`)."""
     new: int | None = None
-    """How many changes were not in the previous report (`aidepy.pending`)."""
+    """How many changes were not in the previous report (`aidepy.jobs.pending`)."""
 
     @property
     def alarming(self) -> bool:

@@ -6,7 +6,7 @@ open the vault's baseline through the one trusted path (`aidepy.jobs.baseline`: 
 key, anchor, host, rollback record); note what an interrupted promote left behind (a
 read-write or unprotected vault, temp files); scan into `aidepy.db.new` under the state
 directory, for reading only, and compare what was written through the descriptor that wrote
-it; render the report. Delivery (mail, syslog) is `aidepy.notify`'s.
+it; render the report. Delivery (mail, syslog) is `aidepy.report.mail`'s.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aidepy import approvals, keys, pending, runtime, state
+from aidepy import keys, state
 from aidepy.compare import ChangeKind
-from aidepy.config import Config
-from aidepy.config_options import LOCATION_OPTIONS
+from aidepy.config.evaluate import Config
+from aidepy.config.options import LOCATION_OPTIONS
 from aidepy.errors import (
     AidepyError,
     ApprovalLogError,
@@ -35,12 +35,14 @@ from aidepy.errors import (
     VerificationError,
 )
 from aidepy.explain.keyring import keyring_changes
+from aidepy.jobs import pending
 from aidepy.jobs.baseline import Scan, compare_scan, explanations, open_trusted, report_options, rules_notice
-from aidepy.medium import HARDWARE, MediumKind
-from aidepy.notify import Outcome
 from aidepy.report import render
+from aidepy.report.mail import Outcome
 from aidepy.report.model import Mode, Report, explanation_counts
-from aidepy.vault import Vault
+from aidepy.vault import approvals, runtime
+from aidepy.vault.medium import HARDWARE, MediumKind
+from aidepy.vault.vault import Vault
 
 _ALERT_LINE = re.compile(r"ALERT ([A-Z][A-Z' -]*[A-Z]): ")
 

@@ -13,7 +13,7 @@ from itertools import accumulate
 from typing import NamedTuple, cast
 
 from aidepy.attributes import BY_NAME, AttrSet, Kind
-from aidepy.dbformat import (
+from aidepy.db.format import (
     MAX_BLOCK_BYTES,
     MAX_COUNT_BYTES,
     TABLE,

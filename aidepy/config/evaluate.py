@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aidepy import config_options as opt
 from aidepy.attributes import BY_NAME, DEFAULT_GROUPS, HASHES, SUPPORTED_HASHES, AttrSet, format_attrs
-from aidepy.config_model import Config, ReportTarget, report_scope
-from aidepy.config_syntax import (
+from aidepy.config import options as opt
+from aidepy.config.model import Config, ReportTarget, report_scope
+from aidepy.config.syntax import (
     AttrExpr,
     Condition,
     DefineStmt,

@@ -23,7 +23,7 @@ old and new entries' canonical JSON (`entry_digest`; null: added or removed).
 
 Where it lives: `approvals.log` on the vault; once it outgrows the vault, `approvals.RECORDS.log`
 under state_dir, pinned by the signed anchor `approvals.anchor` on the vault (the format of
-`aidepy.anchor`). An anchored log stays anchored. A reader refuses any other first line.
+`aidepy.vault.anchor`). An anchored log stays anchored. A reader refuses any other first line.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 
-from aidepy.anchor import Anchor, decode_anchor, encode_anchor
 from aidepy.atomic import fsync_dir
 from aidepy.compare import Change, ChangeKind
 from aidepy.entry import Entry
@@ -50,12 +49,13 @@ from aidepy.keys import fingerprint
 from aidepy.report.escape import escape_path, json_path
 from aidepy.report.json_report import json_value
 from aidepy.state import ANCHORED_APPROVALS, open_regular
-from aidepy.vault_layout import APPROVALS, APPROVALS_ANCHOR
+from aidepy.vault.anchor import Anchor, decode_anchor, encode_anchor
+from aidepy.vault.layout import APPROVALS, APPROVALS_ANCHOR
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-    from aidepy.vault import Vault
+    from aidepy.vault.vault import Vault
 
 MAGIC = b"aidepy-approvals 1\n"
 SIGNATURE = b" ed25519 "

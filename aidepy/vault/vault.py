@@ -3,7 +3,7 @@
 `Vault` mounts it (read-only with nosuid,nodev, except while promote writes), tells whether
 it is write-protected, writes files onto it atomically and verified (`aidepy.atomic`), keeps
 the baseline on it or anchors one kept on disk, copies the rules, and reports its status.
-The layout and `format_vault` live in `aidepy.vault_layout`, the device layer in `aidepy.medium`.
+The layout and `format_vault` live in `aidepy.vault.layout`, the device layer in `aidepy.vault.medium`.
 """
 
 from __future__ import annotations
@@ -18,24 +18,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aidepy import medium as md
-from aidepy.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
 from aidepy.atomic import READ_CHUNK, WrittenFile, atomic_write, free_bytes, fsync_dir
-from aidepy.config import copy_path, load
-from aidepy.db import open_database
+from aidepy.config.evaluate import copy_path, load
+from aidepy.db.file import open_database
 from aidepy.errors import AidepyError, DatabaseWriteError, VaultError, VerificationError
 from aidepy.keys import fingerprint, load_public_key, raw_public
-from aidepy.medium import Medium, MediumKind, Mount, Warn, warn_stderr
-from aidepy.runtime import check_manifest
 from aidepy.state import FILE_MODE
-from aidepy.vault_layout import ANCHOR, DATABASE, MARKER, PUBLIC_KEY, RULES, RULES_DIR, RULES_INDEX
-from aidepy.vault_layout import format_vault as format_vault  # re-exported for callers
+from aidepy.vault import medium as md
+from aidepy.vault.anchor import Anchor, check_disk_copy, decode_anchor, encode_anchor
+from aidepy.vault.layout import ANCHOR, DATABASE, MARKER, PUBLIC_KEY, RULES, RULES_DIR, RULES_INDEX
+from aidepy.vault.layout import format_vault as format_vault  # re-exported for callers
+from aidepy.vault.medium import Medium, MediumKind, Mount, Warn, warn_stderr
+from aidepy.vault.runtime import check_manifest
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-    from aidepy.config_model import Config
-    from aidepy.db import DatabaseInfo
+    from aidepy.config.model import Config
+    from aidepy.db.file import DatabaseInfo
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class Vault:
 
     @property
     def anchor_path(self) -> Path:
-        """`aidepy.anchor` on the mounted vault."""
+        """`aidepy.vault.anchor` on the mounted vault."""
         return self.root / ANCHOR
 
     @property

@@ -1,7 +1,7 @@
 """The baseline database on disk: write (compress, digest, sign) and open (verify, then stream).
 
-The byte layout is specified in `docs/database-format.md` and encoded by `aidepy.dbformat`
-(envelope, header) and `aidepy.dbblocks` (body); this module adds the SHA-256 digest, the
+The byte layout is specified in `docs/database-format.md` and encoded by `aidepy.db.format`
+(envelope, header) and `aidepy.db.blocks` (body); this module adds the SHA-256 digest, the
 Ed25519 signature and file handling.
 `open_database` verifies a whole file before it returns; nothing of a file that fails is used.
 Callers that write nothing and report only once the whole stream was read (check, compare),
@@ -33,8 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aidepy import __version__
-from aidepy.dbblocks import BlockDecoder, BlockEncoder
-from aidepy.dbformat import (
+from aidepy.db.blocks import BlockDecoder, BlockEncoder
+from aidepy.db.format import (
     FORMAT_VERSION,
     MAGIC,
     MAX_BLOCK_BYTES,

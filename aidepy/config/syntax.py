@@ -6,7 +6,7 @@ starts afresh, so each non-empty, non-comment line is one statement, and only `@
 are escapes in strings and regexes while a lone backslash stays, an unclosed `@@{NAME` is
 literal text, a word in lowercase letters is an option name (or an error) and never a group.
 Text is handled as latin-1 so every byte of the file stays one character, as in AIDE's lexer.
-Macros, groups, includes and conditions are evaluated by `aidepy.config`.
+Macros, groups, includes and conditions are evaluated by `aidepy.config.evaluate`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `<vault>/bin/aidepy` runs `PYTHON -I -S -B <vault>/lib/bootstrap.py <vault> ARGS...`: no
 environment variables, no user site, no site-packages and no `.pth` files (-S), no bytecode
-written. This file (a copy of `aidepy/bootstrap.py`, standard library only, because nothing
+written. This file (a copy of `aidepy/vault/bootstrap.py`, standard library only, because nothing
 else may be imported before it has checked it) then
   1. reads the manifest `RUNTIME` and checks `lib/aidepy.zip` (aidepy and its pure-Python
      dependencies) against it before putting it on `sys.path`, with the interpreter's
@@ -14,10 +14,10 @@ else may be imported before it has checked it) then
   3. imports aidepy, then checks after the fact what loaded before step 2 could (the
      interpreter, the modules Python itself imports at start-up and their `.pyc`) and every
      executable mapping in /proc/self/maps (shared libraries);
-  4. hands the problems to `aidepy.runtime`, which checks the manifest's signature with the
+  4. hands the problems to `aidepy.vault.runtime`, which checks the manifest's signature with the
      vault's key and makes every problem an ALERT in the report, and runs the command.
 A refused module stops the run with exit status 20 and an ALERT line on stderr (the shipped
-units then mail the alarm). `aidepy.runtime` writes the manifest; its format:
+units then mail the alarm). `aidepy.vault.runtime` writes the manifest; its format:
 
     aidepy-runtime 1
     python <interpreter>          the program bin/aidepy runs
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import CodeType, ModuleType
 
-# The vault's names, as `aidepy.vault_layout` spells them (this file runs before aidepy can be
+# The vault's names, as `aidepy.vault.layout` spells them (this file runs before aidepy can be
 # imported; tests/test_names.py checks that they agree).
 MANIFEST = "RUNTIME"
 PROGRAM = "lib/aidepy.zip"
@@ -104,7 +104,7 @@ class Session:
 
 
 session: Session | None = None
-"""Set by `main` when aidepy started from the vault; `aidepy.runtime` reads it."""
+"""Set by `main` when aidepy started from the vault; `aidepy.vault.runtime` reads it."""
 
 
 def sha256(data: bytes) -> str:
@@ -207,7 +207,7 @@ def start(root: str, *, check: bool = True) -> Manifest:
         with open(f"{root}/{PROGRAM}", "rb") as f:
             program = f.read()
         session.refuse(f"{root}/{PROGRAM}", program)
-        sys.modules["aidepy.bootstrap"] = sys.modules[__name__]  # where aidepy.runtime finds it
+        sys.modules["aidepy.vault.bootstrap"] = sys.modules[__name__]  # where aidepy.runtime finds it
     sys.path[:] = [f"{root}/{PROGRAM}", *manifest.path]
     install_hooks(manifest)
     return manifest
@@ -218,7 +218,7 @@ def main() -> int:
     try:
         start(root)
         from aidepy.cli import main as aidepy_main
-        from aidepy.runtime import preload
+        from aidepy.vault.runtime import preload
 
         preload()
     except (OSError, ValueError, ImportError) as exc:

@@ -4,15 +4,15 @@ Layout on the medium (ext2, label from `vault_label`):
     VAULT           marker ("aidepy vault 1"): only a medium carrying it is used or reformatted
     aidepy.pub      the public key every baseline is verified with
     aidepy.db       the signed baseline, or instead
-    aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.anchor`)
-    approvals.log   the signed approval log (one record per promote; see `aidepy.approvals`),
+    aidepy.anchor   a signed anchor pinning a baseline kept on disk (see `aidepy.vault.anchor`)
+    approvals.log   the signed approval log (one record per promote; see `aidepy.vault.approvals`),
                     or instead
     approvals.anchor  a signed anchor pinning the log kept on disk when it outgrew the vault
     aidepy.conf     the rules the baseline was built with; its includes under `rules/` (+ SOURCES)
-    bin/ lib/ RUNTIME   aidepy itself and the signed manifest of what it runs on (`aidepy.runtime`)
+    bin/ lib/ RUNTIME   aidepy itself and the signed manifest of what it runs on (`aidepy.vault.runtime`)
     apt-keyrings/   the apt keyrings package explanations trust, with an index `SOURCES`
 
-Every name on the vault is spelled here only (tests/test_names.py checks); `aidepy.bootstrap`,
+Every name on the vault is spelled here only (tests/test_names.py checks); `aidepy.vault.bootstrap`,
 which runs before any aidepy module can be imported, repeats two of them.
 """
 
@@ -25,11 +25,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from aidepy import medium as md
 from aidepy.atomic import atomic_write
 from aidepy.errors import AidepyError, VaultError
 from aidepy.keys import load_public_key
-from aidepy.medium import Medium, MediumKind, Warn, warn_stderr
+from aidepy.vault import medium as md
+from aidepy.vault.medium import Medium, MediumKind, Warn, warn_stderr
 
 MARKER = "VAULT"
 MARKER_TEXT = b"aidepy vault 1\n"
@@ -37,7 +37,7 @@ PUBLIC_KEY = "aidepy.pub"
 DATABASE = "aidepy.db"
 ANCHOR = "aidepy.anchor"
 APPROVALS = "approvals.log"
-"""The approval log: one signed record per promote, chained (`aidepy.approvals`)."""
+"""The approval log: one signed record per promote, chained (`aidepy.vault.approvals`)."""
 APPROVALS_ANCHOR = "approvals.anchor"
 """The signed anchor of an approval log kept in state_dir (too large for the vault)."""
 RULES = "aidepy.conf"
@@ -48,7 +48,7 @@ MANIFEST = "RUNTIME"
 PROGRAM = "lib/aidepy.zip"
 """aidepy's sources and its dependencies' pure-Python sources."""
 BOOTSTRAP = "lib/bootstrap.py"
-"""`aidepy.bootstrap`: checks the manifest before the program runs."""
+"""`aidepy.vault.bootstrap`: checks the manifest before the program runs."""
 LAUNCHER = "bin/aidepy"
 """The vault's aidepy command."""
 PROGRAM_DIRS = ("bin", "lib")

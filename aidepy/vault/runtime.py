@@ -2,7 +2,7 @@
 
 The seed ran `/floppy/aide`, a binary nobody on the host could change. aidepy is Python, so the
 vault carries what it can: `lib/aidepy.zip` (aidepy and the pure-Python parts of its
-dependencies, sources only), `lib/bootstrap.py` (`aidepy.bootstrap`) and the launcher
+dependencies, sources only), `lib/bootstrap.py` (`aidepy.vault.bootstrap`) and the launcher
 `bin/aidepy`; and the signed manifest `RUNTIME` lists what it cannot carry, with the SHA-256
 of each file: the interpreter, its standard library (sources and compiled modules), the
 dependencies' compiled extensions and the shared libraries a start maps. `bootstrap.py`
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidSignature
 
 import aidepy
-from aidepy import bootstrap
-from aidepy.bootstrap import MAGIC, Manifest, file_sha256
 from aidepy.errors import VaultError
-from aidepy.notify import Outcome
-from aidepy.vault_layout import BOOTSTRAP, LAUNCHER, MANIFEST, PROGRAM
+from aidepy.report.mail import Outcome
+from aidepy.vault import bootstrap
+from aidepy.vault.bootstrap import MAGIC, Manifest, file_sha256
+from aidepy.vault.layout import BOOTSTRAP, LAUNCHER, MANIFEST, PROGRAM
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -56,7 +56,7 @@ root = sys.argv[1]
 sys.path.insert(0, root + "/lib")
 import bootstrap
 bootstrap.start(root, check=False)
-from aidepy.runtime import preload
+from aidepy.vault.runtime import preload
 preload()
 print("\\n".join(sorted(bootstrap.loaded_files())))
 print("\\n".join(sorted({f"imported {name.split('.')[0]}" for name in sys.modules})))
@@ -72,7 +72,7 @@ def preload() -> None:
     for module in pkgutil.walk_packages(aidepy.__path__, "aidepy."):
         if not module.name.endswith("__main__"):
             importlib.import_module(module.name)
-    from aidepy.medium import udev_context
+    from aidepy.vault.medium import udev_context
 
     udev_context()
 

@@ -4,7 +4,7 @@ Resolves `/dev/…`, `LABEL=…`, `UUID=…` (pyudev, falling back to `blkid` wh
 filesystem properties), image files and directories; attaches images through loop devices;
 reads mounts from /proc/self/mountinfo and the write-protect state from sysfs; runs the
 util-linux and e2fsprogs tools through `sh`, turning their failures into one-line `VaultError`s.
-`aidepy.vault` builds the vault's layout on top of this.
+`aidepy.vault.vault` builds the vault's layout on top of this.
 """
 
 from __future__ import annotations

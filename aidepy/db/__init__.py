@@ -1,0 +1,2 @@
+"""The signed baseline database: the file (file), its wire format (format) and its entry blocks
+(blocks)."""
