@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import os
 import signal
 import stat
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -540,3 +542,13 @@ def test_format_creates_the_missing_floppy_node_then_reports_the_absent_drive(
         assert not status.is_vault and status.problems and all("\n" not in p for p in status.problems)
     finally:
         node.unlink(missing_ok=True)
+
+
+def test_the_program_zip_holds_each_file_once() -> None:
+    """Under Debian's packages two distributions name the same module (setuptools' egg-info
+    lists python3-debian's `debian`): the zip still holds each file once."""
+    from aidepy.vault.runtime import program_zip
+
+    names = zipfile.ZipFile(io.BytesIO(program_zip())).namelist()
+    assert {"aidepy/__init__.py", "debian/deb822.py"} <= set(names)
+    assert len(names) == len(set(names))

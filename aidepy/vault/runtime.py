@@ -211,12 +211,14 @@ def dist_files(dist: metadata.Distribution) -> Iterator[tuple[str, Path]]:
 def program_zip(only: set[str] | None = None) -> bytes:
     """lib/aidepy.zip: aidepy's sources and its dependencies' pure-Python sources (`only` those of
     these top-level packages and modules), compressed and reproducible (the same files give the
-    same bytes)."""
+    same bytes). Each name once: two distributions may name the same module (Debian's setuptools
+    lists python3-debian's `debian` among its top-level names); the first listed is kept."""
     package = Path(aidepy.__file__).parent
     files = [(f"aidepy/{p.relative_to(package)}", p) for p in package.rglob("*.py")
              if "__pycache__" not in p.parts]
     files += [(name, path) for dist in program_distributions() for name, path in dist_files(dist)
               if name.endswith(".py") and (only is None or name.split("/")[0].removesuffix(".py") in only)]
+    files = list(dict(reversed(files)).items())
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         for name, path in sorted(files):
