@@ -492,6 +492,13 @@ def sign_and_write(child: pexpect.spawn, site: VaultSite) -> str:
     return summary
 
 
+def next_second() -> None:
+    """Wait until the clock has entered the next whole second. Times are compared to the second,
+    as AIDE does: what changes after a baseline taken in the same second shows no time change,
+    and a directory whose only changes are its times shows no change at all."""
+    time.sleep(1.02 - time.time() % 1)  # file times lag the clock by a tick at most
+
+
 def backdate(path: Path) -> None:
     """Set `path`'s atime and mtime a minute back. Times are compared to the second, as AIDE
     does: a directory whose baseline is taken now and which changes now would otherwise show a
@@ -624,9 +631,7 @@ def init_both(s: OracleSetup) -> None:
         run(conf, "--init")
         new = conf.parent / (("aide" if run is oracle_aide else "aidepy") + ".db.new")
         new.rename(new.with_suffix(""))
-    # Both compare times to the second: let the mutations' ctimes fall into a later second
-    # than the baseline's, so every ctime change shows.
-    time.sleep(1.05)
+    next_second()  # so every ctime change the mutations make shows
 
 
 def report_body(report: bytes) -> list[bytes]:
@@ -747,6 +752,9 @@ class AptTree:
         self.apt_get("install", *names)
 
     def upgrade(self) -> None:
+        """`apt-get upgrade`, in a later second than any baseline recorded before it (as every
+        real upgrade is): the directories it touches show their time changes."""
+        next_second()
         self.apt_get("update")
         self.apt_get("upgrade")
 
