@@ -101,11 +101,8 @@ def test_daily_report_explains_an_upgrade_and_leaves_the_changed_binary(
     archive = {"kind": "package", "package": "aidepy-test-a", "version": "2.0", "evidence": "archive"}
     assert {p for p, e in found.items() if e == archive} == {
         "/usr/bin", "/usr/bin/aidepy-test-a", "/usr/bin/aidepy-test-a-link", "/usr/share/aidepy-test-a",
-        "/usr/share/aidepy-test-a/data", "/usr/share/aidepy-test-a/new", "/etc/aidepy-test-a",
-        "/etc/aidepy-test-a/a.conf"}
-    # 1.0 has left the signed index, so its .deb proves nothing any more: dpkg's word only
-    assert found["/usr/share/aidepy-test-a/gone"] == {"kind": "package", "package": "aidepy-test-a",
-                                                      "version": "1.0", "evidence": "dpkg"}
+        "/usr/share/aidepy-test-a/data", "/usr/share/aidepy-test-a/new", "/usr/share/aidepy-test-a/gone",
+        "/etc/aidepy-test-a", "/etc/aidepy-test-a/a.conf"}
     unexplained = {p: e for p, e in found.items() if e["kind"] not in ("package", "generated")}
     assert list(unexplained) == ["/usr/bin/aidepy-test-b"]
     assert unexplained["/usr/bin/aidepy-test-b"]["kind"] == "mismatch"
@@ -116,11 +113,33 @@ def test_daily_report_explains_an_upgrade_and_leaves_the_changed_binary(
     first, explained_part = body.split("Explained by package updates:", 1)
     assert "Unexplained changes:" in first and "/usr/bin/aidepy-test-b" in first
     assert "aidepy-test-b 1.0: differs from what the package ships" in first
-    assert f"aidepy-test-a 1.0 → 2.0: {n - 1} entries (evidence archive)" in explained_part
-    assert "aidepy-test-a 1.0: 1 entry (evidence dpkg)\n  f-----------------: /usr/share/aidepy-" \
-        "test-a/gone" in explained_part
+    assert f"aidepy-test-a 1.0 → 2.0: {n} entries (evidence archive)" in explained_part
     # the AIDE sections after it list only what is unexplained
     assert "/usr/share/aidepy-test-a/new" not in explained_part.split("Detailed information", 1)[1]
+
+
+@requires_root
+def test_a_removal_rests_on_the_verified_deb_that_drops_it(upgraded: tuple[VaultSite, AptTree]) -> None:
+    site, tree = upgraded
+    gone = "/usr/share/aidepy-test-a/gone"
+    # 2.0's signed .deb ships no `gone`, and 1.0's .deb shipped what the baseline recorded there
+    found = explanations(aidepy("check", "-c", str(site.config_path), "--json").stdout)
+    assert found[gone] == {"kind": "package", "package": "aidepy-test-a", "version": "2.0",
+                           "evidence": "archive"}
+    # a file the intruder deleted that 2.0 still ships is not the upgrade's doing
+    (tree.root / "usr/share/aidepy-test-a/data").unlink()
+    found = explanations(aidepy("check", "-c", str(site.config_path), "--json").stdout)
+    assert found["/usr/share/aidepy-test-a/data"] == {
+        "kind": "unexplained", "reason": "removed, but the installed package still ships it"}
+    # without 2.0's .deb, only the old .deb (no longer in the signed index) and dpkg's log are left
+    (tree.root / "var/cache/apt/archives/aidepy-test-a_2.0_all.deb").unlink()
+    found = explanations(aidepy("check", "-c", str(site.config_path), "--json").stdout)
+    assert found[gone] == {"kind": "package", "package": "aidepy-test-a", "version": "1.0",
+                           "evidence": "dpkg"}
+    # with no .deb that shipped it at hand, nothing explains the removal
+    (tree.root / "var/cache/apt/archives/aidepy-test-a_1.0_all.deb").unlink()
+    found = explanations(aidepy("check", "-c", str(site.config_path), "--json").stdout)
+    assert found[gone]["kind"] == "unexplained"
 
 
 @requires_root
@@ -356,17 +375,17 @@ def test_promote_explained_only_accepts_what_the_archive_explains(
     site, _ = upgraded
     generation, shown = promote_in_process(site, explained_only=True)
     assert generation == 2
-    assert "--explained-only: accepting the 8 changes explained with evidence archive; keeping the old " \
-           "records of the other 2" in shown
+    assert "--explained-only: accepting the 9 changes explained with evidence archive; keeping the old " \
+           "record of the other 1" in shown
     check = aidepy("check", "-c", str(site.config_path), "--json")
     found = explanations(check.stdout)
-    # the hand-made change stays, and so does the removal only dpkg's word explains
-    assert sorted(found) == ["/usr/bin/aidepy-test-b", "/usr/share/aidepy-test-a/gone"]
+    # only the hand-made change stays
+    assert list(found) == ["/usr/bin/aidepy-test-b"]
     assert found["/usr/bin/aidepy-test-b"]["kind"] == "mismatch"
     assert json.loads(check.stdout)["summary"]["unexplained"] == 1
-    # the approval log says what promote decided: 8 accepted, 2 kept, and names only the accepted
+    # the approval log says what promote decided: 9 accepted, 1 kept, and names only the accepted
     record = json.loads(aidepy("log", "--json", "-c", str(site.config_path)).stdout)["records"][-1]
-    assert (record["generation"], record["accepted"], record["kept"]) == (2, 8, 2)
+    assert (record["generation"], record["accepted"], record["kept"]) == (2, 9, 1)
     assert not {p["path"] for p in record["paths"]} & set(found)
 
 
@@ -378,18 +397,15 @@ def test_the_review_at_the_console_accepts_the_archive_in_one_answer(
     child = spawn_promote(site)
     child.expect(ACCEPT)
     child.sendline("r")
-    child.expect("Accept the 8 changes explained by package updates with evidence archive?")
+    child.expect("Accept the 9 changes explained by package updates with evidence archive?")
     child.sendline("y")
-    child.expect(r"\[1/2\] f.*: /usr/bin/aidepy-test-b\r?\n +unexplained: aidepy-test-b 1\.0: differs from "
+    child.expect(r"\[1/1\] f.*: /usr/bin/aidepy-test-b\r?\n +unexplained: aidepy-test-b 1\.0: differs from "
                  "what the package ships")
     child.expect(REVIEW)
     child.sendline("d")
     child.expect("File: /usr/bin/aidepy-test-b")
     child.expect(REVIEW)
     child.sendline("k")
-    child.expect(r"\[2/2\] f-+: /usr/share/aidepy-test-a/gone\r?\n +aidepy-test-a 1\.0 \(evidence dpkg\)")
-    child.expect(REVIEW)
-    child.sendline("a")
     child.expect("Make this the vault's new baseline: 9 changes accepted, 1 kept as before")
     child.sendline("y")
     assert "generation   2 (was 1)" in sign_and_write(child, site)

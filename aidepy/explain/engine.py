@@ -19,7 +19,7 @@ from pathlib import Path
 from aidepy.attributes import BY_NAME, HASHES
 from aidepy.compare import Change, ChangeKind, Rehash
 from aidepy.explain import archive
-from aidepy.explain.archive import ArchiveError, ArchiveIndex, Contents, PackageId
+from aidepy.explain.archive import ArchiveError, ArchiveIndex, Contents, Member, PackageId
 from aidepy.explain.dpkg import Diversion, Dpkg, Installed
 from aidepy.explain.generated import explain_generated
 from aidepy.explain.judge import CRYPTO_HASHES, Ids, Shipped, implied, judge
@@ -74,8 +74,12 @@ def explain(changes: Iterable[Change], sources: Sources) -> Explained | None:
         for p in packages:
             wanted.setdefault((p.package, p.version, p.architecture), set()).add(name[path])
     olds = {(name, version, arch or "all") for name, (version, arch) in previous.items()}
+    successors = _successors(dpkg, olds)
+    gone = {n for c in removed for n in candidates[c.path]}
     for pkg in olds:
-        wanted.setdefault(pkg, set()).update(n for c in removed for n in candidates[c.path])
+        wanted.setdefault(pkg, set()).update(gone)
+        if pkg in successors:  # its verified .deb, not shipping a removed path, proves the removal
+            wanted.setdefault(successors[pkg], set()).update(gone)
 
     notices: list[str] = []
     index: ArchiveIndex | None = None
@@ -125,8 +129,8 @@ def explain(changes: Iterable[Change], sources: Sources) -> Explained | None:
                 found[change.path] = Explanation(Kind.UNEXPLAINED, p.package, p.version,
                                                  reason="removed, but the installed package still ships it")
                 continue
-            shipped_before = [Shipped(pkg[0], pkg[1], m[0][n], previous=pkg[1],
-                                      evidence=Evidence.ARCHIVE if m[1] else Evidence.DPKG)
+            shipped_before = [_shipped_before(pkg, m[0][n], m[1], successors.get(pkg), members,
+                                              candidates[change.path])
                               for pkg in sorted(olds) if (m := members.get(pkg))
                               for n in candidates[change.path] if n in m[0]]
             found[change.path] = judge(change, shipped_before, ids)
@@ -159,6 +163,27 @@ def _diversions(dpkg: Dpkg, changes: Iterable[Change]) -> dict[bytes, Routed]:
         if d is not None:
             found[change.path] = (d, d.to in names)
     return found
+
+
+def _successors(dpkg: Dpkg, olds: Collection[PackageId]) -> dict[PackageId, PackageId]:
+    """The version installed now of each package in `olds` that was upgraded since (same name
+    and architecture, another version), as dpkg's status file says."""
+    now = {(p.package, p.architecture): (p.package, p.version, p.architecture)
+           for p in dpkg.installed.values()}
+    return {old: new for old in olds if (new := now.get((old[0], old[2]))) is not None and new[1] != old[1]}
+
+
+def _shipped_before(old: PackageId, member: Member, verified: bool, successor: PackageId | None,
+                    members: dict[PackageId, Contents], names: Collection[bytes]) -> Shipped:
+    """What version `old` shipped at a removed path. Evidence `archive` when its `.deb`
+    verified, or when the version it was upgraded to has a verified `.deb` that ships the path
+    under none of its `names` (the signed archive says the upgrade drops it); then it is
+    explained by that upgrade. Otherwise dpkg's log is the only word on which version was there."""
+    if not verified and successor is not None and (now := members.get(successor)) is not None \
+            and now[1] and not any(n in now[0] for n in names):
+        return Shipped(successor[0], successor[1], member, previous=old[1], evidence=Evidence.ARCHIVE)
+    return Shipped(old[0], old[1], member, previous=old[1],
+                   evidence=Evidence.ARCHIVE if verified else Evidence.DPKG)
 
 
 def _diverted_owners(packages: list[Installed], routed: Routed | None) -> list[Installed]:

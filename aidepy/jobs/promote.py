@@ -299,9 +299,11 @@ class Promotion:
         if self.explained_only:
             self._accepted = explained_only(found.changes, explained)
             kept = len(kept_records(found.changes, self._accepted))
-            notices.append(f"--explained-only: accepting the {sum(self._accepted.values())} changes "
-                           f"explained with evidence archive; keeping the old records of the other {kept} "
-                           "(they stay in the daily report).")
+            accepted = sum(self._accepted.values())
+            notices.append(f"--explained-only: accepting the {accepted} change{'' if accepted == 1 else 's'} "
+                           "explained with evidence archive; keeping the old "
+                           f"record{'' if kept == 1 else 's'} of the other {kept} "
+                           f"({'it stays' if kept == 1 else 'they stay'} in the daily report).")
         text = render(Report(
             mode=Mode.COMPARE, changes=found.changes, summary=found.summary, start_time=start,
             end_time=time.time(), options=options, explained=explained,
@@ -339,8 +341,10 @@ class Promotion:
         if answers is None:
             return None
         kept = len(kept_records(self._changes, answers))
-        if not self.console.confirm(f"Make this the vault's new baseline: {sum(answers.values())} changes "
-                                    f"accepted, {kept} kept as before (they stay in the daily report)?"):
+        accepted = sum(answers.values())
+        if not self.console.confirm(f"Make this the vault's new baseline: {accepted} change"
+                                    f"{'' if accepted == 1 else 's'} accepted, {kept} kept as before "
+                                    f"({'it stays' if kept == 1 else 'they stay'} in the daily report)?"):
             return None
         return answers
 
