@@ -160,5 +160,13 @@ def test_the_daily_mail_and_promote_follow_report_format_json(vault_site: VaultS
     assert run.returncode == 4, run.stderr
     mailed = json.loads(sent_mail(site).get_content())
     assert mailed == json.loads(run.stdout)
-    assert json_path(os.fsencode(site.tree / "motd")) in [c["path"] for c in mailed["changed"]]
+    motd, backdoor = (json_path(os.fsencode(site.tree / name)) for name in ("motd", "backdoor"))
+    assert [(c["path"], c["new"]) for c in mailed["changed"]] == [(motd, True)]
     assert mailed["database"]["signature"] == "verified"
+    # the next report marks what the previous one did not list, and still lists everything
+    (site.tree / "backdoor").write_text("#!/bin/sh\n")
+    run = daily_report(site)
+    mailed = json.loads(sent_mail(site).get_content())
+    marked = {c["path"]: c["new"] for kind in ("added", "removed", "changed") for c in mailed[kind]}
+    assert marked[backdoor] and not marked[motd]  # (the directory that gained backdoor is new too)
+    assert (mailed["summary"]["new"], mailed["summary"]["pending"]) == (sum(marked.values()), len(marked))

@@ -2,7 +2,9 @@
 
     {"summary": {"total", "added", "removed", "changed", "exit_code"},
      "added": [{"path", "type"}], "removed": [...],
-     (with explanations: every entry's "explanation", and summary "explained", "unexplained")
+     (with explanations: every entry's "explanation", and summary "explained", "unexplained";
+      the daily report: every entry's "new", true when the previous report did not list it as
+      it is now, and summary "new", "pending")
      "changed": [{"path", "type", "summary", "attributes": {name: {"old", "new"}},
                   "diff": [unified diff lines, when the content attribute changed]}],
      "database": {"path", "sha256", "signature", "key_fingerprint", "created", "generation"}, ...}
@@ -56,11 +58,14 @@ def reported_changes(report: Report) -> list[Change]:
 
 
 def change_item(report: Report, change: Change, *, with_attributes: bool) -> dict[str, Any]:
-    """One change as the document lists it: path, type, explanation (when the report has them);
-    a changed entry also its summary string, and (`with_attributes`) its attributes."""
+    """One change as the document lists it: path, type, explanation (when the report has them),
+    whether it is new (in the daily report); a changed entry also its summary string, and
+    (`with_attributes`) its attributes."""
     item: dict[str, Any] = {"path": json_path(change.path), "type": change.ftype}
     if report.explained is not None:
         item["explanation"] = report.explained.of(change.path).as_json()
+    if report.new is not None:
+        item["new"] = change.path in report.new
     if change.kind is ChangeKind.CHANGED:
         item["summary"] = model.summary_string(change, report.options)
     if "content" in change.changed and (lines := content.diff(change.old, change.new)):
@@ -110,6 +115,9 @@ def document(report: Report) -> dict[str, Any]:
     if r.explained is not None:
         unexplained, explained, _ = model.explanation_counts(r)
         doc["summary"].update(explained=explained, unexplained=unexplained)
+    if r.new is not None:
+        fresh, pending = model.new_changes(r)
+        doc["summary"].update(new=len(fresh), pending=pending)
     if r.new_database is not None:
         doc["new_database"] = r.new_database
     if r.databases:

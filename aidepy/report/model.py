@@ -201,6 +201,14 @@ def listed_changes(report: Report) -> list[Change]:
     return [c for c in report.changes if c.kind is not ChangeKind.ATTRIBUTES]
 
 
+def new_changes(r: Report) -> tuple[list[Change], int]:
+    """The listed changes of a daily report that were not in the previous report (`Report.new`),
+    and how many changes are pending in all."""
+    assert r.new is not None
+    listed = listed_changes(r)
+    return [c for c in listed if c.path in r.new], len(listed)
+
+
 def explanation_counts(r: Report) -> tuple[int, int, int]:
     """(unexplained, explained, packages) among the listed changes of a report with explanations."""
     assert r.explained is not None

@@ -33,6 +33,7 @@ from aidepy.report.model import (
     explanation_counts,
     format_time,
     listed_changes,
+    new_changes,
     outline,
     report_attributes,
     shown,
@@ -263,10 +264,8 @@ def render_text(report: Report) -> str:
 def new_section(r: Report) -> Iterator[str]:
     """The changes not in the previous report (the daily report's `new`), before everything else;
     the full lists follow, so nothing pending is ever left out."""
-    assert r.new is not None
-    listed = listed_changes(r)
-    fresh = [c for c in listed if c.path in r.new]
-    yield f"\n\nNew since the last report: {len(fresh)} new, {len(listed)} pending"
+    fresh, pending = new_changes(r)
+    yield f"\n\nNew since the last report: {len(fresh)} new, {pending} pending"
     if fresh:
         yield _headline("New since the last report")
         yield from (f"\n{summary_string(c, r.options)}: {escape_path(c.path)}" for c in fresh)
