@@ -165,7 +165,7 @@ def test_the_daily_mail_and_promote_follow_report_format_json(vault_site: VaultS
     assert mailed["database"]["signature"] == "verified"
     # the next report marks what the previous one did not list, and still lists everything
     (site.tree / "backdoor").write_text("#!/bin/sh\n")
-    run = daily_report(site)
+    daily_report(site)
     mailed = json.loads(sent_mail(site).get_content())
     marked = {c["path"]: c["new"] for kind in ("added", "removed", "changed") for c in mailed[kind]}
     assert marked[backdoor] and not marked[motd]  # (the directory that gained backdoor is new too)
